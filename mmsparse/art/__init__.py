@@ -1,0 +1,1 @@
+"""mmsparse.art (plain PyTorch, no OpenMMLab imports)."""

@@ -1,0 +1,2 @@
+"""Hooks and other run-time adapters."""
+from .hooks import *  # noqa: F401,F403

@@ -1,0 +1,1 @@
+"""mmsparse.evaluation."""

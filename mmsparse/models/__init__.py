@@ -1,0 +1,2 @@
+"""Registered models of mmsparse."""
+from .backbones import *  # noqa: F401,F403

@@ -1,0 +1,1 @@
+"""mmsparse.p3b (plain PyTorch, no OpenMMLab imports)."""

@@ -1,0 +1,1 @@
+"""mmsparse.utils (plain PyTorch, no OpenMMLab imports)."""

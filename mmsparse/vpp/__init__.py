@@ -1,0 +1,1 @@
+"""mmsparse.vpp (plain PyTorch, no OpenMMLab imports)."""

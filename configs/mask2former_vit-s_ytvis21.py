@@ -1,0 +1,66 @@
+# Dense baseline: Mask2Former (video) with a plain ViT-S/16 + simple feature
+# pyramid on YouTube-VIS 2021. Inherits mmdet's R50 recipe and swaps only the
+# backbone, the head's input channels, the backbone optimizer keys and the
+# evaluator (local AP on a held-out split; server zip with format_only=True).
+#
+# Weights: the backbone starts from a DeiT-S ImageNet checkpoint, e.g.
+#   https://dl.fbaipublicfiles.com/deit/deit_small_patch16_224-cd65a155.pth
+# saved as checkpoints/deit_small_patch16_224-cd65a155.pth (timm and
+# mmpretrain key names both load; the position embedding is interpolated).
+# The head starts from scratch (the COCO Mask2Former checkpoint of the base
+# config is R50-specific, so its init_cfg is dropped).
+_base_ = 'mmdet::mask2former_vis/mask2former_r50_8xb2-8e_youtubevis2021.py'
+
+custom_imports = dict(imports=['mmsparse'], allow_failed_imports=False)
+
+pretrained = 'checkpoints/deit_small_patch16_224-cd65a155.pth'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='ViTPyramid',
+        arch='small',
+        img_size=224,
+        patch_size=16,
+        drop_path_rate=0.1,
+        out_channels=256,
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    track_head=dict(in_channels=[256, 256, 256, 256]),
+    init_cfg=None)
+
+# ViT: no weight decay on norms, position embedding and class token.
+backbone_no_decay = dict(lr_mult=0.1, decay_mult=0.0)
+embed_multi = dict(lr_mult=1.0, decay_mult=0.0)
+optim_wrapper = dict(
+    paramwise_cfg=dict(
+        custom_keys={
+            'backbone': dict(lr_mult=0.1, decay_mult=1.0),
+            'backbone.pos_embed': backbone_no_decay,
+            'backbone.cls_token': backbone_no_decay,
+            'query_embed': embed_multi,
+            'query_feat': embed_multi,
+            'level_embed': embed_multi,
+        },
+        norm_decay_mult=0.0))
+
+# Local evaluation on a held-out part of train (ground truth kept by
+# tools/dataset_converters/youtubevis2cocovid.py --heldout-ratio 0.1).
+# For the official valid set use ann_file youtube_vis_2021_valid.json,
+# data_prefix valid/JPEGImages and format_only=True (server zip).
+val_dataloader = dict(
+    dataset=dict(
+        type='CheckedYouTubeVISDataset',
+        ann_file='annotations/youtube_vis_2021_heldout.json',
+        data_prefix=dict(img_path='train/JPEGImages')))
+test_dataloader = val_dataloader
+train_dataloader = dict(
+    dataset=dict(
+        type='CheckedYouTubeVISDataset',
+        ann_file='annotations/youtube_vis_2021_train_sub.json'))
+val_evaluator = dict(
+    _delete_=True,
+    type='YouTubeVISAPMetric',
+    metric='youtube_vis_ap',
+    outfile_prefix='./youtube_vis_results',
+    format_only=False)
+test_evaluator = val_evaluator
+env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -1,1 +1,2 @@
 """Hooks of mmsparse."""
+from .vis_prediction_hook import VISPredictionDrawHook  # noqa: F401

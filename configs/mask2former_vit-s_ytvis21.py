@@ -63,4 +63,7 @@ val_evaluator = dict(
     outfile_prefix='./youtube_vis_results',
     format_only=False)
 test_evaluator = val_evaluator
+# PNGs of predicted masks over the frames of a few test videos
+# (<work_dir>/vis_predictions/test/<video>.png).
+custom_hooks = [dict(type='VISPredictionDrawHook', num_videos=4)]
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -1,0 +1,165 @@
+"""FLOPs and wall-clock of a video instance segmentation model, per frame.
+
+    python tools/analysis_tools/benchmark.py CONFIG [--shape 368 640]
+        [--frames 2] [--repeat 5] [--threads N] [--out bench.json]
+        [--checkpoint CKPT] [--cfg-options k=v ...]
+
+Measures, on synthetic frames of the given size, in one process:
+
+* backbone: FLOPs (mmengine.analysis, fvcore convention) and the median
+  wall-clock of ``backbone(frames)`` divided by the number of frames;
+* whole model: FLOPs of backbone + ``track_head.forward`` and the median
+  wall-clock of ``model.predict`` (backbone, head, post-processing) on a
+  T-frame clip, divided by T.
+
+Prints a markdown table and writes JSON. These are the dense numbers every
+pruning method is compared against; several configs given at once are
+measured side by side, in the same run.
+"""
+import argparse
+import os.path as osp
+import platform
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+
+import mmsparse  # noqa: F401
+from mmsparse.registry import MODELS
+from mmsparse.utils.benchmark import (count_flops, format_table, time_call,
+                                      write_json)
+
+
+def make_track_sample(num_frames: int, h: int, w: int):
+    """A TrackDataSample with the metainfo Mask2FormerTrackHead needs."""
+    from mmdet.structures import DetDataSample, TrackDataSample
+    frames = []
+    for i in range(num_frames):
+        s = DetDataSample()
+        s.set_metainfo(
+            dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                pad_shape=(h, w),
+                batch_input_shape=(h, w),
+                scale_factor=(1.0, 1.0),
+                frame_id=i,
+                video_length=num_frames,
+                img_id=i))
+        frames.append(s)
+    return TrackDataSample(video_data_samples=frames)
+
+
+def benchmark_model(model, name: str, num_frames: int, h: int, w: int,
+                    repeat: int) -> dict:
+    """Measure one built model; returns a row of the table."""
+    model.eval()
+    frames = torch.randn(num_frames, 3, h, w)
+    sample = make_track_sample(num_frames, h, w)
+
+    def whole(x):
+        feats = model.backbone(x)
+        return model.track_head(feats, sample)
+
+    bb_flops = count_flops(model.backbone, frames)
+    all_flops = count_flops(model, frames, fn=whole)
+
+    with torch.no_grad():
+        bb_time = time_call(lambda: model.backbone(frames), repeat=repeat)
+        full_time = time_call(
+            lambda: model.predict(frames[None], [
+                make_track_sample(num_frames, h, w)
+            ]),
+            repeat=repeat)
+    return dict(
+        model=name,
+        frames=num_frames,
+        input=f'{h}x{w}',
+        backbone_params_M=bb_flops['params'] / 1e6,
+        model_params_M=all_flops['params'] / 1e6,
+        backbone_GFLOPs_per_frame=bb_flops['flops'] / 1e9 / num_frames,
+        model_GFLOPs_per_frame=all_flops['flops'] / 1e9 / num_frames,
+        backbone_ms_per_frame=bb_time['median'] * 1e3 / num_frames,
+        model_ms_per_frame=full_time['median'] * 1e3 / num_frames,
+        backbone_share=bb_time['median'] / full_time['median'],
+        uncounted_ops=sorted(
+            set(bb_flops['uncounted']) | set(all_flops['uncounted'])),
+        backbone_runs_s=bb_time['runs'],
+        model_runs_s=full_time['runs'])
+
+
+def build(config: str, checkpoint, cfg_options):
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model_cfg = cfg.model
+    # no downloads: weights come from --checkpoint or stay random
+    model_cfg.init_cfg = None
+    if 'init_cfg' in model_cfg.get('backbone', {}):
+        model_cfg.backbone.init_cfg = None
+    model = MODELS.build(model_cfg)
+    if checkpoint:
+        load_checkpoint(model, checkpoint, map_location='cpu')
+    else:
+        model.init_weights()
+    return model
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('configs', nargs='+', help='one or more configs')
+    parser.add_argument('--checkpoint', default=None)
+    parser.add_argument('--shape', type=int, nargs=2, default=[368, 640],
+                        metavar=('H', 'W'))
+    parser.add_argument('--frames', type=int, default=2)
+    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch.set_num_threads (default: torch\'s)')
+    parser.add_argument('--out', default='work_dirs/benchmark/dense.json')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args()
+    if args.frames < 1 or args.repeat < 1:
+        parser.error('--frames and --repeat must be >= 1')
+    h, w = args.shape
+    if h % 32 or w % 32:
+        parser.error(f'--shape {h} {w}: both must be multiples of 32 (the '
+                     'data preprocessor pads to 32)')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    rows = []
+    for config in args.configs:
+        model = build(config, args.checkpoint, args.cfg_options)
+        name = osp.splitext(osp.basename(config))[0]
+        print(f'benchmarking {name} at {h}x{w}, {args.frames} frames ...',
+              flush=True)
+        rows.append(
+            benchmark_model(model, name, args.frames, h, w, args.repeat))
+
+    cols = ['model', 'input', 'backbone_params_M', 'backbone_GFLOPs_per_frame',
+            'backbone_ms_per_frame', 'model_GFLOPs_per_frame',
+            'model_ms_per_frame', 'backbone_share']
+    table = format_table(rows, cols, [
+        'model', 'input', 'backbone params (M)', 'backbone GFLOPs/frame',
+        'backbone ms/frame', 'model GFLOPs/frame', 'model ms/frame',
+        'backbone share of time'
+    ])
+    print(table)
+    uncounted = sorted({op for r in rows for op in r['uncounted_ops']})
+    if uncounted:
+        print(f'FLOPs exclude operators without a counter: {uncounted}')
+    out = write_json(
+        dict(
+            rows=rows,
+            table=table,
+            torch=torch.__version__,
+            threads=torch.get_num_threads(),
+            cpu=platform.processor() or platform.machine(),
+            repeat=args.repeat), args.out)
+    print(f'wrote {out}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,1 +1,3 @@
 """mmsparse.datasets."""
+from .ytvis_dataset import CheckedYouTubeVISDataset  # noqa: F401
+from .digits import SklearnDigitsDataset  # noqa: F401,E402

@@ -1,0 +1,397 @@
+"""A tiny synthetic video instance segmentation set in the raw YouTube-VIS layout.
+
+The toy set lets the whole VIS pipeline (conversion, ``YouTubeVISDataset``,
+Mask2Former-VIS training, ``YouTubeVISMetric``) run in seconds on a CPU. It is
+written exactly like the official YouTube-VIS 2021 release::
+
+    <out>/train/JPEGImages/<video_name>/00000.jpg
+    <out>/train/instances.json   # videos, annotations (RLE per frame), categories
+    <out>/valid/...              # optional, without annotations like the official valid
+
+Each video shows 1-3 objects of three classes that differ in shape, colour and
+size (``circle`` red and small, ``square`` green, ``triangle`` blue and large;
+every attribute jittered) on a textured, noisy background. Objects move with a
+near-constant velocity (and spin), pass in front of each other (the drawing order
+is the depth order; masks are the *visible* parts, so overlapping objects have
+disjoint masks) and some of them enter or leave the frame, in which case the
+segmentation, bbox and area of the fully hidden frames are ``None`` as in the real
+annotations. Everything is a deterministic function of ``seed``.
+
+Only numpy, Pillow and pycocotools are used, so the module can be imported
+without OpenMMLab.
+"""
+import json
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_util
+
+TOY_YTVIS_CLASSES: Tuple[str, ...] = ('circle', 'square', 'triangle')
+
+# Class-typical appearance: mean RGB colour and the range of the "radius" (circle
+# radius, square half side, triangle circumradius) in pixels at 320x192.
+_CLASS_STYLE = {
+    'circle': dict(color=(205, 60, 50), radius=(11., 19.)),
+    'square': dict(color=(60, 170, 70), radius=(13., 21.)),
+    'triangle': dict(color=(60, 90, 210), radius=(22., 34.)),
+}
+_REFERENCE_SIZE = (320, 192)
+_COLOR_JITTER = 30
+_MOTION_MODES = ('inside', 'enter', 'leave')
+_MOTION_PROBS = (0.55, 0.225, 0.225)
+
+
+@dataclass
+class ToyObject:
+    """One moving object of a toy video.
+
+    Args:
+        label (int): Index into :data:`TOY_YTVIS_CLASSES`.
+        color (np.ndarray): Mean RGB colour, shape (3,).
+        radius (float): Circle radius, square half side or triangle circumradius.
+        centers (np.ndarray): Center per frame (x, y), shape (T, 2).
+        angles (np.ndarray): Rotation per frame in radians, shape (T,).
+        mode (str): How it moves: 'inside', 'enter', 'leave' or 'cross' (path
+            moved to cross an object behind or in front of it).
+    """
+    label: int
+    color: np.ndarray
+    radius: float
+    centers: np.ndarray
+    angles: np.ndarray
+    mode: str = 'inside'
+
+    @property
+    def name(self) -> str:
+        return TOY_YTVIS_CLASSES[self.label]
+
+    @property
+    def extent(self) -> float:
+        """Largest distance of a shape pixel from the center."""
+        return self.radius * (np.sqrt(2.) if self.name == 'square' else 1.)
+
+    def vertices(self, t: int) -> np.ndarray:
+        """Polygon vertices (x, y) of square/triangle at frame ``t``."""
+        n = 4 if self.name == 'square' else 3
+        r = self.extent
+        phi = self.angles[t] + 2 * np.pi * np.arange(n) / n
+        return self.centers[t] + r * np.stack([np.cos(phi), np.sin(phi)], 1)
+
+    def amodal_mask(self, t: int, height: int, width: int) -> np.ndarray:
+        """Full (un-occluded) mask of the object in frame ``t``, clipped to the image."""
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+        cx, cy = self.centers[t]
+        if self.name == 'circle':
+            return (xs - cx)**2 + (ys - cy)**2 <= self.radius**2
+        verts = self.vertices(t)
+        inside = np.ones((height, width), dtype=bool)
+        for i in range(len(verts)):
+            (x0, y0), (x1, y1) = verts[i], verts[(i + 1) % len(verts)]
+            # Vertices go counter-clockwise in (x, y) maths coordinates, so the
+            # interior lies left of every edge: cross product >= 0.
+            inside &= (x1 - x0) * (ys - y0) - (y1 - y0) * (xs - x0) >= 0
+        return inside
+
+
+@dataclass
+class ToyVideo:
+    """A rendered toy video.
+
+    Args:
+        frames (np.ndarray): RGB frames, uint8, shape (T, H, W, 3).
+        objects (list[ToyObject]): Objects from back (drawn first) to front.
+        visible_masks (np.ndarray): Visible masks, bool, shape (K, T, H, W).
+        amodal_masks (np.ndarray): Full masks ignoring occlusion, shape (K, T, H, W).
+    """
+    frames: np.ndarray
+    objects: List[ToyObject] = field(default_factory=list)
+    visible_masks: Optional[np.ndarray] = None
+    amodal_masks: Optional[np.ndarray] = None
+
+
+def _smooth_noise(rng: np.random.Generator, grid: Tuple[int, int], size: Tuple[int, int],
+                  sigma: float, chroma: float = 0.3) -> np.ndarray:
+    """Low-frequency RGB noise: a random (gh, gw) grid upsampled bicubically to size (W, H).
+
+    Mostly luminance (shared by the channels); ``chroma`` scales the per-channel part.
+    """
+    gh, gw = grid
+    coarse = rng.normal(0., sigma, size=(gh, gw, 1)) + rng.normal(
+        0., sigma * chroma, size=(gh, gw, 3))
+    coarse = coarse.astype(np.float32)
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(coarse[..., c])).resize(size, Image.BICUBIC))
+        for c in range(3)
+    ]
+    return np.stack(channels, -1)
+
+
+def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A desaturated textured background (float32, H x W x 3)."""
+    gray = rng.uniform(80., 170.)
+    base = gray + rng.uniform(-18., 18., size=3)
+    bg = np.broadcast_to(base, (height, width, 3)).astype(np.float32)
+    bg = bg + _smooth_noise(rng, (4, 6), (width, height), 22.)
+    bg = bg + _smooth_noise(rng, (height // 8, width // 8), (width, height), 9.)
+    # A few soft stripes as distractor texture.
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    theta = rng.uniform(0, np.pi)
+    period = rng.uniform(12., 40.)
+    stripes = np.sin((xs * np.cos(theta) + ys * np.sin(theta)) * 2 * np.pi / period)
+    bg = bg + rng.uniform(4., 12.) * stripes[..., None]
+    return bg
+
+
+def _sample_objects(rng: np.random.Generator, num_frames: int, height: int,
+                    width: int) -> List[ToyObject]:
+    """Sample 1-3 objects with trajectories; returned in back-to-front order."""
+    scale = min(width / _REFERENCE_SIZE[0], height / _REFERENCE_SIZE[1])
+    num_objects = int(rng.integers(1, 4))
+    t = np.arange(num_frames, dtype=np.float64)
+    objects = []
+    for _ in range(num_objects):
+        label = int(rng.integers(len(TOY_YTVIS_CLASSES)))
+        style = _CLASS_STYLE[TOY_YTVIS_CLASSES[label]]
+        color = np.clip(
+            np.asarray(style['color'], np.float64) +
+            rng.integers(-_COLOR_JITTER, _COLOR_JITTER + 1, size=3), 0, 255)
+        radius = float(rng.uniform(*style['radius'])) * scale
+        extent = radius * (np.sqrt(2.) if TOY_YTVIS_CLASSES[label] == 'square' else 1.)
+        mode = str(rng.choice(_MOTION_MODES, p=_MOTION_PROBS))
+
+        def inside_point():
+            return np.array([rng.uniform(extent, width - extent),
+                             rng.uniform(extent, height - extent)])
+
+        start, end = inside_point(), inside_point()
+        if mode != 'inside':
+            # A point beyond a random border where the shape is fully invisible.
+            side = int(rng.integers(4))
+            margin = extent + rng.uniform(2., 20.) * scale
+            outside = inside_point()
+            if side == 0:
+                outside[0] = -margin
+            elif side == 1:
+                outside[0] = width + margin
+            elif side == 2:
+                outside[1] = -margin
+            else:
+                outside[1] = height + margin
+            if mode == 'enter':
+                start = outside
+            else:
+                end = outside
+        velocity = (end - start) / max(num_frames - 1, 1)
+        centers = start + velocity * t[:, None]
+        # "Constant-ish" velocity: a small smooth wobble on top of the straight line.
+        centers = centers + np.cumsum(rng.normal(0., 0.4, size=(num_frames, 2)), 0)
+        if mode == 'enter':
+            centers[0] = start
+        elif mode == 'leave':
+            centers[-1] = end
+        angles = rng.uniform(0, 2 * np.pi) + rng.uniform(-0.12, 0.12) * t
+        objects.append(ToyObject(label, color, radius, centers, angles, mode))
+
+    # Make some trajectories cross so that occlusion is common: move a later
+    # object's path so it passes (near) the center of an earlier one mid-video.
+    if num_objects > 1 and rng.random() < 0.7:
+        j = int(rng.integers(1, num_objects))
+        i = int(rng.integers(0, j))
+        tc = int(rng.integers(num_frames // 4, max(num_frames // 4 + 1, 3 * num_frames // 4)))
+        offset = rng.normal(0., 0.3 * objects[i].extent, size=2)
+        shift = objects[i].centers[tc] + offset - objects[j].centers[tc]
+        objects[j].centers = objects[j].centers + shift
+        objects[j].mode = 'cross'
+
+    order = rng.permutation(num_objects)  # random depth order
+    return [objects[k] for k in order]
+
+
+def render_toy_video(rng: np.random.Generator,
+                     num_frames: int = 8,
+                     height: int = 192,
+                     width: int = 320,
+                     max_tries: int = 20) -> ToyVideo:
+    """Render one toy video.
+
+    Objects are painted back to front, so a pixel belongs to the front-most object
+    covering it; ``visible_masks`` are therefore pairwise disjoint. A video is
+    re-sampled (up to ``max_tries``) until every object is visible in at least one
+    frame.
+
+    Args:
+        rng (np.random.Generator): Source of randomness.
+        num_frames (int): Frames per video. Defaults to 8.
+        height (int): Frame height. Defaults to 192.
+        width (int): Frame width. Defaults to 320.
+        max_tries (int): Attempts to sample objects that are all visible somewhere.
+            Defaults to 20.
+
+    Returns:
+        ToyVideo: Frames, objects and their visible and amodal masks.
+    """
+    for _ in range(max_tries):
+        objects = _sample_objects(rng, num_frames, height, width)
+        amodal = np.stack([
+            np.stack([obj.amodal_mask(t, height, width) for t in range(num_frames)])
+            for obj in objects
+        ])
+        owner = np.full((num_frames, height, width), -1, dtype=np.int64)
+        for k in range(len(objects)):
+            owner[amodal[k]] = k  # later = nearer overrides
+        visible = np.stack([owner == k for k in range(len(objects))])
+        if visible.reshape(len(objects), -1).any(1).all():
+            break
+    else:
+        raise RuntimeError('could not sample a toy video whose objects are all visible')
+
+    background = _background(rng, height, width)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        img = background + rng.normal(0., 6., size=(height, width, 3)).astype(np.float32)
+        img = img + rng.uniform(-4., 4.)  # global flicker
+        for k, obj in enumerate(objects):
+            m = visible[k, t]
+            if not m.any():
+                continue
+            cx, cy = obj.centers[t]
+            # Radial shading plus pixel noise: the object is textured, not flat.
+            dist = np.sqrt((xs[m] - cx)**2 + (ys[m] - cy)**2) / max(obj.extent, 1.)
+            shade = 1.0 - 0.25 * dist[:, None]
+            noise = rng.normal(0., 7., size=(int(m.sum()), 3))
+            img[m] = obj.color[None] * shade + noise
+        frames[t] = np.clip(img, 0, 255).astype(np.uint8)
+    return ToyVideo(frames=frames, objects=objects, visible_masks=visible, amodal_masks=amodal)
+
+
+def encode_rle(mask: np.ndarray) -> Dict:
+    """Compressed COCO RLE of a binary mask with ``counts`` as ``str`` (JSON-ready)."""
+    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle['counts'] = rle['counts'].decode('ascii')
+    return rle
+
+
+def _write_split(split_dir: str, rng: np.random.Generator, num_videos: int, num_frames: int,
+                 height: int, width: int, first_video_id: int, with_annotations: bool,
+                 jpeg_quality: int, name_prefix: str) -> Dict:
+    """Render ``num_videos`` videos into ``split_dir`` and return the raw json dict."""
+    videos, annotations = [], []
+    ann_id = 1
+    img_root = osp.join(split_dir, 'JPEGImages')
+    for v in range(num_videos):
+        video_id = first_video_id + v
+        video_name = f'{name_prefix}{video_id:05d}'
+        video = render_toy_video(rng, num_frames, height, width)
+        os.makedirs(osp.join(img_root, video_name), exist_ok=True)
+        file_names = []
+        for t in range(num_frames):
+            file_name = f'{video_name}/{t:05d}.jpg'
+            Image.fromarray(video.frames[t]).save(
+                osp.join(img_root, file_name), quality=jpeg_quality)
+            file_names.append(file_name)
+        videos.append(
+            dict(id=video_id, width=width, height=height, length=num_frames,
+                 file_names=file_names))
+        if not with_annotations:
+            continue
+        for k, obj in enumerate(video.objects):
+            segms, bboxes, areas = [], [], []
+            for t in range(num_frames):
+                m = video.visible_masks[k, t]
+                if not m.any():
+                    segms.append(None)
+                    bboxes.append(None)
+                    areas.append(None)
+                    continue
+                rle = encode_rle(m)
+                segms.append(rle)
+                bboxes.append([float(x) for x in mask_util.toBbox(rle)])
+                areas.append(int(m.sum()))
+            annotations.append(
+                dict(id=ann_id, video_id=video_id, category_id=obj.label + 1,
+                     segmentations=segms, areas=areas, bboxes=bboxes, iscrowd=0,
+                     height=height, width=width, length=num_frames))
+            ann_id += 1
+    categories = [
+        dict(id=i + 1, name=name, supercategory='shape')
+        for i, name in enumerate(TOY_YTVIS_CLASSES)
+    ]
+    raw = dict(
+        info=dict(description='mmsparse toy YouTube-VIS (synthetic shapes)', version='2021'),
+        licenses=[], videos=videos, categories=categories)
+    if with_annotations:
+        raw['annotations'] = annotations
+    with open(osp.join(split_dir, 'instances.json'), 'w') as f:
+        json.dump(raw, f)
+    return raw
+
+
+def make_toy_ytvis(out_dir: str,
+                   num_videos: int = 48,
+                   num_frames: int = 8,
+                   width: int = 320,
+                   height: int = 192,
+                   seed: int = 0,
+                   num_valid_videos: int = 0,
+                   jpeg_quality: int = 90) -> Dict:
+    """Write a toy dataset in the raw YouTube-VIS 2021 layout.
+
+    Args:
+        out_dir (str): Dataset root; ``train/`` (and ``valid/``) are created in it.
+        num_videos (int): Number of annotated train videos. Defaults to 48.
+        num_frames (int): Frames per video. Defaults to 8.
+        width (int): Frame width. Defaults to 320.
+        height (int): Frame height. Defaults to 192.
+        seed (int): Seed; the output is a deterministic function of all arguments.
+            Defaults to 0.
+        num_valid_videos (int): Videos of a ``valid`` split written without
+            annotations, like the official valid set. Defaults to 0 (none).
+        jpeg_quality (int): JPEG quality of the frames. Defaults to 90.
+
+    Returns:
+        dict: Summary with the written json paths and counts (videos, frames,
+        instances, annotated frames, frames where an instance is absent).
+    """
+    if num_videos < 1 or num_frames < 2:
+        raise ValueError(f'num_videos must be >= 1 and num_frames >= 2, got '
+                         f'num_videos={num_videos}, num_frames={num_frames}')
+    if num_valid_videos < 0:
+        raise ValueError(f'num_valid_videos must be >= 0, got {num_valid_videos}')
+    if min(width, height) < 32:
+        raise ValueError(f'width and height must be >= 32 (mmdet drops smaller frames), '
+                         f'got {width}x{height}')
+    train_rng, valid_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    summary = dict(out_dir=out_dir, files=[])
+    splits = [('train', train_rng, num_videos, True)]
+    if num_valid_videos:
+        splits.append(('valid', valid_rng, num_valid_videos, False))
+    for split, rng, n, with_ann in splits:
+        split_dir = osp.join(out_dir, split)
+        os.makedirs(split_dir, exist_ok=True)
+        first_id = 1 if split == 'train' else num_videos + 1
+        raw = _write_split(split_dir, rng, n, num_frames, height, width, first_id, with_ann,
+                           jpeg_quality, name_prefix=f'toy_{split}_')
+        summary['files'].append(osp.join(split_dir, 'instances.json'))
+        summary[f'{split}_videos'] = len(raw['videos'])
+        summary[f'{split}_frames'] = len(raw['videos']) * num_frames
+        if with_ann:
+            anns = raw['annotations']
+            summary['instances'] = len(anns)
+            summary['annotated_frames'] = sum(s is not None for a in anns for s in a['segmentations'])
+            summary['absent_frames'] = sum(s is None for a in anns for s in a['segmentations'])
+    return summary
+
+
+def class_counts(raw: Dict, names: Sequence[str] = TOY_YTVIS_CLASSES) -> Dict[str, int]:
+    """Number of instances per class name in a raw YouTube-VIS json dict."""
+    id2name = {c['id']: c['name'] for c in raw['categories']}
+    counts = {name: 0 for name in names}
+    for ann in raw.get('annotations') or []:
+        name = id2name[ann['category_id']]
+        counts[name] = counts.get(name, 0) + 1
+    return counts

@@ -1,0 +1,136 @@
+import filecmp
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_util
+
+from mmsparse.datasets.toy_ytvis import (TOY_YTVIS_CLASSES, make_toy_ytvis,
+                                         render_toy_video)
+
+
+def _load(root, split='train'):
+    with open(root / split / 'instances.json') as f:
+        return json.load(f)
+
+
+def test_deterministic_from_seed(tmp_path):
+    kwargs = dict(num_videos=3, num_frames=3, width=96, height=64)
+    make_toy_ytvis(str(tmp_path / 'a'), seed=7, **kwargs)
+    make_toy_ytvis(str(tmp_path / 'b'), seed=7, **kwargs)
+    make_toy_ytvis(str(tmp_path / 'c'), seed=8, **kwargs)
+    a, b, c = (tmp_path / n / 'train' for n in 'abc')
+    assert (a / 'instances.json').read_bytes() == (b / 'instances.json').read_bytes()
+    assert (a / 'instances.json').read_bytes() != (c / 'instances.json').read_bytes()
+    frames = sorted(p.relative_to(a) for p in a.rglob('*.jpg'))
+    assert len(frames) == 9
+    _, mismatch, errors = filecmp.cmpfiles(a, b, [str(p) for p in frames], shallow=False)
+    assert not mismatch and not errors
+    assert (a / frames[0]).read_bytes() != (c / frames[0]).read_bytes()
+
+
+def test_raw_layout_and_annotations_consistent(toy_root):
+    raw = _load(toy_root)
+    assert [c['name'] for c in raw['categories']] == list(TOY_YTVIS_CLASSES)
+    assert [c['id'] for c in raw['categories']] == [1, 2, 3]
+    videos = {v['id']: v for v in raw['videos']}
+    assert len(videos) == 10
+    ann_ids = [a['id'] for a in raw['annotations']]
+    assert len(set(ann_ids)) == len(ann_ids)
+    per_video = {vid: [] for vid in videos}
+    for ann in raw['annotations']:
+        per_video[ann['video_id']].append(ann)
+    assert all(1 <= len(anns) <= 3 for anns in per_video.values())
+
+    for vid, video in videos.items():
+        assert video['length'] == len(video['file_names']) == 4
+        for name in video['file_names']:
+            img = Image.open(toy_root / 'train' / 'JPEGImages' / name)
+            assert img.size == (video['width'], video['height']) == (320, 192)
+        masks = []
+        for ann in per_video[vid]:
+            assert len(ann['segmentations']) == len(ann['bboxes']) == len(ann['areas']) == 4
+            frame_masks = []
+            for segm, bbox, area in zip(ann['segmentations'], ann['bboxes'], ann['areas']):
+                if segm is None:
+                    assert bbox is None and area is None
+                    frame_masks.append(np.zeros((192, 320), bool))
+                    continue
+                assert isinstance(segm['counts'], str) and segm['size'] == [192, 320]
+                m = mask_util.decode(segm).astype(bool)
+                ys, xs = np.nonzero(m)
+                assert area == m.sum() > 0
+                assert bbox == [xs.min(), ys.min(), xs.max() - xs.min() + 1,
+                                ys.max() - ys.min() + 1]
+                frame_masks.append(m)
+            masks.append(np.stack(frame_masks))
+        if len(masks) > 1:  # visible masks never overlap
+            assert np.stack(masks).sum(0).max() == 1
+
+
+def test_objects_enter_and_leave(toy_root):
+    raw = _load(toy_root)
+    partial = [a for a in raw['annotations'] if None in a['segmentations']]
+    assert partial, 'expected objects that are absent in some frames'
+    for ann in raw['annotations']:
+        assert any(s is not None for s in ann['segmentations'])
+
+    rng = np.random.default_rng(0)
+    modes = set()
+    for _ in range(12):
+        video = render_toy_video(rng, num_frames=6, height=96, width=160)
+        for k, obj in enumerate(video.objects):
+            modes.add(obj.mode)
+            if obj.mode == 'enter':  # starts fully outside the frame
+                assert not video.amodal_masks[k, 0].any() and video.amodal_masks[k, -1].any()
+            if obj.mode == 'leave':
+                assert video.amodal_masks[k, 0].any() and not video.amodal_masks[k, -1].any()
+    assert {'enter', 'leave'} <= modes
+
+
+def test_occlusion_follows_depth_order():
+    rng = np.random.default_rng(1)
+    overlaps = 0
+    for _ in range(15):
+        video = render_toy_video(rng, num_frames=6)
+        vis, amodal = video.visible_masks, video.amodal_masks
+        assert not (vis & ~amodal).any()  # visible part lies inside the shape
+        assert vis.sum(0).max() <= 1  # disjoint
+        # Every covered pixel is visible for the front-most (last drawn) object.
+        covered = amodal.any(0)
+        assert np.array_equal(vis.any(0), covered)
+        for back in range(len(video.objects)):
+            for front in range(back + 1, len(video.objects)):
+                both = amodal[back] & amodal[front]
+                if not both.any():
+                    continue
+                overlaps += 1
+                assert not vis[back][both].any() and vis[front][both].all()
+                # The frame shows the front object's colour there.
+                pix = video.frames[both].astype(float).mean(0)
+                d_front = np.abs(pix - video.objects[front].color).sum()
+                d_back = np.abs(pix - video.objects[back].color).sum()
+                if video.objects[front].label != video.objects[back].label:
+                    assert d_front < d_back
+    assert overlaps > 0, 'expected some occlusions'
+
+
+def test_classes_look_different():
+    rng = np.random.default_rng(2)
+    colors = {name: [] for name in TOY_YTVIS_CLASSES}
+    for _ in range(12):
+        video = render_toy_video(rng, num_frames=3)
+        for k, obj in enumerate(video.objects):
+            m = video.visible_masks[k]
+            if m.any():
+                colors[obj.name].append(video.frames[m].astype(float).mean(0))
+    dominant = {name: int(np.argmax(np.mean(c, 0))) for name, c in colors.items() if c}
+    assert dominant == {'circle': 0, 'square': 1, 'triangle': 2}
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match='num_frames'):
+        make_toy_ytvis(str(tmp_path), num_videos=2, num_frames=1)
+    with pytest.raises(ValueError, match='width and height'):
+        make_toy_ytvis(str(tmp_path), num_videos=2, width=16)

@@ -1,0 +1,190 @@
+import json
+import os.path as osp
+import re
+import shutil
+
+import pytest
+from mmdet.datasets import YouTubeVISDataset
+from mmengine.registry import DefaultScope
+
+from mmsparse.datasets import CheckedYouTubeVISDataset
+from mmsparse.datasets.toy_ytvis import TOY_YTVIS_CLASSES
+from mmsparse.registry import DATASETS
+
+TRAIN_PIPELINE = [
+    dict(type='UniformRefFrameSample', num_ref_imgs=1, frame_range=2, filter_key_img=True),
+    dict(
+        type='TransformBroadcaster',
+        share_random_params=True,
+        transforms=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadTrackAnnotations', with_mask=True),
+            dict(type='Resize', scale=(160, 96), keep_ratio=True),
+        ]),
+    dict(type='PackTrackInputs')
+]
+
+
+@pytest.fixture(autouse=True)
+def mmdet_scope():
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
+
+
+def _cfg(root, ann_file, **kwargs):
+    cfg = dict(
+        dataset_version='2021',
+        data_root=str(root),
+        ann_file=ann_file,
+        data_prefix=dict(img_path='train/JPEGImages'),
+        metainfo=dict(classes=TOY_YTVIS_CLASSES),
+        pipeline=[])
+    cfg.update(kwargs)
+    return cfg
+
+
+@pytest.fixture
+def toy_dataset_root(toy_root, toy_converted, tmp_path):
+    """The raw toy set with the converted jsons in ``annotations/`` (a private copy)."""
+    root = tmp_path / 'toy_ytvis21'
+    shutil.copytree(toy_root, root)
+    shutil.copytree(osp.dirname(toy_converted['train']), root / 'annotations')
+    return root
+
+
+def _video_ids(dataset):
+    return [dataset.get_data_info(i)['video_id'] for i in range(len(dataset))]
+
+
+@pytest.mark.parametrize('split', ['train_sub', 'heldout'])
+def test_loads_like_mmdet(toy_dataset_root, split):
+    ann_file = f'annotations/youtube_vis_2021_{split}.json'
+    test_mode = split == 'heldout'
+    ref = YouTubeVISDataset(**_cfg(toy_dataset_root, ann_file, test_mode=test_mode))
+    ours = DATASETS.build(
+        dict(type='CheckedYouTubeVISDataset', **_cfg(toy_dataset_root, ann_file,
+                                                      test_mode=test_mode)))
+    assert isinstance(ours, CheckedYouTubeVISDataset)
+    assert ours.metainfo['classes'] == TOY_YTVIS_CLASSES
+    assert ours.cat_ids == ref.cat_ids == [1, 2, 3]
+    with open(toy_dataset_root / ann_file) as f:
+        data = json.load(f)
+    assert len(ours) == len(ref) == len(data['videos'])
+    for i in range(len(ours)):
+        assert ours.get_data_info(i) == ref.get_data_info(i)
+    labels = {inst['bbox_label'] for i in range(len(ours))
+              for img in ours.get_data_info(i)['images'] for inst in img['instances']}
+    assert labels == {0, 1, 2}
+    if test_mode:  # all frames, also those without objects
+        assert ours.num_all_imgs == len(data['images'])
+
+
+def test_heldout_and_train_sub_disjoint(toy_dataset_root):
+    sub = CheckedYouTubeVISDataset(
+        **_cfg(toy_dataset_root, 'annotations/youtube_vis_2021_train_sub.json'))
+    held = CheckedYouTubeVISDataset(
+        **_cfg(toy_dataset_root, 'annotations/youtube_vis_2021_heldout.json', test_mode=True))
+    assert not set(_video_ids(sub)) & set(_video_ids(held))
+    assert len(sub) + len(held) == 10
+
+
+def test_train_pipeline_runs(toy_dataset_root):
+    dataset = DATASETS.build(
+        dict(type='CheckedYouTubeVISDataset',
+             **_cfg(toy_dataset_root, 'annotations/youtube_vis_2021_train_sub.json',
+                    pipeline=TRAIN_PIPELINE)))
+    item = dataset[0]
+    assert tuple(item['inputs'].shape[:2]) == (2, 3)  # 2 frames, RGB
+    sample = item['data_samples']
+    for frame in sample:
+        inst = frame.gt_instances
+        assert len(inst) > 0 and inst.masks.masks.shape[0] == len(inst)
+        assert set(inst.labels.tolist()) <= {0, 1, 2}
+
+
+def test_valid_split_in_test_mode(toy_dataset_root):
+    dataset = CheckedYouTubeVISDataset(
+        **_cfg(toy_dataset_root, 'annotations/youtube_vis_2021_valid.json', test_mode=True,
+               data_prefix=dict(img_path='valid/JPEGImages')))
+    assert len(dataset) == 2 and dataset.num_all_imgs == 8
+    # Without test_mode an annotation-free file cannot be a training set.
+    with open(toy_dataset_root / 'annotations/youtube_vis_2021_valid.json') as f:
+        data = json.load(f)
+    data.pop('annotations')
+    with open(toy_dataset_root / 'annotations/valid_noann.json', 'w') as f:
+        json.dump(data, f)
+    with pytest.raises(ValueError, match="missing top-level key 'annotations'"):
+        CheckedYouTubeVISDataset(
+            **_cfg(toy_dataset_root, 'annotations/valid_noann.json',
+                   data_prefix=dict(img_path='valid/JPEGImages')))
+
+
+def test_labels_follow_metainfo_order(toy_dataset_root):
+    ann_file = 'annotations/youtube_vis_2021_train.json'
+    classes = ('triangle', 'circle')  # not the json order, 'square' left out
+    dataset = CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, ann_file,
+                                              metainfo=dict(classes=classes)))
+    assert dataset.cat_ids == [3, 1]
+    with open(toy_dataset_root / ann_file) as f:
+        data = json.load(f)
+    name_of = {c['id']: c['name'] for c in data['categories']}
+    # (image id, instance id) identifies an annotation
+    gt = {(a['image_id'], a['instance_id']): name_of[a['category_id']]
+          for a in data['annotations']}
+    loaded = {(img['img_id'], inst['instance_id']): classes[inst['bbox_label']]
+              for i in range(len(dataset)) for img in dataset.get_data_info(i)['images']
+              for inst in img['instances']}
+    assert loaded == {k: v for k, v in gt.items() if v in classes}
+    assert len(loaded) < len(gt)  # the squares are dropped
+
+
+def _write_broken(root, edit, name='broken.json'):
+    with open(root / 'annotations/youtube_vis_2021_train.json') as f:
+        data = json.load(f)
+    edit(data)
+    with open(root / 'annotations' / name, 'w') as f:
+        json.dump(data, f)
+    return f'annotations/{name}'
+
+
+@pytest.mark.parametrize('edit, message', [
+    (lambda d: d.pop('images'), "missing top-level key 'images'"),
+    (lambda d: d['images'][5].pop('file_name'), "video 2: image 6: missing key 'file_name'"),
+    (lambda d: d['annotations'][0].pop('instance_id'), "annotation 1: missing key 'instance_id'"),
+    (lambda d: d['annotations'][0].update(instance_id=0),
+     "annotation 1: key 'instance_id' must be an int > 0"),
+    (lambda d: d['annotations'][0].update(image_id=10**6),
+     "annotation 1: key 'image_id' refers to image 1000000, which is not in 'images'"),
+    (lambda d: d['annotations'][0].update(category_id=9),
+     "annotation 1: key 'category_id' refers to category 9, which is not defined"),
+    (lambda d: d['annotations'][1].update(id=1), "annotation 1: annotation id is used twice"),
+    (lambda d: d['categories'].pop(), r"classes \['triangle'\] of the dataset's metainfo are "
+     "not defined in 'categories'"),
+])
+def test_malformed_cocovid_raises(toy_dataset_root, edit, message):
+    ann_file = _write_broken(toy_dataset_root, edit)
+    with pytest.raises(ValueError, match=re.escape(ann_file) + '.*' + message):
+        CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, ann_file))
+
+
+def test_missing_image_file_raises(toy_dataset_root):
+    ann_file = 'annotations/youtube_vis_2021_train.json'
+    with open(toy_dataset_root / ann_file) as f:
+        img = json.load(f)['images'][9]
+    (toy_dataset_root / 'train/JPEGImages' / img['file_name']).unlink()
+    with pytest.raises(ValueError, match=f"video {img['video_id']}: key 'file_name' of images .*"
+                       f"1 of 4 frame files do not exist: .*{img['file_name']}"):
+        DATASETS.build(dict(type='CheckedYouTubeVISDataset', **_cfg(toy_dataset_root, ann_file)))
+    # check_files=False defers the problem to loading time, like mmdet.
+    dataset = CheckedYouTubeVISDataset(
+        **_cfg(toy_dataset_root, ann_file, check_files=False))
+    assert len(dataset) > 0
+
+
+def test_resolves_under_mmpretrain_scope(toy_dataset_root):
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        dataset = DATASETS.build(
+            dict(type='CheckedYouTubeVISDataset',
+                 **_cfg(toy_dataset_root, 'annotations/youtube_vis_2021_heldout.json',
+                        test_mode=True)))
+    assert len(dataset) == 3

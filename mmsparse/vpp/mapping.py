@@ -1,0 +1,132 @@
+"""Temporal mapping of the Mapping-Selective Module (Map-SM) of VPP.
+
+Glandorf et al., "Video Patch Pruning: Efficient Video Instance Segmentation
+via Early Token Reduction", CVPR 2026 Workshops,
+https://arxiv.org/abs/2604.00827.
+
+Each patch of the current frame is assigned to one patch of the previous
+frame, and takes that patch's *deep* feature as its prior:
+
+.. math::
+
+    \\phi_{ij} = q_i \\cdot k_j + \\log_{10}\\big(10 \\cdot (2 - d_{ij}) / 2
+    + 10^{-6}\\big), \\qquad \\tilde v_i = v_{a(i)}
+
+with ``q`` the current frame's tokens entering the pruning block, ``k`` the
+previous frame's tokens entering the same block (raw features, no
+projection), ``d_ij`` the Manhattan distance of the two patches' normalised
+(x, y) grid positions in [0, 1] (nearby patches are favoured: objects move
+little between frames), and ``v`` the previous frame's tokens after a deeper
+block. Keys the previous frame pruned are invalid (``phi = -inf``).
+
+``a(i)`` is a hard Gumbel-softmax sample in training (one-hot forward,
+softmax gradient) and ``argmax_j phi_ij`` + gather at inference.
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from .tokens import straight_through
+
+
+def manhattan_prior(h: int, w: int) -> torch.Tensor:
+    """Spatial prior ``log10(10 * (2 - d) / 2 + 1e-6)`` of a grid, (N, N).
+
+    Args:
+        h (int): Grid rows.
+        w (int): Grid columns.
+
+    Returns:
+        Tensor: float32 (h*w, h*w); patches in row-major order. The diagonal
+        is ``log10(10) = 1``, opposite corners ``log10(1e-6) = -6``.
+    """
+    ys = torch.linspace(0, 1, h)
+    xs = torch.linspace(0, 1, w)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+    pos = torch.stack([grid_x.flatten(), grid_y.flatten()], dim=1)
+    dist = torch.cdist(pos, pos, p=1)
+    return torch.log10(10 * (2 - dist) / 2 + 1e-6)
+
+
+def sample_gumbel(like: torch.Tensor) -> torch.Tensor:
+    """Standard Gumbel noise ``-log(-log(U))`` shaped like ``like``."""
+    u = torch.rand_like(like).clamp_(1e-10, 1 - 1e-7)
+    return -torch.log(-torch.log(u))
+
+
+class TemporalMapping(nn.Module):
+    """Assign every current patch to one patch of the previous frame.
+
+    Parameter-free (as in the paper): the affinity uses raw features. The
+    spatial prior is computed once per grid size and cached (not saved in
+    checkpoints).
+
+    Args:
+        tau (float): Gumbel temperature. The sample is
+            ``one_hot(argmax(phi + g / tau))`` (``F.gumbel_softmax(phi * tau,
+            tau)`` of the paper), so a larger ``tau`` means less noise; as
+            ``tau -> inf`` training picks the inference assignment.
+            Defaults to 10.
+        gumbel_noise (bool): Add Gumbel noise in training. Defaults to True.
+    """
+
+    def __init__(self, tau: float = 10., gumbel_noise: bool = True) -> None:
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f'TemporalMapping: tau must be > 0, got {tau}')
+        self.tau = tau
+        self.gumbel_noise = gumbel_noise
+        self._prior_cache: Dict[Tuple, torch.Tensor] = {}
+
+    def spatial_prior(self, hw: Tuple[int, int], ref: torch.Tensor):
+        """The cached (N, N) Manhattan prior on ``ref``'s device/dtype."""
+        key = (int(hw[0]), int(hw[1]), ref.device, ref.dtype)
+        prior = self._prior_cache.get(key)
+        if prior is None:
+            prior = manhattan_prior(*key[:2]).to(ref.device, ref.dtype)
+            self._prior_cache[key] = prior
+        return prior
+
+    def affinity(self,
+                 query: torch.Tensor,
+                 key: torch.Tensor,
+                 hw: Tuple[int, int],
+                 valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``phi = q k^T + prior``, invalid keys at -inf: (B, N, N)."""
+        phi = query @ key.transpose(1, 2) + self.spatial_prior(hw, query)
+        if valid is not None:
+            phi = phi.masked_fill(~valid[:, None, :], float('-inf'))
+        return phi
+
+    def forward(self,
+                query: torch.Tensor,
+                key: torch.Tensor,
+                value: torch.Tensor,
+                hw: Tuple[int, int],
+                valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Map the previous frame's deep features onto the current grid.
+
+        Args:
+            query (Tensor): Current patch tokens (B, N, C).
+            key (Tensor): Previous frame's patch tokens at the same block
+                (B, N, C).
+            value (Tensor): Previous frame's deep patch tokens (B, N, Cv).
+            hw (tuple): Grid (h, w) with h * w = N.
+            valid (Tensor, optional): (B, N) bool, keys the previous frame
+                kept. Defaults to None (all valid).
+
+        Returns:
+            Tensor: (B, N, Cv) mapped prior per current patch.
+        """
+        phi = self.affinity(query, key, hw, valid)
+        if not self.training:
+            idx = phi.argmax(dim=-1)
+            return value.gather(1, idx[..., None].expand(-1, -1,
+                                                         value.shape[-1]))
+        if self.gumbel_noise:
+            phi = phi + sample_gumbel(phi) / self.tau
+        soft = phi.softmax(dim=-1)
+        hard = torch.zeros_like(soft).scatter_(
+            -1, phi.argmax(dim=-1, keepdim=True), 1.0)
+        return straight_through(hard, soft) @ value

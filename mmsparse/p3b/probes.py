@@ -1,0 +1,130 @@
+"""Probe heads that measure the block benefit of P3B.
+
+For sub-block ``i`` with input ``x_{i-1}`` and output ``x_i``, the same
+probe ``Psi_i`` is applied to both (on detached features, so no gradient
+reaches the backbone) and the block benefit is
+
+.. math:: \\Delta\\Psi_i = CE(\\Psi_i(x_{i-1})) - CE(\\Psi_i(x_i))
+
+separately for a linear head on the class token and a patch head
+(2 x [Conv3x3 D->D without bias, BN, ReLU], global average pooling, linear
+classifier) on the patch grid.
+"""
+import math
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ProbeHead(nn.Module):
+    """The cls and patch probes of one sub-block.
+
+    Args:
+        embed_dims (int): Token width D.
+        num_classes (int): Classes of the task.
+        num_convs (int): Conv-BN-ReLU stages of the patch head.
+            Defaults to 2.
+    """
+
+    def __init__(self, embed_dims: int, num_classes: int,
+                 num_convs: int = 2) -> None:
+        super().__init__()
+        self.cls_head = nn.Linear(embed_dims, num_classes)
+        layers = []
+        for _ in range(num_convs):
+            layers += [
+                nn.Conv2d(embed_dims, embed_dims, 3, padding=1, bias=False),
+                nn.BatchNorm2d(embed_dims),
+                nn.ReLU(inplace=True)
+            ]
+        self.patch_head = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1),
+                                        nn.Flatten(1),
+                                        nn.Linear(embed_dims, num_classes))
+
+    def forward(self, cls_token: torch.Tensor,
+                patch_map: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Logits of the cls probe (B, D) and the patch probe (B, D, h, w)."""
+        return self.cls_head(cls_token), self.patch_head(patch_map)
+
+
+def soft_cross_entropy(logits: torch.Tensor,
+                       targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with class indices (B, ) or soft targets (B, C)."""
+    if targets.dim() == 1:
+        return F.cross_entropy(logits, targets)
+    return torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=-1).mean()
+
+
+class ProbeBank(nn.Module):
+    """One :class:`ProbeHead` per sub-block, applied to block in- and output.
+
+    Args:
+        num_sub_blocks (int): Number of attention + MLP sub-blocks.
+        embed_dims (int): Token width.
+        num_classes (int): Classes of the task.
+        num_extra_tokens (int): Leading tokens not on the patch grid; the
+            first is the class token (with none, the cls probe sees the mean
+            token). Defaults to 1.
+        num_convs (int): Conv stages of each patch head. Defaults to 2.
+    """
+
+    def __init__(self,
+                 num_sub_blocks: int,
+                 embed_dims: int,
+                 num_classes: int,
+                 num_extra_tokens: int = 1,
+                 num_convs: int = 2) -> None:
+        super().__init__()
+        self.num_extra_tokens = num_extra_tokens
+        self.heads = nn.ModuleList([
+            ProbeHead(embed_dims, num_classes, num_convs)
+            for _ in range(num_sub_blocks)
+        ])
+
+    def _split(self, x: torch.Tensor, hw: Optional[Tuple[int, int]]):
+        x = x.float()
+        if x.dim() == 4:  # (B, H, W, C) layouts
+            x = x.flatten(1, 2)
+        patches = x[:, self.num_extra_tokens:]
+        cls = x[:, 0] if self.num_extra_tokens else patches.mean(1)
+        n = patches.shape[1]
+        if hw is None or hw[0] * hw[1] != n:
+            side = math.isqrt(n)
+            if side * side != n:
+                raise ValueError(f'P3B probes: cannot lay {n} patch tokens '
+                                 'out on a grid; the patch grid is unknown')
+            hw = (side, side)
+        grid = patches.transpose(1, 2).reshape(x.shape[0], -1, *hw)
+        return cls, grid
+
+    def forward(self, features: List[torch.Tensor], targets: torch.Tensor,
+                hw: Optional[Tuple[int, int]] = None):
+        """Probe losses on the residual stream.
+
+        Args:
+            features (list[Tensor]): 2L + 1 detached token tensors (input of
+                every sub-block, then the output of the last).
+            targets (Tensor): Class indices (B, ) or soft targets (B, C).
+            hw (tuple, optional): Patch grid (h, w). Defaults to None
+                (square).
+
+        Returns:
+            tuple: ``loss`` (sum of all probe losses, for the probes'
+            optimizer) and ``ce`` of shape (4, num_sub_blocks): rows
+            cls-in, cls-out, patch-in, patch-out.
+        """
+        split = [self._split(f, hw) for f in features]
+        rows = []
+        for i, head in enumerate(self.heads):
+            # Separate calls: BN statistics of the input and output features
+            # must not mix.
+            cls_in, patch_in = head(*split[i])
+            cls_out, patch_out = head(*split[i + 1])
+            rows.append(torch.stack([
+                soft_cross_entropy(logits, targets)
+                for logits in (cls_in, cls_out, patch_in, patch_out)
+            ]))
+        ce = torch.stack(rows, dim=1)
+        return ce.sum(), ce.detach()

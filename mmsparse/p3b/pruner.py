@@ -1,0 +1,581 @@
+"""P3B: Pruning by Block Benefit, the training-time algorithm.
+
+Glandorf & Rosenhahn, "Pruning by Block Benefit: Exploring the Properties of
+Vision Transformer Blocks during Domain Adaptation", ICCV 2025 workshops,
+https://arxiv.org/abs/2506.23675.
+
+:class:`P3BPruner` is framework-free: a training loop calls
+:meth:`P3BPruner.before_iter` before the forward pass and
+:meth:`P3BPruner.after_iter` after the optimizer step. It
+
+1. trains probe heads on the (detached) residual stream and accumulates the
+   block benefit of every attention / MLP sub-block from ``start`` on;
+2. accumulates Taylor scores ``(m * dL/dm) ** 2`` of the gates;
+3. every ``interval`` iterations turns the benefits into block keep ratios
+   (:func:`~mmsparse.p3b.budget.transform_benefit`,
+   :func:`~mmsparse.p3b.budget.solve_keep_ratios`, linear ramp to
+   ``sparse``) and rebuilds all masks from scratch: inside each sub-block
+   the gate elements are ranked (normalised rank x gate scale) and the
+   least important are masked with a soft mask whose temperature anneals to
+   0 at ``final``;
+4. at ``final`` makes the masks hard; :meth:`P3BPruner.slim_blocks` then
+   cuts the model into :class:`~mmsparse.p3b.slim.SlimBlock` s.
+"""
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+from .adapter import vit_view
+from .budget import (choose_num_pruned, ramp_keep_ratios, soft_mask,
+                     solve_keep_ratios, temperature, transform_benefit)
+from .gates import (ATTN_GATES, GATE_NAMES, MLP_GATES, GatedViT,
+                    dense_sub_block_params, sub_block_params)
+from .probes import ProbeBank
+from .slim import SlimBlock, slice_block
+
+#: Gate scales of the reference implementation.
+DEFAULT_GATE_SCALES = dict(attn_out=1.5, mlp_hidden=0.75, mlp_out=1.5)
+BLOCK_BUDGETS = ('benefit', 'uniform')
+ELEMENT_SCORES = ('taylor', 'magnitude')
+
+AllReduce = Callable[[torch.Tensor, str], None]
+
+
+def _no_reduce(tensor: torch.Tensor, op: str = 'sum') -> None:
+    return None
+
+
+def check_schedule(start: int, sparse: int, final: int, interval: int,
+                   unit: str = 'iterations') -> None:
+    """Validate the pruning schedule (raises ``ValueError``)."""
+    for name, value in (('prune_start', start), ('prune_sparse', sparse),
+                        ('prune_finalize', final)):
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f'{name} must be an int >= 0, got {value!r}')
+    if not start <= sparse <= final:
+        raise ValueError(
+            f'P3B needs prune_start <= prune_sparse <= prune_finalize, got '
+            f'{start}, {sparse}, {final} ({unit}); the prune start must not '
+            'come after the finalize step')
+    if final == start:
+        raise ValueError(f'prune_finalize ({final}) must come after '
+                         f'prune_start ({start}) ({unit})')
+    if not isinstance(interval, int) or interval < 1:
+        raise ValueError(f'update_interval must be an int >= 1, got '
+                         f'{interval!r}')
+
+
+def check_keep_ratio(keep_ratio) -> None:
+    """Validate ``keep_ratio`` in (0, 1] (raises ``ValueError``)."""
+    if isinstance(keep_ratio, bool) or not isinstance(
+            keep_ratio, (int, float)) or not 0 < keep_ratio <= 1:
+        raise ValueError(f'keep_ratio must be a number in (0, 1], got '
+                         f'{keep_ratio!r}')
+
+
+class P3BPruner(nn.Module):
+    """Gates, probes, statistics and mask updates of P3B on one ViT.
+
+    Args:
+        model (nn.Module): The task model or its ViT backbone (see
+            :func:`~mmsparse.p3b.adapter.vit_view`).
+        num_classes (int): Classes of the probe heads.
+        keep_ratio (float): Fraction of parameters to keep, in (0, 1].
+        start (int): Iteration pruning starts (statistics accumulate from
+            here).
+        sparse (int): Iteration the goal keep ratio is reached.
+        final (int): Iteration masks are hard and the model is sliced.
+        interval (int): Iterations between mask updates.
+        non_block_params (int): Parameters outside the blocks that count
+            toward the budget (0 = budget over block parameters only).
+            Defaults to 0.
+        gate_scales (dict, optional): Factor on the normalised rank per gate
+            name; missing names use 1. None = reference
+            (:data:`DEFAULT_GATE_SCALES`). Defaults to None.
+        ema_momentum (float): Weight of the new block importance.
+            Defaults to 0.2.
+        tau_max (float): Soft-mask temperature until ``sparse``.
+            Defaults to 0.1.
+        tau_min (float): Temperature reached at ``final`` (the final masks
+            are always hard). Defaults to 0.
+        alpha (float): Weight of the cls importance (1 - alpha: patch).
+            Defaults to 0.5.
+        benefit_scale (float): Upper end of the smooth benefit clamp.
+            Defaults to 10.
+        probe_lr (float): AdamW learning rate of the probes.
+            Defaults to 5e-4.
+        probe_weight_decay (float): AdamW weight decay of the probes.
+            Defaults to 0.05.
+        probe_convs (int): Conv stages of each patch probe. Defaults to 2.
+        block_budget (str): 'benefit' (P3B) or 'uniform' (same keep ratio
+            for every block; no probes). Defaults to 'benefit'.
+        element_score (str): 'taylor' (P3B) or 'magnitude' (weight norms)
+            for the ranking inside a block. Defaults to 'taylor'.
+        seed (int): Seed of the probe initialisation (identical on every
+            rank). Defaults to 0.
+        all_reduce (callable, optional): ``all_reduce(tensor, op)`` in place
+            with ``op`` in {'sum', 'mean'}; None for a single process.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 model: nn.Module,
+                 num_classes: int,
+                 keep_ratio: float,
+                 start: int,
+                 sparse: int,
+                 final: int,
+                 interval: int,
+                 non_block_params: int = 0,
+                 gate_scales: Optional[Dict[str, float]] = None,
+                 ema_momentum: float = 0.2,
+                 tau_max: float = 0.1,
+                 tau_min: float = 0.0,
+                 alpha: float = 0.5,
+                 benefit_scale: float = 10.0,
+                 probe_lr: float = 5e-4,
+                 probe_weight_decay: float = 0.05,
+                 probe_convs: int = 2,
+                 block_budget: str = 'benefit',
+                 element_score: str = 'taylor',
+                 seed: int = 0,
+                 all_reduce: Optional[AllReduce] = None) -> None:
+        super().__init__()
+        check_keep_ratio(keep_ratio)
+        check_schedule(start, sparse, final, interval)
+        if block_budget not in BLOCK_BUDGETS:
+            raise ValueError(f'block_budget must be one of {BLOCK_BUDGETS}, '
+                             f'got {block_budget!r}')
+        if element_score not in ELEMENT_SCORES:
+            raise ValueError(f'element_score must be one of '
+                             f'{ELEMENT_SCORES}, got {element_score!r}')
+        scales = dict(DEFAULT_GATE_SCALES if gate_scales is None else
+                      gate_scales)
+        unknown = set(scales) - set(GATE_NAMES)
+        if unknown or any(v <= 0 for v in scales.values()):
+            raise ValueError(f'gate_scales keys must be in {GATE_NAMES} with '
+                             f'positive values, got {scales}')
+        for name, value, low, high in (('ema_momentum', ema_momentum, 0, 1),
+                                       ('alpha', alpha, 0, 1)):
+            if not low <= value <= high:
+                raise ValueError(f'{name} must be in [{low}, {high}], got '
+                                 f'{value}')
+        if not 0 <= tau_min <= tau_max:
+            raise ValueError(f'need 0 <= tau_min <= tau_max, got '
+                             f'{tau_min}, {tau_max}')
+        self.keep_ratio = float(keep_ratio)
+        self.start, self.sparse, self.final = start, sparse, final
+        self.interval = interval
+        self.gate_scales = {n: float(scales.get(n, 1.0)) for n in GATE_NAMES}
+        self.ema_momentum, self.alpha = ema_momentum, alpha
+        self.tau_max, self.tau_min = tau_max, tau_min
+        self.benefit_scale = benefit_scale
+        self.block_budget, self.element_score = block_budget, element_score
+        self.all_reduce = all_reduce or _no_reduce
+
+        self.view = vit_view(model)
+        self.gated = GatedViT(self.view)
+        num = self.gated.num_sub_blocks
+        self.dense_params = dense_sub_block_params(self.view)
+        self.non_block_params = float(non_block_params)
+        # Raises early when the budget cannot be met.
+        solve_keep_ratios(torch.ones(num), self.dense_params, keep_ratio,
+                          self.non_block_params)
+
+        device = self.view.blocks[0].qkv.weight.device
+        self.probes: Optional[ProbeBank] = None
+        self.probe_optim = None
+        if block_budget == 'benefit':
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.probes = ProbeBank(num, self.view.embed_dims,
+                                        num_classes,
+                                        self.view.num_extra_tokens,
+                                        probe_convs).to(device)
+            self.probe_optim = torch.optim.AdamW(
+                self.probes.parameters(), lr=probe_lr,
+                weight_decay=probe_weight_decay)
+
+        self.finalized = False
+        self.num_updates = 0
+        self._reset_stats()
+        self.last_stats = None
+        self.ema = None  # (2, S): smoothed cls and patch importance
+        self.goal_keep = torch.ones(num, dtype=torch.float64)
+        self.history: List[dict] = []
+
+    # ------------------------------------------------------------ state
+    def _reset_stats(self) -> None:
+        num = self.gated.num_sub_blocks
+        self.benefit_sum = torch.zeros(2, num, dtype=torch.float64)
+        self.benefit_count = 0.0
+        self.taylor = {k: torch.zeros(g.numel(), dtype=torch.float64)
+                       for k, g in self.gated.gates.items()}
+        self.taylor_count = 0.0
+
+    def _stats(self) -> dict:
+        return dict(benefit_sum=self.benefit_sum.clone(),
+                    benefit_count=self.benefit_count,
+                    taylor={k: v.clone() for k, v in self.taylor.items()},
+                    taylor_count=self.taylor_count)
+
+    def _load_stats(self, stats: dict) -> None:
+        self.benefit_sum = stats['benefit_sum'].clone().double()
+        self.benefit_count = float(stats['benefit_count'])
+        self.taylor = {k: v.clone().double()
+                       for k, v in stats['taylor'].items()}
+        self.taylor_count = float(stats['taylor_count'])
+
+    def _schedule(self) -> tuple:
+        return self.start, self.sparse, self.final, self.interval
+
+    def get_state(self) -> dict:
+        """Everything a resumed run needs, as a checkpoint-friendly dict."""
+        state = dict(
+            schedule=list(self._schedule()),
+            keep_ratio=self.keep_ratio,
+            gates={k: g.detach().cpu().clone()
+                   for k, g in self.gated.gates.items()},
+            stats=self._stats(),
+            last_stats=self.last_stats,
+            ema=None if self.ema is None else self.ema.clone(),
+            goal_keep=self.goal_keep.clone(),
+            finalized=self.finalized,
+            num_updates=self.num_updates,
+            history=list(self.history))
+        if self.probes is not None:
+            state['probes'] = self.probes.state_dict()
+            state['probe_optim'] = self.probe_optim.state_dict()
+        return state
+
+    def set_state(self, state: dict) -> None:
+        """Restore :meth:`get_state` (the same model and schedule)."""
+        if tuple(state['schedule']) != self._schedule():
+            raise ValueError(
+                'P3B: the checkpoint was written with schedule '
+                f'(start, sparse, final, interval) = {state["schedule"]}, '
+                f'this run has {list(self._schedule())}')
+        if set(state['gates']) != set(self.gated.gates):
+            raise ValueError('P3B: the checkpoint gates do not match the '
+                             'model (different number of blocks?)')
+        with torch.no_grad():
+            for k, g in self.gated.gates.items():
+                g.copy_(state['gates'][k])
+        self._load_stats(state['stats'])
+        self.last_stats = state['last_stats']
+        self.ema = state['ema']
+        self.goal_keep = state['goal_keep'].clone()
+        self.finalized = bool(state['finalized'])
+        self.num_updates = int(state['num_updates'])
+        self.history = list(state['history'])
+        if self.finalized:
+            self._drop_probes()
+        elif self.probes is not None and 'probes' in state:
+            self.probes.load_state_dict(state['probes'])
+            self.probe_optim.load_state_dict(state['probe_optim'])
+
+    # ------------------------------------------------------- schedule
+    def in_window(self, step: int) -> bool:
+        """Whether ``step`` accumulates statistics (start <= step < final)."""
+        return (not self.finalized) and self.start <= step < self.final
+
+    def before_iter(self, step: int) -> None:
+        """Switch gates, gate gradients and feature capture for ``step``."""
+        window = self.in_window(step)
+        self.gated.active = window or self.finalized or self.num_updates > 0
+        self.gated.set_requires_grad(
+            window and self.element_score == 'taylor')
+        self.gated.capture = self.probes is not None and not self.finalized
+
+    def after_iter(self, step: int,
+                   targets: Optional[torch.Tensor] = None) -> Optional[dict]:
+        """Probe step, statistics and (maybe) a mask update after ``step``.
+
+        Args:
+            step (int): The iteration that just finished (0-based).
+            targets (Tensor, optional): Class indices (B, ) or soft targets
+                (B, C) of the batch; needed for the probes.
+
+        Returns:
+            dict | None: The update record when masks were rebuilt (key
+            ``finalized`` is True at the final step).
+        """
+        window = self.in_window(step)
+        if self.gated.capture and targets is not None and all(
+                f is not None for f in self.gated.features):
+            ce = self._probe_step(targets)
+            if window:
+                self.benefit_sum[0] += (ce[0] - ce[1]).double().cpu()
+                self.benefit_sum[1] += (ce[2] - ce[3]).double().cpu()
+                self.benefit_count += 1
+        self.gated.features = [None] * len(self.gated.features)
+        self.gated.capture = False
+        if window and self.element_score == 'taylor':
+            self._accumulate_taylor()
+        record = None
+        if window and (step - self.start + 1) % self.interval == 0 \
+                and step + 1 < self.final:
+            record = self.update(step)
+        if not self.finalized and step + 1 == self.final:
+            record = self.finalize(step)
+        self.gated.set_requires_grad(False)
+        return record
+
+    # ---------------------------------------------------------- probes
+    def _probe_step(self, targets: torch.Tensor) -> torch.Tensor:
+        self.probes.train()
+        loss, ce = self.probes(self.gated.features, targets,
+                               self.gated.patch_hw)
+        self.probe_optim.zero_grad(set_to_none=False)
+        loss.backward()
+        grads = [p.grad for p in self.probes.parameters()
+                 if p.grad is not None]
+        if grads:
+            flat = torch.cat([g.flatten() for g in grads])
+            self.all_reduce(flat, 'mean')
+            offset = 0
+            for g in grads:
+                g.copy_(flat[offset:offset + g.numel()].view_as(g))
+                offset += g.numel()
+        self.probe_optim.step()
+        return ce
+
+    def _drop_probes(self) -> None:
+        self.probes = None
+        self.probe_optim = None
+        self.gated.capture = False
+
+    # ---------------------------------------------------------- taylor
+    def _accumulate_taylor(self) -> None:
+        keys = [k for k, g in self.gated.gates.items() if g.grad is not None]
+        if not keys:
+            return
+        grads = torch.cat([self.gated.gates[k].grad.flatten() for k in keys])
+        # mean over ranks = the gradient of the global batch, as in DDP
+        self.all_reduce(grads, 'mean')
+        offset = 0
+        for k in keys:
+            g = self.gated.gates[k]
+            n = g.numel()
+            score = (g.detach() * grads[offset:offset + n]).double() ** 2
+            self.taylor[k] += score.cpu()
+            offset += n
+            g.grad = None
+        self.taylor_count += 1
+
+    # ---------------------------------------------------------- budget
+    def kept_params(self) -> torch.Tensor:
+        """Parameters each sub-block keeps under the current hard masks."""
+        return torch.tensor([
+            self.gated.sub_block_kept_params(j)
+            for j in range(self.gated.num_sub_blocks)
+        ], dtype=torch.float64)
+
+    def global_keep_ratio(self) -> float:
+        """Kept / dense parameters of the model (non-block ones included)."""
+        nb = self.non_block_params
+        return float((self.kept_params().sum() + nb) /
+                     (self.dense_params.sum() + nb))
+
+    def _reduce_benefit(self) -> None:
+        flat = torch.cat([
+            self.benefit_sum.flatten(),
+            torch.tensor([self.benefit_count], dtype=torch.float64)
+        ]).to(self.view.blocks[0].qkv.weight.device)
+        self.all_reduce(flat, 'sum')
+        flat = flat.cpu()
+        self.benefit_sum = flat[:-1].view_as(self.benefit_sum).clone()
+        self.benefit_count = float(flat[-1])
+
+    def _block_importance(self, kept: torch.Tensor):
+        num = self.gated.num_sub_blocks
+        if self.block_budget == 'uniform':
+            return torch.ones(num, dtype=torch.float64), None
+        if self.benefit_count == 0:
+            mean = torch.zeros(2, num, dtype=torch.float64)
+        else:
+            mean = self.benefit_sum / self.benefit_count
+        prev = self.ema
+        new = torch.stack([
+            transform_benefit(mean[t], kept, self.benefit_scale,
+                              None if prev is None else prev[t],
+                              self.ema_momentum) for t in range(2)
+        ])
+        self.ema = new
+        imp = self.alpha * new[0] + (1 - self.alpha) * new[1]
+        return imp, mean
+
+    # --------------------------------------------------------- elements
+    def _magnitude_scores(self, sub_idx: int) -> List[torch.Tensor]:
+        b = self.view.blocks[sub_idx // 2]
+        with torch.no_grad():
+            if sub_idx % 2 == 0:
+                w_qkv = b.qkv.weight.view(3, b.num_heads, b.head_dims, -1)
+                w_proj = b.proj.weight.view(-1, b.num_heads, b.head_dims)
+                return [
+                    b.qkv.weight.norm(dim=0),
+                    (w_qkv.pow(2).sum((0, 1, 3)) +
+                     w_proj.pow(2).sum((0, 1))).sqrt(),
+                    b.proj.weight.norm(dim=1)
+                ]
+            return [
+                b.fc1.weight.norm(dim=0),
+                (b.fc1.weight.pow(2).sum(1) +
+                 b.fc2.weight.pow(2).sum(0)).sqrt(),
+                b.fc2.weight.norm(dim=1)
+            ]
+
+    def _element_scores(self, sub_idx: int) -> List[torch.Tensor]:
+        if self.element_score == 'magnitude':
+            return [s.double().cpu() for s in self._magnitude_scores(sub_idx)]
+        names = MLP_GATES if sub_idx % 2 else ATTN_GATES
+        count = max(self.taylor_count, 1.0)
+        return [self.taylor[self.gated.key(sub_idx // 2, n)] / count
+                for n in names]
+
+    def _rebuild_masks(self, sub_idx: int, keep: float, tau: float) -> None:
+        block = self.view.blocks[sub_idx // 2]
+        is_mlp = bool(sub_idx % 2)
+        names = MLP_GATES if is_mlp else ATTN_GATES
+        gates = self.gated.sub_block_gates(sub_idx)
+        ranks, ids = [], []
+        for gid, (name, score) in enumerate(
+                zip(names, self._element_scores(sub_idx))):
+            order = torch.sort(score, stable=True).indices
+            rank = torch.empty_like(score)
+            rank[order] = torch.arange(1, len(score) + 1, dtype=score.dtype)
+            ranks.append(self.gate_scales[name] * rank / len(score))
+            ids.append(torch.full((len(score), ), gid))
+        imp, ids = torch.cat(ranks), torch.cat(ids)
+        order = torch.sort(imp, stable=True).indices
+        pruned = torch.zeros(len(imp) + 1, 3, dtype=torch.float64)
+        pruned[1:] = torch.nn.functional.one_hot(ids[order], 3).double() \
+            .cumsum(0)
+        sizes = torch.tensor([g.numel() for g in gates], dtype=torch.float64)
+        kept = sizes - pruned
+        params = sub_block_params(block, is_mlp, kept[:, 0], kept[:, 1],
+                                  kept[:, 2])
+        k, _ = choose_num_pruned(params, keep * float(
+            self.dense_params[sub_idx]))
+        values = torch.empty(len(imp), dtype=torch.float64)
+        values[order] = soft_mask(len(imp), k, tau)
+        with torch.no_grad():
+            offset = 0
+            for g in gates:
+                g.copy_(values[offset:offset + g.numel()].to(g))
+                offset += g.numel()
+
+    # ---------------------------------------------------------- update
+    def update(self, step: int, final: bool = False) -> dict:
+        """Recompute block budgets and rebuild every mask from scratch.
+
+        Args:
+            step (int): Current iteration (for the ramp and temperature).
+            final (bool): Hard masks at the full goal keep ratio.
+                Defaults to False.
+
+        Returns:
+            dict: The record appended to ``self.history``.
+        """
+        self._reduce_benefit()
+        kept_before = self.kept_params()
+        importance, benefit = self._block_importance(kept_before)
+        self.goal_keep = solve_keep_ratios(importance, self.dense_params,
+                                           self.keep_ratio,
+                                           self.non_block_params)
+        if final:
+            keep, tau = self.goal_keep, 0.0
+        else:
+            keep = ramp_keep_ratios(self.goal_keep, step, self.start,
+                                    self.sparse)
+            tau = temperature(step, self.sparse, self.final, self.tau_max,
+                              self.tau_min)
+        for j in range(self.gated.num_sub_blocks):
+            self._rebuild_masks(j, float(keep[j]), tau)
+        self.gated.active = True
+        self.num_updates += 1
+        kept = self.kept_params()
+        record = dict(
+            step=int(step),
+            tau=float(tau),
+            global_keep=self.global_keep_ratio(),
+            target_keep=[float(v) for v in keep],
+            goal_keep=[float(v) for v in self.goal_keep],
+            block_keep=[float(v) for v in kept / self.dense_params],
+            kept_params=[float(v) for v in kept],
+            importance=[float(v) for v in importance],
+            benefit_cls=None if benefit is None else
+            [float(v) for v in benefit[0]],
+            benefit_patch=None if benefit is None else
+            [float(v) for v in benefit[1]],
+            finalized=bool(final))
+        self.history.append(record)
+        self.last_stats = self._stats()
+        self._reset_stats()
+        return record
+
+    def finalize(self, step: int) -> dict:
+        """Last update with hard masks; drops the probes.
+
+        As in the reference, the statistics since the last update are merged
+        with those of the interval before.
+        """
+        self._reduce_benefit()
+        if self.last_stats is not None:
+            last = self.last_stats
+            self.benefit_sum += last['benefit_sum']
+            self.benefit_count += last['benefit_count']
+            for k in self.taylor:
+                self.taylor[k] += last['taylor'][k]
+            self.taylor_count += last['taylor_count']
+        # already reduced: do not reduce again inside update()
+        reduce, self.all_reduce = self.all_reduce, _no_reduce
+        try:
+            record = self.update(step, final=True)
+        finally:
+            self.all_reduce = reduce
+        self.finalized = True
+        self.gated.set_requires_grad(False)
+        self._drop_probes()
+        self.last_stats = None
+        return record
+
+    # ----------------------------------------------------------- slim
+    def block_gates(self, block_idx: int) -> Dict[str, torch.Tensor]:
+        """The six gate tensors of encoder block ``block_idx``."""
+        return {n: self.gated.gate(block_idx, n) for n in GATE_NAMES}
+
+    def slim_blocks(self) -> List[SlimBlock]:
+        """Slim copies of all blocks under the current gates."""
+        return [slice_block(b, self.block_gates(i))
+                for i, b in enumerate(self.view.blocks)]
+
+    def slim_arch(self) -> List[Dict[str, int]]:
+        """Kept sizes per block (the ``slim_arch`` of a slim backbone)."""
+        return [{n: int((g.detach() >= 0.5).sum()) for n, g in
+                 self.block_gates(i).items()}
+                for i in range(len(self.view.blocks))]
+
+    def remove(self) -> None:
+        """Take the hooks off the task model."""
+        self.gated.remove()
+
+
+def count_params(module: nn.Module) -> int:
+    """Number of (unique) parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def non_block_params(model: nn.Module) -> int:
+    """Parameters of ``model`` outside its ViT's prunable sub-blocks (patch
+    embedding, tokens, final norm, head, layer scales)."""
+    return int(count_params(model) -
+               dense_sub_block_params(vit_view(model)).sum())
+
+
+__all__ = [
+    'P3BPruner', 'check_keep_ratio', 'check_schedule', 'count_params',
+    'non_block_params', 'DEFAULT_GATE_SCALES', 'BLOCK_BUDGETS',
+    'ELEMENT_SCORES'
+]

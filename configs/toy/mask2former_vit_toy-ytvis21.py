@@ -15,6 +15,7 @@ metainfo = dict(classes=('circle', 'square', 'triangle'))
 model = dict(
     backbone=dict(
         arch=dict(
+            _delete_=True,
             embed_dims=192,
             num_layers=6,
             num_heads=3,

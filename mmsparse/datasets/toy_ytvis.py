@@ -24,7 +24,7 @@ import json
 import os
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -83,18 +83,27 @@ class ToyObject:
 
     def amodal_mask(self, t: int, height: int, width: int) -> np.ndarray:
         """Full (un-occluded) mask of the object in frame ``t``, clipped to the image."""
-        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+        mask = np.zeros((height, width), dtype=bool)
         cx, cy = self.centers[t]
+        r = self.extent
+        x0, x1 = max(int(np.floor(cx - r)), 0), min(int(np.ceil(cx + r)) + 1, width)
+        y0, y1 = max(int(np.floor(cy - r)), 0), min(int(np.ceil(cy + r)) + 1, height)
+        if x0 >= x1 or y0 >= y1:
+            return mask
+        # Pixel centers of the shape's bounding window only.
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
         if self.name == 'circle':
-            return (xs - cx)**2 + (ys - cy)**2 <= self.radius**2
+            mask[y0:y1, x0:x1] = (xs - cx)**2 + (ys - cy)**2 <= self.radius**2
+            return mask
         verts = self.vertices(t)
-        inside = np.ones((height, width), dtype=bool)
+        inside = np.ones(xs.shape, dtype=bool)
         for i in range(len(verts)):
-            (x0, y0), (x1, y1) = verts[i], verts[(i + 1) % len(verts)]
+            (vx0, vy0), (vx1, vy1) = verts[i], verts[(i + 1) % len(verts)]
             # Vertices go counter-clockwise in (x, y) maths coordinates, so the
             # interior lies left of every edge: cross product >= 0.
-            inside &= (x1 - x0) * (ys - y0) - (y1 - y0) * (xs - x0) >= 0
-        return inside
+            inside &= (vx1 - vx0) * (ys - vy0) - (vy1 - vy0) * (xs - vx0) >= 0
+        mask[y0:y1, x0:x1] = inside
+        return mask
 
 
 @dataclass
@@ -124,7 +133,8 @@ def _smooth_noise(rng: np.random.Generator, grid: Tuple[int, int], size: Tuple[i
         0., sigma * chroma, size=(gh, gw, 3))
     coarse = coarse.astype(np.float32)
     channels = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(coarse[..., c])).resize(size, Image.BICUBIC))
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(coarse[..., c])).resize(size, Image.BICUBIC))
         for c in range(3)
     ]
     return np.stack(channels, -1)
@@ -382,16 +392,7 @@ def make_toy_ytvis(out_dir: str,
         if with_ann:
             anns = raw['annotations']
             summary['instances'] = len(anns)
-            summary['annotated_frames'] = sum(s is not None for a in anns for s in a['segmentations'])
-            summary['absent_frames'] = sum(s is None for a in anns for s in a['segmentations'])
+            segms = [s for a in anns for s in a['segmentations']]
+            summary['annotated_frames'] = sum(s is not None for s in segms)
+            summary['absent_frames'] = sum(s is None for s in segms)
     return summary
-
-
-def class_counts(raw: Dict, names: Sequence[str] = TOY_YTVIS_CLASSES) -> Dict[str, int]:
-    """Number of instances per class name in a raw YouTube-VIS json dict."""
-    id2name = {c['id']: c['name'] for c in raw['categories']}
-    counts = {name: 0 for name in names}
-    for ann in raw.get('annotations') or []:
-        name = id2name[ann['category_id']]
-        counts[name] = counts.get(name, 0) + 1
-    return counts

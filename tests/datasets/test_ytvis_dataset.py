@@ -62,8 +62,8 @@ def test_loads_like_mmdet(toy_dataset_root, split):
     test_mode = split == 'heldout'
     ref = YouTubeVISDataset(**_cfg(toy_dataset_root, ann_file, test_mode=test_mode))
     ours = DATASETS.build(
-        dict(type='CheckedYouTubeVISDataset', **_cfg(toy_dataset_root, ann_file,
-                                                      test_mode=test_mode)))
+        dict(type='CheckedYouTubeVISDataset',
+             **_cfg(toy_dataset_root, ann_file, test_mode=test_mode)))
     assert isinstance(ours, CheckedYouTubeVISDataset)
     assert ours.metainfo['classes'] == TOY_YTVIS_CLASSES
     assert ours.cat_ids == ref.cat_ids == [1, 2, 3]
@@ -96,7 +96,8 @@ def test_train_pipeline_runs(toy_dataset_root):
     item = dataset[0]
     assert tuple(item['inputs'].shape[:2]) == (2, 3)  # 2 frames, RGB
     sample = item['data_samples']
-    for frame in sample:
+    assert len(sample.video_data_samples) == 2
+    for frame in sample.video_data_samples:
         inst = frame.gt_instances
         assert len(inst) > 0 and inst.masks.masks.shape[0] == len(inst)
         assert set(inst.labels.tolist()) <= {0, 1, 2}

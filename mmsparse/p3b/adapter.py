@@ -119,13 +119,14 @@ def _layer_scale(module: Optional[nn.Module]) -> Optional[torch.Tensor]:
 
 
 def _check_linear(name: str, module, found: str) -> None:
-    if type(module) is not nn.Linear:
+    # subclasses such as mmcv's Linear (empty-input handling) compute the same
+    if not isinstance(module, nn.Linear):
         raise TypeError(f'P3B: expected {name} to be nn.Linear in {found}, '
                         f'got {type(module).__name__}')
 
 
 def _check_norm(name: str, module, found: str) -> None:
-    if type(module) is not nn.LayerNorm or not module.elementwise_affine:
+    if not isinstance(module, nn.LayerNorm) or not module.elementwise_affine:
         raise TypeError(f'P3B: expected {name} to be an affine nn.LayerNorm '
                         f'in {found}, got {module!r}')
 

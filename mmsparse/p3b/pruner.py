@@ -557,6 +557,30 @@ class P3BPruner(nn.Module):
                  self.block_gates(i).items()}
                 for i in range(len(self.view.blocks))]
 
+    def slim_state_dict(self, model: nn.Module) -> Dict[str, torch.Tensor]:
+        """State dict of ``model`` with its blocks replaced by the slim ones.
+
+        Keys outside the block container are unchanged, so the result loads
+        strictly into the same model with a slim backbone whose
+        ``slim_arch`` is :meth:`slim_arch`.
+
+        Args:
+            model (nn.Module): The task model holding the pruned backbone.
+
+        Returns:
+            dict: CPU tensors by key.
+        """
+        container = getattr(self.view.backbone, self.view.container)
+        prefix = next(name for name, mod in model.named_modules()
+                      if mod is container)
+        prefix = prefix + '.' if prefix else ''
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()
+                 if not k.startswith(prefix)}
+        for i, block in enumerate(self.slim_blocks()):
+            for k, v in block.state_dict().items():
+                state[f'{prefix}{i}.{k}'] = v.detach().cpu()
+        return state
+
     def remove(self) -> None:
         """Take the hooks off the task model."""
         self.gated.remove()

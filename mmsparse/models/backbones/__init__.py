@@ -2,3 +2,4 @@
 from .vit_pyramid import SimplePyramid, ViTPyramid
 
 __all__ = ['SimplePyramid', 'ViTPyramid']
+from .slim_vit import SlimVisionTransformer, SlimViTPyramid  # noqa: F401,E402

@@ -1,0 +1,15 @@
+# Ablation: the same gates, Taylor ranking and schedule as P3B, but every
+# block keeps the same ratio (no block benefit, no probes).
+_base_ = ['./p3b_deit-toy_digits-transfer.py']
+
+custom_hooks = [
+    dict(
+        type='P3BHook',
+        keep_ratio=0.5,
+        prune_start=3,
+        prune_sparse=12,
+        prune_finalize=30,
+        by_epoch=True,
+        update_interval=8,
+        block_budget='uniform')
+]

@@ -1,0 +1,14 @@
+# ART with L2 (squared norm) instead of HyperSparse (the paper's ablation).
+_base_ = './art_hypersparse_smallcnn_digits.py'
+
+custom_hooks = [
+    dict(
+        type='ARTHook',
+        target_sparsity=0.98,
+        regularizer='l2',
+        lambda_init=1e-4,
+        eta=1.25,
+        warmup=10,
+        min_finetune=20,
+        finetune_lr_milestones=[10, 15])
+]

@@ -1,0 +1,26 @@
+# ART + HyperSparse on Mask2Former-VIS with a ViT-S/16 backbone (YouTube-VIS
+# 2021, iteration-based, 8,000 iterations). The backbone is pretrained
+# (DeiT-S) but the head starts from scratch, so 2,000 dense warm-up
+# iterations precede ART. One ART step per 250 iterations (λ grows by η per
+# step), the criterion on the loss of 50 fixed training batches per GPU; at
+# the latest 3,000 iterations are left for fine-tuning under the mask. The
+# base's lr schedule (x0.1 at 5,500) is kept. λ0/η are untuned guesses
+# (AdamW, wd 0.05): watch λ, the pruned vs dense loss in the log and
+# <work_dir>/plots/art_curves.png.
+_base_ = '../mask2former_vit-s_ytvis21.py'
+
+custom_hooks = [
+    dict(type='VISPredictionDrawHook', num_videos=4),
+    dict(
+        type='ARTHook',
+        target_sparsity=0.9,
+        regularizer='hypersparse',
+        by_epoch=False,
+        warmup=2000,
+        interval=250,
+        lambda_init=1e-5,
+        eta=1.2,
+        criterion='loss',
+        eval_batches=50,
+        min_finetune=3000)
+]

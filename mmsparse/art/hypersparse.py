@@ -1,0 +1,179 @@
+"""HyperSparse regularization and the L1/L2 ablations, in plain PyTorch.
+
+Glandorf, Kaiser, Rosenhahn: "HyperSparse Neural Networks: Shifting
+Exploration to Exploitation through Adaptive Regularization", ICCV 2023
+workshops, https://arxiv.org/abs/2308.07163.
+
+With ``w`` all prunable weights concatenated and κ the target sparsity::
+
+    s      = artanh(1/√3) / q_κ(|w|)        (q_κ detached; artanh(1/√3) = 0.6585)
+    T      = Σ_j tanh(s·|w_j|)
+    R_HS   = ‖w‖₁ · T / sg(T) − ‖w‖₁        (sg: stop-gradient; value 0)
+    ∂R_HS/∂w_i = sign(w_i) · s · sech²(s·|w_i|) · ‖w‖₁ / T
+
+The gradient is computed in closed form by :class:`HyperSparseFunction`: no
+autograd graph over the concatenated weights is built, and the quantile is a
+selection (``torch.kthvalue``), not a sort.
+"""
+import math
+from typing import Callable, Dict, Sequence, Tuple
+
+import torch
+
+from .magnitude import flat_magnitudes, magnitude_quantile
+
+#: artanh(1/sqrt(3)): the threshold weight sits on the inflection point of sech².
+HS_INFLECTION = math.atanh(1.0 / math.sqrt(3.0))
+
+REGULARIZERS = ('hypersparse', 'l1', 'l2')
+
+
+class HyperSparseFunction(torch.autograd.Function):
+    """``R(w; s, T0) = ‖w‖₁ · T(w) / T0 − ‖w‖₁`` with ``s`` and ``T0`` held
+    constant, and its exact gradient in closed form::
+
+        ∂R/∂w_i = sign(w_i) · (T/T0 − 1) + ‖w‖₁ · s · sech²(s·|w_i|) / T0
+
+    With ``T0 = sg(T)`` (the HyperSparse definition) the first term vanishes
+    and the value is 0. The general form lets ``gradcheck`` verify the
+    backward against finite differences.
+
+    Call as ``HyperSparseFunction.apply(s, t0, *weights)``.
+    """
+
+    @staticmethod
+    def forward(ctx, s: torch.Tensor, t0: torch.Tensor,
+                *weights: torch.Tensor) -> torch.Tensor:
+        l1 = weights[0].new_zeros(())
+        total_tanh = weights[0].new_zeros(())
+        tanhs = []
+        for w in weights:
+            th = torch.tanh(s * w.abs())
+            tanhs.append(th)
+            l1 = l1 + w.abs().sum()
+            total_tanh = total_tanh + th.sum()
+        ctx.save_for_backward(s, t0, l1, total_tanh, *weights, *tanhs)
+        ctx.num_weights = len(weights)
+        return l1 * total_tanh / t0 - l1
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        s, t0, l1, total_tanh, *rest = ctx.saved_tensors
+        n = ctx.num_weights
+        weights, tanhs = rest[:n], rest[n:]
+        sign_coef = grad_output * (total_tanh / t0 - 1)
+        sech_coef = grad_output * l1 * s / t0
+        grads = []
+        for w, th, needs in zip(weights, tanhs, ctx.needs_input_grad[2:]):
+            if not needs:
+                grads.append(None)
+                continue
+            grads.append(
+                torch.sign(w) * (sign_coef + sech_coef * (1 - th * th)))
+        return (None, None, *grads)
+
+
+def hypersparse_scale(weights: Sequence[torch.Tensor],
+                      kappa: float) -> torch.Tensor:
+    """``s = 0.6585 / q_κ(|w|)`` (detached), guarded against a zero
+    quantile."""
+    flat = flat_magnitudes(weights)
+    q = magnitude_quantile(flat, kappa)
+    tiny = torch.finfo(flat.dtype).tiny
+    return (HS_INFLECTION / q.clamp_min(tiny)).to(weights[0].dtype)
+
+
+def hypersparse_loss(weights: Sequence[torch.Tensor],
+                     kappa: float) -> torch.Tensor:
+    """HyperSparse regularization ``R_HS`` (value 0, closed-form gradient).
+
+    Args:
+        weights (Sequence[Tensor]): All prunable weights.
+        kappa (float): Target sparsity κ in (0, 1).
+
+    Returns:
+        Tensor: 0-dim tensor whose gradient w.r.t. each weight is
+        ``sign(w) · s · sech²(s·|w|) · ‖w‖₁ / T``.
+    """
+    weights = list(weights)
+    s = hypersparse_scale(weights, kappa)
+    with torch.no_grad():
+        t0 = sum(torch.tanh(s * w.abs()).sum() for w in weights)
+        t0 = t0.clamp_min(torch.finfo(t0.dtype).tiny)
+    return HyperSparseFunction.apply(s, t0, *weights)
+
+
+@torch.no_grad()
+def hypersparse_grad(weights: Sequence[torch.Tensor],
+                     kappa: float) -> Tuple[torch.Tensor, ...]:
+    """The closed-form HyperSparse gradient of each weight tensor."""
+    weights = [w.detach() for w in weights]
+    s = hypersparse_scale(weights, kappa)
+    l1 = sum(w.abs().sum() for w in weights)
+    tanhs = [torch.tanh(s * w.abs()) for w in weights]
+    total = sum(th.sum() for th in tanhs).clamp_min(
+        torch.finfo(weights[0].dtype).tiny)
+    coef = s * l1 / total
+    return tuple(
+        torch.sign(w) * coef * (1 - th * th) for w, th in zip(weights, tanhs))
+
+
+@torch.no_grad()
+def hypersparse_stats(weights: Sequence[torch.Tensor],
+                      kappa: float) -> Dict[str, float]:
+    """Diagnostics of the HyperSparse term.
+
+    Returns:
+        dict: ``scale`` (s), ``quantile`` (q_κ) and ``gain`` — the gradient
+        magnitude on a weight near zero, ``s·‖w‖₁/T`` (≥ 1; ≈ 1 for a dense
+        model, growing as the large weights saturate tanh).
+    """
+    weights = [w.detach() for w in weights]
+    s = hypersparse_scale(weights, kappa)
+    l1 = sum(w.abs().sum() for w in weights)
+    total = sum(torch.tanh(s * w.abs()).sum() for w in weights)
+    return dict(
+        scale=float(s),
+        quantile=float(HS_INFLECTION / s),
+        gain=float(s * l1 / total.clamp_min(1e-30)))
+
+
+def l1_loss(weights: Sequence[torch.Tensor], kappa: float = 0.0) -> torch.Tensor:
+    """``Σ|w|`` (the paper's L1 ablation); ``kappa`` is ignored."""
+    return sum(w.abs().sum() for w in weights)
+
+
+def l2_loss(weights: Sequence[torch.Tensor], kappa: float = 0.0) -> torch.Tensor:
+    """``Σw²`` (the paper's L2 ablation, squared norm); ``kappa`` is
+    ignored."""
+    return sum(w.pow(2).sum() for w in weights)
+
+
+_REGULARIZER_FNS: Dict[str, Callable[..., torch.Tensor]] = {
+    'hypersparse': hypersparse_loss,
+    'l1': l1_loss,
+    'l2': l2_loss,
+}
+
+
+def check_regularizer(name: str) -> str:
+    """Validate a regularizer name (case-insensitive)."""
+    if not isinstance(name, str) or name.lower() not in _REGULARIZER_FNS:
+        raise ValueError(f'regularizer must be one of {REGULARIZERS}, got '
+                         f'{name!r}')
+    return name.lower()
+
+
+def regularization_loss(name: str, weights: Sequence[torch.Tensor],
+                        kappa: float) -> torch.Tensor:
+    """The regularizer ``name`` ('hypersparse', 'l1' or 'l2') of the weights.
+
+    Args:
+        name (str): Regularizer name.
+        weights (Sequence[Tensor]): All prunable weights.
+        kappa (float): Target sparsity (used by HyperSparse only).
+
+    Returns:
+        Tensor: 0-dim tensor to be scaled by λ and added to the loss.
+    """
+    return _REGULARIZER_FNS[check_regularizer(name)](list(weights), kappa)

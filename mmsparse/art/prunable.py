@@ -1,0 +1,65 @@
+"""Which weights ART and the magnitude baselines prune.
+
+Prunable are the weights of every convolution and linear layer, the first
+convolution and the classifier included; biases and normalisation layers are
+never pruned (HyperSparse, Sec. 4). ``nn.MultiheadAttention`` keeps its input
+projection as a packed parameter instead of an ``nn.Linear``; it is a linear
+layer all the same and counts as prunable.
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, Iterable, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+_MHA_WEIGHTS = ('in_proj_weight', 'q_proj_weight', 'k_proj_weight',
+                'v_proj_weight')
+
+
+def _iter_layer_weights(module: nn.Module) -> Iterable[Tuple[str, torch.Tensor]]:
+    """Yield ``(local_name, weight)`` of the prunable weights owned by one
+    module (not its children)."""
+    if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+        if isinstance(getattr(module, 'weight', None), nn.Parameter):
+            yield 'weight', module.weight
+    elif isinstance(module, nn.MultiheadAttention):
+        for name in _MHA_WEIGHTS:
+            weight = getattr(module, name, None)
+            if isinstance(weight, nn.Parameter):
+                yield name, weight
+
+
+def prunable_weights(
+        model: nn.Module,
+        exclude: Optional[Sequence[str]] = None
+) -> 'OrderedDict[str, nn.Parameter]':
+    """Collect the prunable weights of a model in module order.
+
+    Args:
+        model (nn.Module): The (unwrapped) model.
+        exclude (Sequence[str], optional): Regular expressions; a weight whose
+            parameter name matches one of them (``re.search``) is skipped.
+            Defaults to None.
+
+    Returns:
+        OrderedDict[str, nn.Parameter]: Parameter name (as in
+        ``model.named_parameters()``) to parameter; shared parameters appear
+        once. The order is the same on every rank.
+    """
+    patterns = [re.compile(p) for p in (exclude or [])]
+    weights: 'OrderedDict[str, nn.Parameter]' = OrderedDict()
+    seen = set()
+    for module_name, module in model.named_modules():
+        for local_name, weight in _iter_layer_weights(module):
+            name = f'{module_name}.{local_name}' if module_name else local_name
+            if id(weight) in seen or any(p.search(name) for p in patterns):
+                continue
+            seen.add(id(weight))
+            weights[name] = weight
+    return weights
+
+
+def count_elements(weights: Dict[str, torch.Tensor]) -> int:
+    """Total number of elements of a dict of tensors."""
+    return sum(w.numel() for w in weights.values())

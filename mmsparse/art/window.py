@@ -1,0 +1,77 @@
+"""ART's sliding-window stop criterion, in plain Python."""
+import math
+from typing import Any, Dict, List, Optional, Tuple
+
+
+class SlidingWindow:
+    """Window over the scores of the magnitude-pruned copy of the model.
+
+    After every ART step the score of the pruned copy (accuracy, or the
+    negated loss: higher is better) is appended; the window keeps the last
+    ``2·buffer + 1`` entries. Whenever the window mean exceeds the best mean
+    seen so far, the window's middle entry becomes the best pruned model
+    (``min(len − 1, buffer)`` while the window fills up). ART stops when the
+    best window mean exceeds the dense model's score of the current step.
+
+    Args:
+        buffer (int): Half width; window size ``2·buffer + 1``. Defaults to 1.
+    """
+
+    def __init__(self, buffer: int = 1) -> None:
+        if isinstance(buffer, bool) or not isinstance(buffer, int) \
+                or buffer < 0:
+            raise ValueError(f'buffer must be an int >= 0, got {buffer!r}')
+        self.buffer = buffer
+        self.entries: List[Tuple[int, float]] = []
+        self.best: Optional[Dict[str, float]] = None
+
+    @property
+    def size(self) -> int:
+        """Maximum number of entries."""
+        return 2 * self.buffer + 1
+
+    @property
+    def mean(self) -> float:
+        """Mean score of the current entries (nan when empty)."""
+        if not self.entries:
+            return math.nan
+        return sum(score for _, score in self.entries) / len(self.entries)
+
+    def middle(self) -> Tuple[int, float]:
+        """``(step, score)`` of the middle entry."""
+        if not self.entries:
+            raise RuntimeError('the window is empty')
+        return self.entries[min(len(self.entries) - 1, self.buffer)]
+
+    def update(self, step: int, score: float) -> bool:
+        """Append a score; return whether the best entry changed."""
+        if not math.isfinite(score):
+            raise ValueError(f'score must be finite, got {score}')
+        self.entries.append((int(step), float(score)))
+        if len(self.entries) > self.size:
+            self.entries.pop(0)
+        mean = self.mean
+        if self.best is None or mean > self.best['mean']:
+            mid_step, mid_score = self.middle()
+            self.best = dict(step=mid_step, score=mid_score, mean=mean)
+            return True
+        return False
+
+    def should_stop(self, dense_score: float) -> bool:
+        """Whether the best window mean exceeds the dense model's score."""
+        return self.best is not None and self.best['mean'] > dense_score
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything needed to continue identically."""
+        return dict(
+            buffer=self.buffer,
+            entries=[list(e) for e in self.entries],
+            best=None if self.best is None else dict(self.best))
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""
+        if state['buffer'] != self.buffer:
+            raise ValueError(f'window buffer mismatch: checkpoint has '
+                             f'{state["buffer"]}, the hook {self.buffer}')
+        self.entries = [(int(s), float(v)) for s, v in state['entries']]
+        self.best = None if state['best'] is None else dict(state['best'])

@@ -124,9 +124,11 @@ def hook_summary(hook) -> dict:
          for k, v in state['masks'].items()})
 
 
-def weights_of(runner) -> dict:
+def weights_of(runner, params_only=False) -> dict:
+    model = unwrap(runner.model)
+    items = (model.named_parameters()
+             if params_only else model.state_dict().items())
     return {
         k: v.detach().clone()
-        for k, v in unwrap(runner.model).state_dict().items()
-        if torch.is_floating_point(v)
+        for k, v in items if torch.is_floating_point(v)
     }

@@ -38,7 +38,7 @@ def main(work_dir: str, out_dir: str) -> None:
     torch.save(
         dict(
             summary=hook_summary(art),
-            weights=weights_of(runner),
+            weights=weights_of(runner, params_only=True),
             world_size=runner.world_size),
         osp.join(out_dir, f'rank{os.environ["RANK"]}.pth'))
 

@@ -32,5 +32,6 @@ def test_two_process_gloo_identical_masks(tmp_path):
     assert a['phase'] == 'finetune' and a['masks'] is not None
     # statistics are all-reduced: same window, history, decisions, masks
     assert a == b
+    # parameters are identical (BN running stats are per rank, as in DDP)
     for key, value in ranks[0]['weights'].items():
         assert torch.equal(value, ranks[1]['weights'][key]), key

@@ -3,7 +3,6 @@ criterion): a few real iterations through every phase."""
 import os.path as osp
 
 from art_helpers import get_hook, unwrap
-from conftest import toy_data_options
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -15,9 +14,9 @@ CONFIG = 'configs/art/art_mask2former_vit_toy-ytvis21.py'
 
 def test_art_on_toy_vis(toy_ytvis_root, tmp_path):
     cfg = Config.fromfile(CONFIG)
-    for opt in toy_data_options(toy_ytvis_root):
-        key, value = opt.split('=', 1)
-        cfg.merge_from_dict({key: value})
+    for split in ('train', 'val', 'test'):
+        cfg.merge_from_dict(
+            {f'{split}_dataloader.dataset.data_root': toy_ytvis_root})
     cfg.merge_from_dict({
         'train_cfg.max_iters': 6,
         'train_cfg.val_interval': 100,

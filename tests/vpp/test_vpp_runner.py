@@ -123,7 +123,9 @@ def test_dist_train_two_cpu_processes(toy_ytvis_root, tmp_path):
          '--cfg-options', 'train_cfg.max_iters=2', 'val_cfg=None',
          'val_dataloader=None', 'val_evaluator=None',
          'default_hooks.logger.interval=1',
-         'train_dataloader.batch_size=1'] + toy_data_options(toy_ytvis_root),
+         'train_dataloader.batch_size=1'] + [
+             o for o in toy_data_options(toy_ytvis_root)
+             if not o.startswith('val_')],
         env=dict(PYTHON=PY, PORT='29531', OMP_NUM_THREADS='1'))
     assert 'Distributed training: True' in out
     line = [ln for ln in out.splitlines() if 'Iter(train) [2/2]' in ln][0]

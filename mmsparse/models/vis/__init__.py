@@ -1,0 +1,4 @@
+"""Registered video instance segmentation models."""
+from .vpp_mask2former_video import VPPMask2FormerVideo
+
+__all__ = ['VPPMask2FormerVideo']

@@ -1,0 +1,204 @@
+"""Dense vs VPP side by side: FLOPs and wall-clock per frame at keep ratios.
+
+    python tools/analysis_tools/benchmark_vpp.py CONFIG
+        [--keep-ratios 1.0 0.7 0.55 0.4] [--shape 368 640] [--frames 8]
+        [--repeat 5] [--threads N] [--out work_dirs/benchmark/vpp.json]
+        [--checkpoint CKPT] [--cfg-options k=v ...]
+
+CONFIG is a VPP config (``model.backbone.type='VPPBackbone'``); each keep
+ratio is built with ``model.backbone.keep_ratio=r`` (1.0 is the wrapped dense
+backbone, bit-exact). Measured in one process, the timings interleaved (one
+run of every row per round, median over rounds) so that load changes on a
+shared machine hit all rows alike:
+
+* backbone, one *pruned* frame in steady state (the prior comes from the
+  frame before, as in a video): FLOPs and median wall-clock, and the ViT part
+  alone (backbone minus the feature pyramid, which runs on the full grid
+  whatever is pruned);
+* whole model: FLOPs of backbone + ``track_head.forward`` and the median
+  wall-clock of ``model.predict`` on a ``--frames`` video (first frame
+  dense), divided by the number of frames.
+
+FLOPs use ``mmengine.analysis`` (fvcore convention, 1 multiply-add = 1 FLOP)
+with the attention switched to its explicit matmul path while counting
+(fused SDPA has no counter); the timed runs use the fused path. The ideal
+speed-up (dense FLOPs / FLOPs) is printed beside the measured one.
+"""
+import argparse
+import contextlib
+import importlib.util
+import os.path as osp
+import platform
+import statistics
+import time
+
+import torch
+from mmengine.config import DictAction
+
+from mmsparse.utils.benchmark import count_flops, format_table, write_json
+
+
+def _dense_tool():
+    """The dense benchmark tool (build, make_track_sample) next to this."""
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark.py')
+    spec = importlib.util.spec_from_file_location('_mmsparse_benchmark', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def explicit_attention(model):
+    """Use the non-fused attention path (countable matmuls) inside."""
+    attns = [m for m in model.modules()
+             if hasattr(m, 'fused') and hasattr(m, 'keep_attn')]
+    old = [m.fused for m in attns]
+    for m in attns:
+        m.fused = False
+    try:
+        yield
+    finally:
+        for m, f in zip(attns, old):
+            m.fused = f
+
+
+def measure_row(model, keep, frames, sample_fn, h, w):
+    """FLOPs, PKR and the timed callables of one keep ratio."""
+    model.eval()
+    bb = model.backbone
+    if not hasattr(bb, 'forward_stream'):
+        raise TypeError(f'{type(bb).__name__} is not a VPPBackbone; give a '
+                        'VPP config (model.backbone.type=VPPBackbone)')
+    T = frames.shape[0]
+    with torch.no_grad():
+        _, prior = bb.forward_stream(frames[:1])
+        feat = bb.backbone.tokens_to_featmap(*bb.backbone.embed(frames[1:2]))
+        bb.forward_stream(frames[1:2], prior)
+        frame_pkr = bb.last_stats[-1].pkr if bb.last_stats else 1.0
+        model.backbone(frames)
+        video_pkr = (sum(s.pkr for s in bb.last_stats) / T
+                     if bb.last_stats else 1.0)
+
+    def frame_fn(x):
+        return bb.forward_stream(x, prior)[0]
+
+    def whole(x):
+        return model.track_head(model.backbone(x), sample_fn(T, h, w))
+
+    with explicit_attention(model):
+        bb_flops = count_flops(bb, frames[1:2], fn=frame_fn)
+        pyr_flops = count_flops(bb.backbone.pyramid, feat)
+        all_flops = count_flops(model, frames, fn=whole)
+    row = dict(
+        keep_ratio=keep,
+        frame_pkr=frame_pkr,
+        video_pkr=video_pkr,
+        backbone_GFLOPs=bb_flops['flops'] / 1e9,
+        vit_GFLOPs=(bb_flops['flops'] - pyr_flops['flops']) / 1e9,
+        model_GFLOPs_per_frame=all_flops['flops'] / 1e9 / T,
+        uncounted_ops=sorted(set(bb_flops['uncounted'])
+                             | set(all_flops['uncounted'])))
+    calls = dict(
+        backbone=lambda: frame_fn(frames[1:2]),
+        pyramid=lambda: bb.backbone.pyramid(feat),
+        model=lambda: model.predict(frames[None], [sample_fn(T, h, w)]))
+    return row, calls
+
+
+def interleaved_times(calls_per_row, repeat):
+    """Median seconds of every call, one run per row and round."""
+    runs = [{k: [] for k in calls} for calls in calls_per_row]
+    with torch.no_grad():
+        for calls in calls_per_row:  # warm-up
+            for fn in calls.values():
+                fn()
+        for _ in range(repeat):
+            for calls, out in zip(calls_per_row, runs):
+                for key, fn in calls.items():
+                    start = time.perf_counter()
+                    fn()
+                    out[key].append(time.perf_counter() - start)
+    return [{k: statistics.median(v) for k, v in r.items()} | {'runs': r}
+            for r in runs]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='a VPP config')
+    parser.add_argument('--keep-ratios', type=float, nargs='+',
+                        default=[1.0, 0.7, 0.55, 0.4])
+    parser.add_argument('--checkpoint', default=None)
+    parser.add_argument('--shape', type=int, nargs=2, default=[368, 640],
+                        metavar=('H', 'W'))
+    parser.add_argument('--frames', type=int, default=8,
+                        help='video length for the whole-model numbers')
+    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--out', default='work_dirs/benchmark/vpp.json')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args()
+    if args.frames < 2 or args.repeat < 1:
+        parser.error('--frames must be >= 2 and --repeat >= 1')
+    if any(not 0 < r <= 1 for r in args.keep_ratios):
+        parser.error('--keep-ratios must be in (0, 1]')
+    h, w = args.shape
+    if h % 32 or w % 32:
+        parser.error(f'--shape {h} {w}: both must be multiples of 32')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tool = _dense_tool()
+
+    torch.manual_seed(0)
+    frames = torch.randn(args.frames, 3, h, w)
+    rows, calls = [], []
+    for keep in args.keep_ratios:
+        opts = dict(args.cfg_options or {})
+        opts['model.backbone.keep_ratio'] = keep
+        model = tool.build(args.config, args.checkpoint, opts)
+        print(f'keep {keep}: counting FLOPs ...', flush=True)
+        row, fns = measure_row(model, keep, frames, tool.make_track_sample,
+                               h, w)
+        rows.append(row)
+        calls.append(fns)
+    print(f'timing {len(rows)} rows x {args.repeat} rounds ...', flush=True)
+    times = interleaved_times(calls, args.repeat)
+    base, base_t = rows[0], times[0]
+    for row, t in zip(rows, times):
+        row['backbone_ms'] = t['backbone'] * 1e3
+        row['pyramid_ms'] = t['pyramid'] * 1e3
+        row['vit_ms'] = (t['backbone'] - t['pyramid']) * 1e3
+        row['model_ms_per_frame'] = t['model'] * 1e3 / args.frames
+        row['runs_s'] = t['runs']
+        for part, flops, ms in (('backbone', 'backbone_GFLOPs', 'backbone_ms'),
+                                ('vit', 'vit_GFLOPs', 'vit_ms'),
+                                ('model', 'model_GFLOPs_per_frame',
+                                 'model_ms_per_frame')):
+            row[f'{part}_ideal_x'] = base[flops] / row[flops]
+            row[f'{part}_measured_x'] = base[ms] / row[ms]
+    cols = ['keep_ratio', 'frame_pkr', 'backbone_GFLOPs', 'backbone_ideal_x',
+            'backbone_ms', 'backbone_measured_x', 'vit_ideal_x',
+            'vit_measured_x', 'model_GFLOPs_per_frame', 'model_ideal_x',
+            'model_ms_per_frame', 'model_measured_x']
+    table = format_table(rows, cols, [
+        'keep', 'PKR', 'backbone GFLOPs/frame', 'ideal x', 'backbone ms/frame',
+        'measured x', 'ViT blocks ideal x', 'ViT blocks measured x',
+        f'model GFLOPs/frame ({args.frames}-frame video)', 'ideal x',
+        'model ms/frame', 'measured x'
+    ])
+    note = (f'{h}x{w}, first row = dense; backbone = one pruned frame in '
+            f'steady state (incl. the pyramid, {base["pyramid_ms"]:.0f} ms '
+            f'of {base["backbone_ms"]:.0f} ms dense); model = predict on a '
+            f'{args.frames}-frame video (frame 0 dense) / {args.frames}; '
+            f'{torch.get_num_threads()} threads, median of {args.repeat}')
+    print(table)
+    print(note)
+    out = write_json(
+        dict(config=args.config, rows=rows, table=table, note=note,
+             shape=[h, w], frames=args.frames, repeat=args.repeat,
+             torch=torch.__version__, threads=torch.get_num_threads(),
+             cpu=platform.processor() or platform.machine()), args.out)
+    print(f'wrote {out}')
+
+
+if __name__ == '__main__':
+    main()

@@ -6,11 +6,13 @@ current numpy by a test-local ``np.float`` shim (``monkeypatch``).
 """
 import contextlib
 import copy
+import datetime
 import io
 import json
 import os
 import os.path as osp
 import socket
+import time
 import zipfile
 
 import numpy as np
@@ -19,8 +21,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from mmsparse.evaluation.functional import (STAT_NAMES, evaluate_ytvis,
-                                            to_rle, video_mask_iou)
+from mmsparse.evaluation.functional import (STAT_NAMES, evaluate_ytvis, to_rle,
+                                            video_mask_iou)
 
 H, W = 300, 400  # frame size, large enough for all three area ranges
 
@@ -550,17 +552,17 @@ def _dist_worker(rank, port, workdir, videos):
     os.chdir(workdir)  # mmdet collects parts under ./.dist_test
     dist.init_process_group(
         'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-        world_size=2)
-    try:
-        init_default_scope('mmdet')
-        # DefaultSampler(round_up=True) pads rank 1 with video 0 again
-        mine = videos[rank::2] + ([videos[0]] if rank == 1 else [])
-        _, out = _run_metric(
-            dict(type='YouTubeVISAPMetric', metric_items=ALL_ITEMS), mine)
-        with open(osp.join(workdir, f'rank{rank}.json'), 'w') as f:
-            json.dump(out, f)
-    finally:
-        dist.destroy_process_group()
+        world_size=2, timeout=datetime.timedelta(seconds=60))
+    init_default_scope('mmdet')
+    # DefaultSampler(round_up=True) pads rank 1 with video 0 again
+    mine = videos[rank::2] + ([videos[0]] if rank == 1 else [])
+    _, out = _run_metric(
+        dict(type='YouTubeVISAPMetric', metric_items=ALL_ITEMS), mine)
+    with open(osp.join(workdir, f'rank{rank}.json'), 'w') as f:
+        json.dump(out, f)
+    # No destroy_process_group: under load it can hang when the rank that
+    # hosts the store has already left. The forked child ends in os._exit.
+    dist.barrier()
 
 
 def test_metric_distributed(tmp_path):
@@ -574,9 +576,15 @@ def test_metric_distributed(tmp_path):
         port = s.getsockname()[1]
     # fork: the children reuse the imported mmdet / mmsparse (spawn would
     # re-import them, ~30 s per process on a busy 2-core machine)
-    mp.start_processes(
+    context = mp.start_processes(
         _dist_worker, args=(port, str(tmp_path), videos), nprocs=2,
-        start_method='fork')
+        join=False, start_method='fork')
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for proc in context.processes:
+                proc.kill()
+            pytest.fail('2-process evaluation did not finish in 120 s')
     for rank in (0, 1):
         with open(tmp_path / f'rank{rank}.json') as f:
             assert json.load(f) == single

@@ -7,8 +7,8 @@ import torch.nn as nn
 
 from mmsparse.art import (HS_INFLECTION, HyperSparseFunction, SlidingWindow,
                           apply_masks_, art_lambda, check_regularizer,
-                          check_sparsity, global_magnitude_masks,
-                          gmp_sparsity, hypersparse_grad, hypersparse_loss,
+                          check_sparsity, global_magnitude_masks, gmp_sparsity,
+                          hypersparse_grad, hypersparse_loss,
                           hypersparse_stats, magnitude_quantile,
                           mask_optimizer_state_, mask_sparsity, masks_equal,
                           prunable_weights, regularization_loss,
@@ -139,10 +139,9 @@ def test_global_masks_exact_count_and_order():
         masks = global_magnitude_masks(weights, sparsity)
         pruned = sum(int((~m).sum()) for m in masks.values())
         assert pruned == round(sparsity * n)
-        kept = torch.cat([w[m].abs() for w, m in zip(weights.values(),
-                                                      masks.values())])
-        gone = torch.cat([w[~m].abs() for w, m in zip(weights.values(),
-                                                       masks.values())])
+        pairs = list(zip(weights.values(), masks.values()))
+        kept = torch.cat([w[m].abs() for w, m in pairs])
+        gone = torch.cat([w[~m].abs() for w, m in pairs])
         assert gone.max() <= kept.min()
         assert masks_equal(masks, global_magnitude_masks(weights, sparsity))
     # layer sparsities emerge: the small-magnitude zeros go first

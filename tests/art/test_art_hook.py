@@ -122,8 +122,8 @@ def test_resume_equals_uninterrupted(uninterrupted, tmp_path, resume_epoch):
     assert full_hook.switch_info['reason'] == 'max_art_steps'
     ckpt = osp.join(work, f'epoch_{resume_epoch}.pth')
     state = torch.load(ckpt, map_location='cpu', weights_only=False)
-    assert state['art_state']['phase'] == ('art' if resume_epoch < 5 else
-                                          'finetune')
+    phase = 'art' if resume_epoch < 5 else 'finetune'
+    assert state['art_state']['phase'] == phase
     resumed = train(cfg, work_dir=str(tmp_path), resume=True, load_from=ckpt)
     hook = get_hook(resumed, ARTHook)
     assert hook_summary(hook) == hook_summary(full_hook)

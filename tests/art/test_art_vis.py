@@ -1,7 +1,5 @@
 """ARTHook on the toy VIS config (Mask2Former + ViT, iteration-based, loss
 criterion): a few real iterations through every phase."""
-import os.path as osp
-
 from art_helpers import get_hook, unwrap
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -18,24 +16,24 @@ def test_art_on_toy_vis(toy_ytvis_root, tmp_path):
         cfg.merge_from_dict(
             {f'{split}_dataloader.dataset.data_root': toy_ytvis_root})
     cfg.merge_from_dict({
-        'train_cfg.max_iters': 6,
+        'train_cfg.max_iters': 3,
         'train_cfg.val_interval': 100,
-        'default_hooks.checkpoint.interval': 6,
+        'default_hooks.checkpoint.interval': 100,
         'default_hooks.logger.interval': 1,
     })
     cfg.custom_hooks = [h for h in cfg.custom_hooks
                         if h['type'] == 'ARTHook']
     cfg.custom_hooks[0].update(
-        warmup=1, interval=2, eval_batches=1, max_art_steps=2,
-        min_finetune=0)
+        warmup=1, interval=1, eval_batches=1, max_art_steps=1,
+        min_finetune=0, plot=False)
     cfg.work_dir = str(tmp_path)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     runner = Runner.from_cfg(cfg)
     runner.train()
     art = get_hook(runner, ARTHook)
     assert art.resolved_criterion == 'loss'
-    assert [r['unit'] for r in art.history] == [3, 5]
-    assert art.phase == 'finetune' and art.switch_unit == 5
+    assert [r['unit'] for r in art.history] == [2]
+    assert art.phase == 'finetune' and art.switch_unit == 2
     assert all(r['dense'] > 0 and r['pruned'] > 0 for r in art.history)
     weights = prunable_weights(unwrap(runner.model))
     # attention in_proj weights and deformable-attention linears included
@@ -43,4 +41,3 @@ def test_art_on_toy_vis(toy_ytvis_root, tmp_path):
     zeros = sum(int((w == 0).sum()) for w in weights.values())
     total = sum(w.numel() for w in weights.values())
     assert zeros >= round(0.9 * total)
-    assert osp.exists(osp.join(tmp_path, 'plots', 'art_curves.png'))

@@ -1,7 +1,7 @@
 """ART: Adaptive Regularized Training with the HyperSparse loss, as a hook."""
 import math
 from collections import OrderedDict, deque
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from mmengine.dataset import DefaultSampler
@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from mmsparse.art import (SlidingWindow, art_lambda, check_regularizer,
                           check_sparsity, global_magnitude_masks,
                           hypersparse_stats, magnitude_threshold,
-                          mask_sparsity, regularization_loss)
+                          regularization_loss)
 from mmsparse.registry import HOOKS
 from .pruning_base import BaseMaskedPruningHook
 
@@ -393,15 +393,24 @@ class ARTHook(BaseMaskedPruningHook):
         """Scores (higher is better) of the dense model and of its pruned
         copy, summed over ranks.
 
-        The pruned copy is scored in eval mode on training batches; the copy
-        is made by swapping the tensors behind the prunable parameters, so
-        no second model is built. The dense score is the running training
-        score of the step, or (``dense_reference='eval'``) measured on the
-        same batches in the same pass.
+        The pruned copy is scored on training batches: accuracy in eval mode
+        (as the reference), the loss in training mode (mmdet heads compute
+        losses for training mode only) with the normalization buffers
+        restored afterwards. Both run under a fixed, forked RNG, so the
+        training's random stream is untouched. The copy is made by swapping
+        the tensors behind the prunable parameters, so no second model is
+        built. The dense score is the running training score of the step,
+        or (``dense_reference='eval'``) measured on the same batches in the
+        same pass.
         """
         model = self._model(runner)
         was_training = model.training
-        model.eval()
+        buffers = {n: b.clone() for n, b in model.named_buffers()}
+        weight = next(iter(self._weights.values()))
+        devices = [weight.device] if weight.is_cuda else []
+        rng = torch.random.fork_rng(devices=devices)
+        rng.__enter__()
+        torch.manual_seed(0)
         dense_data = {n: w.data for n, w in self._weights.items()}
         pruned_data = {
             n: w.data * masks[n].to(w.device)
@@ -417,6 +426,7 @@ class ARTHook(BaseMaskedPruningHook):
                     break
                 if self.resolved_criterion is None:
                     self.resolved_criterion = self._resolve_criterion(data)
+                model.train(self.resolved_criterion == 'loss')
                 for j, tensors in enumerate(variants):
                     for n, w in self._weights.items():
                         w.data = tensors[n]
@@ -426,7 +436,10 @@ class ARTHook(BaseMaskedPruningHook):
         finally:
             for n, w in self._weights.items():
                 w.data = dense_data[n]
+            for n, b in model.named_buffers():
+                b.copy_(buffers[n])
             model.train(was_training)
+            rng.__exit__(None, None, None)
         if self.dense_reference == 'train':
             totals[2:] = torch.tensor(self._running, dtype=torch.float64)
             self._running = [0.0, 0.0]

@@ -1,8 +1,8 @@
 """Magnitude pruning baselines: one-shot + fine-tune, and gradual (GMP)."""
 from typing import Optional
 
-from mmsparse.art import (check_sparsity, global_magnitude_masks,
-                          gmp_sparsity, magnitude_threshold)
+from mmsparse.art import (check_sparsity, global_magnitude_masks, gmp_sparsity,
+                          magnitude_threshold)
 from mmsparse.registry import HOOKS
 from .pruning_base import BaseMaskedPruningHook
 
@@ -170,10 +170,10 @@ class GradualMagnitudePruningHook(BaseMaskedPruningHook):
         if final:
             self._record_base_lrs(runner)
         self.current_sparsity = self.sparsity
+        suffix = ', final mask fixed' if final else ''
         runner.logger.info(
             f'GradualMagnitudePruningHook: {self.unit_name} {completed}: '
             f'sparsity {100 * self.sparsity:.3f}% (schedule '
-            f'{100 * sparsity:.3f}%)' + (', final mask fixed' if final else
-                                        ''))
+            f'{100 * sparsity:.3f}%){suffix}')
         if final:
             self._plot_masks(runner, 'final', magnitudes, threshold)

@@ -8,9 +8,9 @@ from .pruner import SELECTORS, FramePrior, FrameStats, VideoPatchPruner
 from .schedule import (check_schedule, patch_keep_ratio, schedule_pkr,
                        tokens_per_block)
 from .selectors import RandomScore, ScoreHead, smooth_logits
-from .tokens import (gather_tokens, indices_to_mask, num_keep,
-                     scatter_tokens, straight_through, token_positions,
-                     topk_indices, topk_keep_mask)
+from .tokens import (gather_tokens, indices_to_mask, num_keep, scatter_tokens,
+                     straight_through, token_positions, topk_indices,
+                     topk_keep_mask)
 
 __all__ = [
     'TemporalMapping', 'manhattan_prior', 'SELECTORS', 'FramePrior',

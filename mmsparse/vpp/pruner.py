@@ -44,9 +44,9 @@ import torch.nn as nn
 from .mapping import TemporalMapping
 from .schedule import check_schedule, patch_keep_ratio, schedule_pkr
 from .selectors import RandomScore, ScoreHead
-from .tokens import (gather_tokens, indices_to_mask, num_keep,
-                     scatter_tokens, straight_through, token_positions,
-                     topk_indices, topk_keep_mask)
+from .tokens import (gather_tokens, indices_to_mask, num_keep, scatter_tokens,
+                     straight_through, token_positions, topk_indices,
+                     topk_keep_mask)
 
 SELECTORS = ('temporal', 'image', 'random')
 
@@ -249,7 +249,7 @@ class VideoPatchPruner(nn.Module):
 
     def _forward_dense(self, x, blocks):
         E = self.num_extra_tokens
-        N = x.shape[1] - E
+        N = int(x.shape[1]) - E
         key = value = None
         for i, block in enumerate(blocks):
             if i == self.prune_layers[0]:
@@ -262,7 +262,7 @@ class VideoPatchPruner(nn.Module):
 
     def _forward_masked(self, x, hw, blocks, prior):
         E = self.num_extra_tokens
-        B, N = x.shape[0], x.shape[1] - E
+        B, N = x.shape[0], int(x.shape[1]) - E
         keep = gate = None
         key = value = valid = None
         counts, softs = [], []
@@ -298,7 +298,7 @@ class VideoPatchPruner(nn.Module):
 
     def _forward_gather(self, x, hw, blocks, prior):
         E = self.num_extra_tokens
-        N = x.shape[1] - E
+        N = int(x.shape[1]) - E
         full = pos = grid_idx = None
         key = value = valid = None
         counts = []

@@ -118,4 +118,5 @@ def indices_to_mask(grid_idx: torch.Tensor, num_tokens: int) -> torch.Tensor:
     mask = torch.zeros(
         grid_idx.shape[0], num_tokens, dtype=torch.bool,
         device=grid_idx.device)
-    return mask.scatter_(1, grid_idx, True)
+    return mask.scatter_(1, grid_idx, torch.ones_like(mask[:, :1]).expand_as(
+        grid_idx))

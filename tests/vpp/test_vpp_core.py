@@ -4,11 +4,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmsparse.vpp import (FramePrior, TemporalMapping, VideoPatchPruner,
-                          check_schedule, gather_tokens, manhattan_prior,
-                          num_keep, patch_keep_ratio, scatter_tokens,
-                          schedule_pkr, smooth_logits, token_positions,
-                          tokens_per_block, topk_keep_mask)
+from mmsparse.vpp import (TemporalMapping, VideoPatchPruner, check_schedule,
+                          gather_tokens, manhattan_prior, num_keep,
+                          patch_keep_ratio, scatter_tokens, schedule_pkr,
+                          smooth_logits, token_positions, tokens_per_block,
+                          topk_keep_mask)
 
 C, L, H, W = 16, 6, 6, 8
 N = H * W

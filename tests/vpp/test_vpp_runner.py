@@ -2,7 +2,6 @@
 (selection loss and keep ratios in the log, local AP, per-frame keep ratios,
 kept-patch PNGs) and tools/dist_train.sh with 2 CPU processes."""
 import glob
-import json
 import os
 import os.path as osp
 import re
@@ -11,9 +10,8 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
-
 from conftest import ROOT, toy_data_options
+from mmengine.config import Config
 
 PY = sys.executable
 VPP_TOY = osp.join(ROOT, 'configs', 'toy', 'vpp_mask2former_vit_toy-ytvis21.py')

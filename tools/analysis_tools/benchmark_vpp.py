@@ -162,7 +162,7 @@ def main():
         calls.append(fns)
     print(f'timing {len(rows)} rows x {args.repeat} rounds ...', flush=True)
     times = interleaved_times(calls, args.repeat)
-    base, base_t = rows[0], times[0]
+    base = rows[0]
     for row, t in zip(rows, times):
         row['backbone_ms'] = t['backbone'] * 1e3
         row['pyramid_ms'] = t['pyramid'] * 1e3

@@ -50,9 +50,13 @@ def manhattan_prior(h: int, w: int) -> torch.Tensor:
 
 
 def sample_gumbel(like: torch.Tensor) -> torch.Tensor:
-    """Standard Gumbel noise ``-log(-log(U))`` shaped like ``like``."""
-    u = torch.rand_like(like).clamp_(1e-10, 1 - 1e-7)
-    return -torch.log(-torch.log(u))
+    """Standard Gumbel noise ``-log(-log(U))`` shaped like ``like``.
+
+    Drawn in float32 (half precision would round U to 0 or 1: infinite
+    noise) and returned in ``like``'s dtype.
+    """
+    u = torch.rand(like.shape, device=like.device).clamp_(1e-10, 1 - 1e-7)
+    return (-torch.log(-torch.log(u))).to(like.dtype)
 
 
 class TemporalMapping(nn.Module):

@@ -3,6 +3,7 @@
     python projects/vpp/run_toy_comparison.py [--work-dir DIR]
         [--pretrain-iters 300] [--finetune-iters 150]
         [--keep-ratios 0.7 0.55 0.4] [--selectors temporal image random]
+        [--threads 1]
 
 The protocol follows the paper (dense training, then sparse fine-tuning from
 the dense weights) at toy scale, with the user-facing tools only:
@@ -40,12 +41,17 @@ LABELS = dict(dense='dense', temporal='VPP (temporal prior)',
 METRICS = ('segm_mAP', 'segm_mAP_50', 'segm_mAP_75')
 
 
+THREADS = {}
+
+
 def run(cmd, log_file):
-    """Run a tool, tee its output to ``log_file``; returns seconds."""
+    """Run a tool, its output into ``log_file``; returns seconds."""
     print('$ ' + ' '.join(cmd), flush=True)
     start = time.time()
+    os.makedirs(osp.dirname(log_file), exist_ok=True)
     with open(log_file, 'w') as f:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, **THREADS))
     if proc.returncode:
         raise RuntimeError(f'failed ({proc.returncode}), see {log_file}')
     took = time.time() - start
@@ -127,7 +133,12 @@ def main():
                         default=[0.7, 0.55, 0.4])
     parser.add_argument('--selectors', nargs='+', default=list(VPP),
                         choices=list(VPP))
+    parser.add_argument(
+        '--threads', type=int, default=1,
+        help='OMP_NUM_THREADS of the runs (1 on a shared CPU: contended '
+        'OpenMP threads spin and run several times slower)')
     args = parser.parse_args()
+    THREADS['OMP_NUM_THREADS'] = str(args.threads)
     if args.pretrain_iters < 1 or args.finetune_iters < 1:
         parser.error('iterations must be >= 1')
     if any(not 0 < r < 1 for r in args.keep_ratios):

@@ -44,6 +44,9 @@ def test_configs_only_wrap_the_backbone():
         assert cfg.model.backbone.backbone == dense.model.backbone
         assert cfg.model.data_preprocessor == dense.model.data_preprocessor
         assert any(h.type == 'VPPVisualizationHook' for h in cfg.custom_hooks)
+        # the clip the sampler gives is the clip the head (and VPP) expects
+        sampler = cfg.train_dataloader.dataset.pipeline[0]
+        assert sampler.num_ref_imgs + 1 == cfg.model.track_head.num_frames
     for sel in ('image-only', 'random'):
         cfg = Config.fromfile(VPP_TOY.replace('.py', f'_{sel}.py'))
         assert cfg.model.backbone.selector == sel.split('-')[0]

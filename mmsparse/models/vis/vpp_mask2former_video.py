@@ -1,5 +1,5 @@
 """Mask2Former (video) with a VPP backbone: adds the backbone's losses."""
-from typing import Union
+from typing import Optional
 
 from mmdet.models.vis.mask2former_vis import Mask2FormerVideo
 from mmdet.structures import TrackSampleList
@@ -38,8 +38,8 @@ class VPPMask2FormerVideo(Mask2FormerVideo):
     def __init__(self,
                  backbone: dict,
                  track_head: dict,
-                 data_preprocessor: Union[dict, None] = None,
-                 init_cfg: Union[dict, None] = None) -> None:
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(
             backbone=backbone,
             track_head=track_head,

@@ -92,7 +92,7 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_iters = 600
+max_iters = 300
 optim_wrapper = dict(
     optimizer=dict(lr=3e-4),
     paramwise_cfg=dict(
@@ -103,7 +103,7 @@ optim_wrapper = dict(
         }),
     clip_grad=dict(max_norm=1.0, norm_type=2))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
+    dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=30),
     dict(
         type='MultiStepLR',
         begin=0,
@@ -115,7 +115,7 @@ param_scheduler = [
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(interval=200, max_keep_ckpts=2))
+    checkpoint=dict(interval=100, max_keep_ckpts=2))
 log_processor = dict(window_size=10)
 val_evaluator = dict(outfile_prefix=None)
 test_evaluator = val_evaluator

@@ -8,7 +8,7 @@ and the total wall time (which includes ART's per-step evaluation pass).
 Usage:
     python projects/hypersparse/benchmark_hook_overhead.py CONFIG \
         [--epochs 3 | --iters 30] [--hook-options key=value ...]
-        [--threads 1] [--work-dir work_dirs/overhead]
+        [--repeat 2] [--threads 1] [--work-dir work_dirs/overhead]
 """
 import argparse
 import copy
@@ -45,6 +45,8 @@ def main():
     parser.add_argument('--epochs', type=int)
     parser.add_argument('--iters', type=int)
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--repeat', type=int, default=2,
+                        help='alternating pairs of runs')
     parser.add_argument('--work-dir', default='work_dirs/overhead')
     parser.add_argument('--hook-options', nargs='+', action=DictAction,
                         default={})
@@ -73,26 +75,35 @@ def main():
     without.custom_hooks = [h for i, h in enumerate(hooks) if i not in idx]
     if without.get('param_scheduler') is None:
         without.param_scheduler = None
-    base_times, _, base_wall = run(without, args.work_dir + '/without')
-    hook_times, phases, hook_wall = run(with_hook, args.work_dir + '/with')
-    # the first iterations include warm-up effects: skip 2
-    base = statistics.median(base_times[2:])
     print(f'config: {args.config}')
     print(f'hook: {with_hook.custom_hooks[idx[0]]}')
-    print(f'median iteration time without hook: {1e3 * base:.1f} ms')
-    if phases is not None:
-        for code, name in enumerate(('warmup', 'art', 'finetune')):
-            sel = [t for t, p in zip(hook_times[2:], phases[2:]) if p == code]
-            if len(sel) >= 3:
-                med = statistics.median(sel)
-                print(f'median iteration time in {name}: {1e3 * med:.1f} ms '
-                      f'(ratio {med / base:.3f}, {len(sel)} iterations)')
-    else:
-        med = statistics.median(hook_times[2:])
+    # alternate the two runs so that both see the same machine load
+    base_times, hook_times, phases = [], [], []
+    base_wall = hook_wall = 0.0
+    for r in range(args.repeat):
+        times, _, wall = run(without, f'{args.work_dir}/without_{r}')
+        base_times += times[2:]  # skip start-up iterations
+        base_wall += wall
+        times, ph, wall = run(with_hook, f'{args.work_dir}/with_{r}')
+        hook_times += times[2:]
+        phases += list(ph[2:]) if ph is not None else [-1] * len(times[2:])
+        hook_wall += wall
+    base = statistics.median(base_times)
+    print(f'median iteration time without hook: {1e3 * base:.1f} ms '
+          f'({len(base_times)} iterations)')
+    for code, name in enumerate(('warmup', 'art', 'finetune')):
+        sel = [t for t, p in zip(hook_times, phases) if p == code]
+        if len(sel) >= 3:
+            med = statistics.median(sel)
+            print(f'median iteration time in {name}: {1e3 * med:.1f} ms '
+                  f'(ratio {med / base:.3f}, {len(sel)} iterations)')
+    if all(p == -1 for p in phases):
+        med = statistics.median(hook_times)
         print(f'median iteration time with hook: {1e3 * med:.1f} ms '
               f'(ratio {med / base:.3f})')
     print(f'wall time of train(): {base_wall:.1f} s without, {hook_wall:.1f} '
-          f's with the hook (ratio {hook_wall / base_wall:.3f})')
+          f's with the hook (ratio {hook_wall / base_wall:.3f}; includes '
+          "ART's evaluation pass per step)")
 
 
 if __name__ == '__main__':

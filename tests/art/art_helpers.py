@@ -18,7 +18,8 @@ def tiny_cfg(work_dir,
              ckpt_interval=1,
              val=False,
              param_scheduler=None,
-             widths=(8, 16)):
+             widths=(8, 16),
+             cal_acc=True):
     """A tiny digits classifier (SmallConvNet, 4 iterations per epoch)."""
     dataset = dict(
         type='SklearnDigitsDataset',
@@ -54,7 +55,7 @@ def tiny_cfg(work_dir,
                 num_classes=10,
                 in_channels=widths[-1],
                 loss=dict(type='CrossEntropyLoss'),
-                cal_acc=True)),
+                cal_acc=cal_acc)),
         train_dataloader=dict(
             batch_size=24,
             num_workers=0,

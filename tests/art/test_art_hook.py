@@ -230,6 +230,8 @@ def test_bad_values_raise_at_construction():
     (dict(max_iters=4), dict(by_epoch=False), 'eval_batches'),
     (dict(param_scheduler=dict(type='ConstantLR', factor=1.0)),
      dict(finetune_lr_milestones=[1]), 'param_scheduler'),
+    # raised at the first ART iteration: the loss dict lacks the accuracy
+    (dict(cal_acc=False), dict(criterion='accuracy'), 'cal_acc=True'),
 ])
 def test_bad_run_raises_before_training(tmp_path, cfg_kwargs, hook_kwargs,
                                         match):

@@ -1,11 +1,9 @@
 """Shared fixtures: the repository root as cwd, and a small toy YouTube-VIS set."""
 import os
-import os.path as osp
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOY_CONFIG = osp.join(ROOT, 'configs', 'toy', 'mask2former_vit_toy-ytvis21.py')
+from vis_helpers import ROOT
 
 
 @pytest.fixture(autouse=True, scope='session')
@@ -32,11 +30,3 @@ def toy_ytvis_root(tmp_path_factory):
                        log=None)
     return root + '/'
 
-
-def toy_data_options(data_root: str):
-    """``--cfg-options`` pointing the toy configs at another data root."""
-    return [
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'val_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}',
-    ]

@@ -103,7 +103,7 @@ optim_wrapper = dict(
         }),
     clip_grad=dict(max_norm=1.0, norm_type=2))
 param_scheduler = [
-    dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=30),
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=30),
     dict(
         type='MultiStepLR',
         begin=0,

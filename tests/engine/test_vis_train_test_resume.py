@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from conftest import TOY_CONFIG, toy_data_options
+from vis_helpers import TOY_CONFIG, toy_data_options
 
 PY = sys.executable
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, toy_data_options
+from vis_helpers import ROOT, toy_data_options
 from mmengine.config import Config
 
 PY = sys.executable

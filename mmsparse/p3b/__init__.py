@@ -9,8 +9,8 @@ from .gates import (ATTN_GATES, GATE_NAMES, MLP_GATES, GatedViT, attn_params,
                     dense_sub_block_params, mlp_params)
 from .probes import ProbeBank, ProbeHead
 from .pruner import (BLOCK_BUDGETS, DEFAULT_GATE_SCALES, ELEMENT_SCORES,
-                     P3BPruner, check_keep_ratio, check_schedule,
-                     count_params, non_block_params)
+                     P3BPruner, check_keep_ratio, check_schedule, count_params,
+                     non_block_params)
 from .slim import SlimAttention, SlimBlock, SlimMlp, slice_block, slim_dims
 
 __all__ = [

@@ -237,4 +237,3 @@ class GatedViT(nn.Module):
         block = self.view.blocks[sub_idx // 2]
         return float(sub_block_params(block, bool(sub_idx % 2),
                                       *self.kept_counts(sub_idx)))
-

@@ -81,11 +81,10 @@ def plot_param_allocation(dense: Sequence[float], kept: Sequence[float],
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(dense)), 4))
     xs = list(range(len(dense)))
-    ax.bar(xs, dense, color='0.85', label='dense')
+    from matplotlib.patches import Patch
+    ax.bar(xs, dense, color='0.85')
     colors = ['tab:blue' if j % 2 == 0 else 'tab:orange' for j in xs]
     ax.bar(xs, kept, color=colors)
-    ax.bar([], [], color='tab:blue', label='attention kept')
-    ax.bar([], [], color='tab:orange', label='MLP kept')
     ax.set_xticks(xs)
     ax.set_xticklabels([f'{j // 2}{"a" if j % 2 == 0 else "m"}' for j in xs],
                        fontsize=7)
@@ -94,7 +93,11 @@ def plot_param_allocation(dense: Sequence[float], kept: Sequence[float],
     total_d, total_k = sum(dense), sum(kept)
     ax.set_title(title or f'final allocation: {total_k / 1e6:.3f}M of '
                  f'{total_d / 1e6:.3f}M block parameters')
-    ax.legend(fontsize=8)
+    ax.legend(handles=[
+        Patch(color='0.85', label='dense'),
+        Patch(color='tab:blue', label='attention kept'),
+        Patch(color='tab:orange', label='MLP kept')
+    ], fontsize=8)
     return _save(fig, path)
 
 

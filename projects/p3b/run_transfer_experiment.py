@@ -30,7 +30,10 @@ import time
 
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner, load_checkpoint
+
+from mmsparse.registry import MODELS
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))), 'configs', 'p3b', 'toy')
@@ -51,6 +54,7 @@ def parse_args():
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--prune-epochs', type=int, default=30)
     parser.add_argument('--finetune-epochs', type=int, default=10)
+    parser.add_argument('--finetune-lr', type=float, default=3e-4)
     parser.add_argument('--source-epochs', type=int, default=30)
     parser.add_argument('--threads', type=int, default=1)
     return parser.parse_args()
@@ -94,54 +98,90 @@ def target_cfg(file: str, source: str, seed: int, epochs: int) -> Config:
     return cfg
 
 
+def finetune(args, cfg: Config, work_dir: str, name: str,
+             seed: int) -> float:
+    """The shared fine-tune recipe: AdamW, cosine from ``finetune_lr``."""
+    cfg.randomness = dict(seed=seed)
+    cfg.train_cfg.max_epochs = args.finetune_epochs
+    cfg.train_cfg.val_interval = args.finetune_epochs
+    cfg.optim_wrapper.optimizer.lr = args.finetune_lr
+    cfg.param_scheduler = [
+        dict(type='CosineAnnealingLR', by_epoch=True, begin=0,
+             end=args.finetune_epochs, eta_min=0.0)
+    ]
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=args.finetune_epochs)
+    return run(cfg, work_dir, name).get('top1')
+
+
+def cached(path: str, compute):
+    """Run ``compute()`` unless ``path`` holds its json result."""
+    if osp.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    result = compute()
+    with open(path, 'w') as f:
+        json.dump(result, f)
+    return result
+
+
 def prune_stage(args, method: str, keep: float, seed: int,
                 source: str) -> dict:
     name = f'{method}_kr{keep:g}_s{seed}'
     work_dir = osp.join(args.work_dir, name)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    cfg = target_cfg(METHODS[method], source, seed, args.prune_epochs)
-    hook = cfg.custom_hooks[0]
-    hook.update(keep_ratio=keep, prune_finalize=args.prune_epochs,
-                seed=seed)
-    start = time.time()
-    pruned = run(cfg, work_dir, name)
-    prune_time = time.time() - start
     export = osp.join(work_dir, 'p3b')
-    slim_cfg = Config.fromfile(osp.join(export, 'slim_model.py'))
-    ckpt = torch.load(osp.join(export, 'slim_model.pth'), map_location='cpu',
-                      weights_only=False)
-    params = sum(v.numel() for k, v in ckpt['state_dict'].items()
-                 if not k.endswith('index'))
-    with open(osp.join(export, 'history.json')) as f:
-        history = json.load(f)['history']
 
+    def prune():
+        shutil.rmtree(work_dir, ignore_errors=True)
+        cfg = target_cfg(METHODS[method], source, seed, args.prune_epochs)
+        cfg.custom_hooks[0].update(keep_ratio=keep,
+                                   prune_finalize=args.prune_epochs,
+                                   seed=seed)
+        start = time.time()
+        acc = run(cfg, work_dir, name).get('top1')
+        # rebuild the slim model from the exported config + checkpoint
+        slim_cfg = Config.fromfile(osp.join(export, 'slim_model.py'))
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            slim = MODELS.build(slim_cfg.model)
+        ckpt = load_checkpoint(slim, osp.join(export, 'slim_model.pth'),
+                               strict=True, logger='silent')
+        with open(osp.join(export, 'history.json')) as f:
+            history = json.load(f)['history']
+        return dict(params=sum(p.numel() for p in slim.parameters()),
+                    global_keep=history[-1]['global_keep'],
+                    block_keep=history[-1]['block_keep'], acc_pruned=acc,
+                    slim_arch=ckpt['meta']['p3b_slim_arch'],
+                    prune_s=time.time() - start)
+
+    row = dict(method=method, keep_ratio=keep, seed=seed)
+    row.update(cached(osp.join(work_dir, 'prune_result.json'), prune))
     ft_cfg = Config.fromfile(osp.join(export, 'finetune.py'))
-    ft_cfg.randomness = dict(seed=seed)
-    ft_cfg.train_cfg.max_epochs = args.finetune_epochs
-    ft_cfg.train_cfg.val_interval = args.finetune_epochs
-    ft_cfg.default_hooks.checkpoint = dict(
-        type='CheckpointHook', interval=args.finetune_epochs)
-    start = time.time()
-    tuned = run(ft_cfg, osp.join(work_dir, 'finetune'), name + '_ft')
-    return dict(method=method, keep_ratio=keep, seed=seed,
-                params=params, global_keep=history[-1]['global_keep'],
-                block_keep=history[-1]['block_keep'],
-                acc_pruned=pruned.get('top1'),
-                acc_finetuned=tuned.get('top1'),
-                slim_arch=ckpt['meta']['p3b_slim_arch'],
-                prune_s=prune_time, finetune_s=time.time() - start)
+    row['acc_finetuned'] = finetune(args, ft_cfg,
+                                    osp.join(work_dir, 'finetune'),
+                                    name + '_ft', seed)
+    return row
 
 
 def dense_stage(args, seed: int, source: str) -> dict:
+    """Dense transfer for the same epochs, then the same fine-tune."""
     name = f'dense_s{seed}'
     work_dir = osp.join(args.work_dir, name)
+
+    def train():
+        shutil.rmtree(work_dir, ignore_errors=True)
+        cfg = target_cfg('deit-toy_digits-transfer_dense.py', source, seed,
+                         args.prune_epochs)
+        return dict(acc_pruned=run(cfg, work_dir, name).get('top1'))
+
+    row = dict(method='dense', keep_ratio=1.0, seed=seed, params=None)
+    row.update(cached(osp.join(work_dir, 'dense_result.json'), train))
     cfg = target_cfg('deit-toy_digits-transfer_dense.py', source, seed,
-                     args.prune_epochs + args.finetune_epochs)
-    start = time.time()
-    metrics = run(cfg, work_dir, name)
-    return dict(method='dense', keep_ratio=1.0, seed=seed,
-                params=None, acc_finetuned=metrics.get('top1'),
-                acc_pruned=None, time_s=time.time() - start)
+                     args.finetune_epochs)
+    cfg.model.backbone.init_cfg = None
+    cfg.load_from = osp.join(work_dir, f'epoch_{args.prune_epochs}.pth')
+    row['acc_finetuned'] = finetune(args, cfg, osp.join(work_dir, 'finetune'),
+                                    name + '_ft', seed)
+    return row
 
 
 def summarize(rows, dense_params):
@@ -173,7 +213,9 @@ def fmt(pair):
 def write_outputs(args, rows, summary, dense_params):
     lines = [
         '| method | keep ratio (goal) | params (slim) | params / dense | '
-        'top-1 after pruning (hard masks = slim) | top-1 after fine-tune |',
+        f'top-1 after the {args.prune_epochs}-epoch transfer run (pruned: '
+        'hard masks = slim model) | top-1 after fine-tune '
+        f'(+{args.finetune_epochs} epochs) |',
         '|---|---|---|---|---|---|'
     ]
     for s in summary:
@@ -199,7 +241,7 @@ def plot(args, summary):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     dense = [s for s in summary if s['method'] == 'dense']
-    for ax, key, title in ((axes[0], 'acc_pruned', 'after pruning'),
+    for ax, key, title in ((axes[0], 'acc_pruned', 'after the transfer run'),
                            (axes[1], 'acc_finetuned', 'after fine-tune')):
         for method, color in (('P3B', 'tab:red'), ('uniform', 'tab:blue'),
                               ('magnitude', 'tab:green')):
@@ -210,9 +252,8 @@ def plot(args, summary):
                             [s[key][0] for s in pts],
                             yerr=[s[key][1] for s in pts], fmt='o-',
                             color=color, label=method, capsize=3)
-        if dense:
-            ax.axhline(dense[0]['acc_finetuned'][0], color='k', ls='--',
-                       label='dense')
+        if dense and dense[0][key][0] is not None:
+            ax.axhline(dense[0][key][0], color='k', ls='--', label='dense')
         ax.set_xlabel('kept parameters / dense')
         ax.set_title(f'target task, {title}')
         ax.grid(alpha=0.3)

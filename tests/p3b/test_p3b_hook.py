@@ -74,8 +74,8 @@ def test_checkpoints_keep_dense_keys_and_carry_the_p3b_state(full_run):
     dense.load_state_dict(ckpt['state_dict'], strict=True)
 
 
-def test_finetune_config_continues_from_the_slim_checkpoint(full_run,
-                                                              tmp_path):
+def test_finetune_config_continues_from_the_slim_checkpoint(
+        full_run, tmp_path):
     out = osp.join(full_run.work_dir, 'p3b')
     cfg = Config.fromfile(osp.join(out, 'finetune.py'))
     assert cfg.load_from == osp.join(out, 'slim_model.pth')

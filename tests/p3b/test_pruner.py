@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmsparse.p3b import (GATE_NAMES, P3BPruner, non_block_params,
-                          slice_block, vit_view)
+from mmsparse.p3b import (GATE_NAMES, P3BPruner, non_block_params, slice_block,
+                          vit_view)
 from mmsparse.p3b.gates import ATTN_GATES, MLP_GATES
 from .toy_vit import ToyViT, train_steps
 

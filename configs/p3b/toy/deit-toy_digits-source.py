@@ -36,7 +36,7 @@ digits = dict(
     classes=(0, 1, 2, 3, 4),
     domain='plain',
     img_size=16,
-    test_ratio=0.2,
+    test_ratio=0.3,
     split_seed=0)
 train_pipeline = [
     dict(type='RandomCrop', crop_size=16, padding=2),

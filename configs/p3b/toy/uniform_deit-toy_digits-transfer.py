@@ -10,6 +10,6 @@ custom_hooks = [
         prune_sparse=12,
         prune_finalize=30,
         by_epoch=True,
-        update_interval=8,
+        update_interval=20,
         block_budget='uniform')
 ]

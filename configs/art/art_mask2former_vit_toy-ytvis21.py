@@ -1,11 +1,12 @@
 # ART + HyperSparse on the toy VIS config (CPU-sized Mask2Former with a
-# 6-block ViT, iteration-based, 600 iterations). One delta: the hook (the
+# 6-block ViT, iteration-based, 300 iterations). One delta: the hook (the
 # base's custom hook is restated because lists are replaced on inheritance).
-# An ART step every 20 iterations after 200 dense warm-up iterations; the
-# stop criterion compares the loss of the magnitude-pruned copy on 4 fixed
-# training batches with the running training loss of the step, because a
-# VIS model has no accuracy. λ0/η are untuned guesses for AdamW at this
-# scale. The base's lr schedule stays (warm-up, x0.1 at iteration 480).
+# An ART step every 10 iterations after 100 dense warm-up iterations, the
+# switch at the latest when 100 iterations are left; the stop criterion
+# compares the loss of the magnitude-pruned copy on 4 fixed training batches
+# with the running training loss of the step, because a VIS model has no
+# accuracy. λ0/η are untuned guesses for AdamW at this scale. The base's lr
+# schedule stays (warm-up, x0.1 at 80 % of the run).
 _base_ = '../toy/mask2former_vit_toy-ytvis21.py'
 
 custom_hooks = [
@@ -15,11 +16,11 @@ custom_hooks = [
         target_sparsity=0.9,
         regularizer='hypersparse',
         by_epoch=False,
-        warmup=200,
-        interval=20,
+        warmup=100,
+        interval=10,
         lambda_init=1e-5,
-        eta=1.2,
+        eta=1.3,
         criterion='loss',
         eval_batches=4,
-        min_finetune=200)
+        min_finetune=100)
 ]

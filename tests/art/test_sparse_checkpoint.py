@@ -67,10 +67,18 @@ def test_malformed_sparse_files(tmp_path):
     torch.save(dict(state_dict={}), path)
     with pytest.raises(ValueError, match='not a sparse checkpoint'):
         load_sparse_checkpoint(path)
-    enc = encode_tensor(torch.tensor([0.0, 0.0, 0.0, 1.0] * 50))
+    t = torch.zeros(1000)
+    t[::100] = 1.0
+    enc = encode_tensor(t)
+    assert enc['__mmsparse_sparse__'] == 'coo'
     enc['indices'] = enc['indices'] + 1000
     with pytest.raises(ValueError, match='out of range'):
         decode_tensor(enc)
     enc['__mmsparse_sparse__'] = 'csr'
     with pytest.raises(ValueError, match='unknown encoding'):
         decode_tensor(enc)
+    bitmap = encode_tensor(torch.tensor([0.0, 1.0] * 100))
+    assert bitmap['__mmsparse_sparse__'] == 'bitmap'
+    bitmap['values'] = bitmap['values'][:-1]
+    with pytest.raises(ValueError, match='bitmap and values disagree'):
+        decode_tensor(bitmap)

@@ -44,6 +44,7 @@ class BaseMaskedPruningHook(Hook):
         reset_optimizer (bool): Clear the optimizer state (momentum, Adam
             moments) at the switch, as a freshly built optimizer would.
             Pruned entries are zeroed after every step regardless.
+            Defaults to True.
         plot (bool): Write PNG plots under ``<work_dir>/<plot_dir>``.
             Defaults to True.
         plot_dir (str): Sub-directory of the work dir for plots.

@@ -53,6 +53,22 @@ class _CallModule(nn.Module):
         return self.fn(x)
 
 
+def _sdpa_flops(inputs, outputs) -> int:
+    """FLOPs of ``scaled_dot_product_attention``: QK^T and AV products.
+
+    q (..., N, d) and k (..., M, d) cost ``prod(...) * N * M * d`` multiply-adds
+    each for the two matrix products (fvcore convention: 1 MAC = 1 FLOP).
+    """
+    from mmengine.analysis.jit_handles import get_shape
+    q_shape = get_shape(inputs[0])
+    k_shape = get_shape(inputs[1])
+    batch = 1
+    for dim in q_shape[:-2]:
+        batch *= dim
+    n, d = q_shape[-2], q_shape[-1]
+    return int(2 * batch * n * k_shape[-2] * d)
+
+
 def count_flops(module: nn.Module,
                 inputs: torch.Tensor,
                 fn: Callable = None) -> Dict[str, float]:
@@ -75,6 +91,8 @@ def count_flops(module: nn.Module,
     target = module if fn is None else _CallModule(module, fn)
     with torch.no_grad():
         analyzer = FlopAnalyzer(target, (inputs, ))
+        analyzer.set_op_handle('aten::scaled_dot_product_attention',
+                               _sdpa_flops)
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)
         analyzer.tracer_warnings('none')

@@ -81,10 +81,11 @@ def main():
     else:
         print(f'[demo] toy data already in {DATA_ROOT}')
 
-    extra = []
+    # tools/test.py evaluates right after training: skip the config's own
+    # validation at the last iteration so the demo does not evaluate twice.
+    extra = ['--cfg-options', 'train_cfg.val_interval=1000000000']
     if args.iters:
-        extra = ['--cfg-options', f'train_cfg.max_iters={args.iters}',
-                 f'train_cfg.val_interval={args.iters}']
+        extra.append(f'train_cfg.max_iters={args.iters}')
 
     untrained = osp.join(work_dir, 'untrained.pth')
     run([py, 'tools/misc/init_checkpoint.py', args.config, untrained], log)

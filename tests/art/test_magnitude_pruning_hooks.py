@@ -70,3 +70,28 @@ def test_gmp_cubic_schedule(tmp_path):
 def test_bad_values(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
+
+
+def test_oneshot_prune_at_zero_and_resume(tmp_path):
+    """prune_at=0 prunes before the first step; a resume restores the mask
+    and continues identically."""
+    hook = dict(
+        type='OneShotMagnitudePruningHook',
+        target_sparsity=0.8,
+        prune_at=0,
+        plot=False)
+    cfg = tiny_cfg(tmp_path / 'full', [hook], max_epochs=3)
+    full = train(cfg)
+    per_iter = _sparsity_per_iter(full)
+    assert len(set(per_iter)) == 1 and per_iter[0] > 0.79
+    resumed = train(cfg, work_dir=str(tmp_path / 'resumed'), resume=True,
+                    load_from=str(tmp_path / 'full' / 'epoch_2.pth'))
+    a = get_hook(full, OneShotMagnitudePruningHook)
+    b = get_hook(resumed, OneShotMagnitudePruningHook)
+    assert a.masks.keys() == b.masks.keys()
+    assert all(torch.equal(a.masks[k], b.masks[k]) for k in a.masks)
+    wa = prunable_weights(unwrap(full.model))
+    wb = prunable_weights(unwrap(resumed.model))
+    for name, mask in b.masks.items():
+        assert torch.equal(wa[name], wb[name])
+        assert (wb[name][~mask] == 0).all()

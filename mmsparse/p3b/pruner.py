@@ -21,6 +21,7 @@ https://arxiv.org/abs/2506.23675.
 4. at ``final`` makes the masks hard; :meth:`P3BPruner.slim_blocks` then
    cuts the model into :class:`~mmsparse.p3b.slim.SlimBlock` s.
 """
+import itertools
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -44,6 +45,24 @@ AllReduce = Callable[[torch.Tensor, str], None]
 
 def _no_reduce(tensor: torch.Tensor, op: str = 'sum') -> None:
     return None
+
+
+def _round_counts(block, is_mlp: bool, counts: List[int], sizes: List[int],
+                  multiple: int, goal: float) -> List[int]:
+    """Kept count per gate rounded (down or up) to ``multiple``; of the
+    2 ** 3 roundings the one whose parameter count is closest to ``goal``.
+    Empty gates stay empty, kept gates keep at least ``multiple``."""
+    options = []
+    for count, size in zip(counts, sizes):
+        if count == 0:
+            options.append([0])
+            continue
+        low = max(multiple, count // multiple * multiple)
+        high = -(-count // multiple) * multiple
+        options.append(sorted({min(low, size), min(high, size)}))
+    best = min(itertools.product(*options), key=lambda c: abs(
+        float(sub_block_params(block, is_mlp, *c)) - goal))
+    return list(best)
 
 
 def check_schedule(start: int, sparse: int, final: int, interval: int,
@@ -114,6 +133,9 @@ class P3BPruner(nn.Module):
             for the ranking inside a block. Defaults to 'taylor'.
         seed (int): Seed of the probe initialisation (identical on every
             rank). Defaults to 0.
+        width_multiple (int): Round every kept width (input, head, hidden,
+            output dims) of the final hard masks to a multiple of this, for
+            fast GEMM shapes; 1 = no rounding (the reference). Defaults to 1.
         all_reduce (callable, optional): ``all_reduce(tensor, op)`` in place
             with ``op`` in {'sum', 'mean'}; None for a single process.
             Defaults to None.
@@ -140,6 +162,7 @@ class P3BPruner(nn.Module):
                  block_budget: str = 'benefit',
                  element_score: str = 'taylor',
                  seed: int = 0,
+                 width_multiple: int = 1,
                  all_reduce: Optional[AllReduce] = None) -> None:
         super().__init__()
         check_keep_ratio(keep_ratio)
@@ -164,6 +187,10 @@ class P3BPruner(nn.Module):
         if not 0 <= tau_min <= tau_max:
             raise ValueError(f'need 0 <= tau_min <= tau_max, got '
                              f'{tau_min}, {tau_max}')
+        if not isinstance(width_multiple, int) or width_multiple < 1:
+            raise ValueError(f'width_multiple must be an int >= 1, got '
+                             f'{width_multiple!r}')
+        self.width_multiple = width_multiple
         self.keep_ratio = float(keep_ratio)
         self.start, self.sparse, self.final = start, sparse, final
         self.interval = interval
@@ -434,7 +461,24 @@ class P3BPruner(nn.Module):
         return [self.taylor[self.gated.key(sub_idx // 2, n)] / count
                 for n in names]
 
-    def _rebuild_masks(self, sub_idx: int, keep: float, tau: float) -> None:
+    def _rebuild_masks(self, sub_idx: int, keep: float, tau: float,
+                       multiple: int = 1, carry: float = 0.0) -> float:
+        """New masks of one sub-block from its current scores.
+
+        Args:
+            sub_idx (int): The sub-block.
+            keep (float): Its keep ratio (of its dense parameters).
+            tau (float): Soft-mask temperature (0 = hard).
+            multiple (int): With hard masks, round every gate's kept count
+                to a multiple of this (the rounding closest to the block
+                budget). Defaults to 1.
+            carry (float): Parameters added to the rounding goal (the
+                rounding error of the sub-blocks before, so that the total
+                stays on budget). Defaults to 0.
+
+        Returns:
+            float: Goal minus the parameters kept (the rounding error).
+        """
         block = self.view.blocks[sub_idx // 2]
         is_mlp = bool(sub_idx % 2)
         names = MLP_GATES if is_mlp else ATTN_GATES
@@ -456,15 +500,25 @@ class P3BPruner(nn.Module):
         kept = sizes - pruned
         params = sub_block_params(block, is_mlp, kept[:, 0], kept[:, 1],
                                   kept[:, 2])
-        k, _ = choose_num_pruned(params, keep * float(
-            self.dense_params[sub_idx]))
+        goal = keep * float(self.dense_params[sub_idx])
+        k, _ = choose_num_pruned(params, goal)
         values = torch.empty(len(imp), dtype=torch.float64)
         values[order] = soft_mask(len(imp), k, tau)
+        values = list(values.split([g.numel() for g in gates]))
+        counts = kept[k].long().tolist()
+        if tau <= 0 and multiple > 1:
+            counts = _round_counts(block, is_mlp, counts,
+                                   sizes.long().tolist(), multiple,
+                                   goal + carry)
+            for gid, count in enumerate(counts):
+                top = torch.sort(ranks[gid], descending=True,
+                                 stable=True).indices[:count]
+                values[gid] = torch.zeros_like(values[gid])
+                values[gid][top] = 1.0
         with torch.no_grad():
-            offset = 0
-            for g in gates:
-                g.copy_(values[offset:offset + g.numel()].to(g))
-                offset += g.numel()
+            for g, v in zip(gates, values):
+                g.copy_(v.to(g))
+        return goal + carry - float(sub_block_params(block, is_mlp, *counts))
 
     # ---------------------------------------------------------- update
     def update(self, step: int, final: bool = False) -> dict:
@@ -491,8 +545,11 @@ class P3BPruner(nn.Module):
                                     self.sparse)
             tau = temperature(step, self.sparse, self.final, self.tau_max,
                               self.tau_min)
+        carry = 0.0
         for j in range(self.gated.num_sub_blocks):
-            self._rebuild_masks(j, float(keep[j]), tau)
+            carry = self._rebuild_masks(j, float(keep[j]), tau,
+                                        self.width_multiple if final else 1,
+                                        carry if final else 0.0)
         self.gated.active = True
         self.num_updates += 1
         kept = self.kept_params()

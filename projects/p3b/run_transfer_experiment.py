@@ -101,6 +101,12 @@ def target_cfg(file: str, source: str, seed: int, epochs: int) -> Config:
 def finetune(args, cfg: Config, work_dir: str, name: str,
              seed: int) -> float:
     """The shared fine-tune recipe: AdamW, cosine from ``finetune_lr``."""
+    key = f'finetune_lr{args.finetune_lr:g}_e{args.finetune_epochs}.json'
+    return cached(osp.join(osp.dirname(work_dir), key),
+                  lambda: _finetune(args, cfg, work_dir, name, seed))
+
+
+def _finetune(args, cfg, work_dir, name, seed):
     cfg.randomness = dict(seed=seed)
     cfg.train_cfg.max_epochs = args.finetune_epochs
     cfg.train_cfg.val_interval = args.finetune_epochs

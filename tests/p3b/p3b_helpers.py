@@ -51,9 +51,10 @@ def tiny_cfg(work_dir: str, hook: dict = None, max_epochs: int = 6,
         log_level='WARNING')
 
 
-#: prune from epoch 1, goal at epoch 3, hard masks + slim at epoch 5
+#: prune from epoch 1, goal at epoch 3, hard masks + slim at epoch 5; no
+#: width rounding (32 dims) so that the budget can be checked tightly
 HOOK = dict(keep_ratio=0.5, prune_start=1, prune_sparse=3, prune_finalize=5,
-            update_interval=2)
+            update_interval=2, width_multiple=1)
 
 
 def p3b_hook(runner):

@@ -205,3 +205,27 @@ def test_state_round_trip_gives_identical_updates():
     with pytest.raises(ValueError, match='schedule'):
         _pruner(ToyViT(depth=2), start=1, sparse=6, final=12,
                 interval=3).set_state(state)
+
+
+def test_final_widths_round_to_a_multiple_near_the_budget():
+    torch.manual_seed(0)
+    model = ToyViT(dims=64, depth=2, heads=2)
+    pruner = _pruner(model, keep_ratio=0.4, start=0, sparse=4, final=8,
+                     width_multiple=8)
+    records = train_steps(model, pruner, 8)
+    assert records[-1]['finalized']
+    for dims in pruner.slim_arch():
+        for name, kept in dims.items():
+            assert kept % 8 == 0, (name, kept)
+    assert pruner.global_keep_ratio() == pytest.approx(0.4, abs=0.03)
+    x = torch.randn(2, 17, 64)
+    with torch.no_grad():
+        ref = x
+        for blk in model.eval().blocks:
+            ref = blk(ref)
+        out = x
+        for blk in pruner.slim_blocks():
+            out = blk.eval()(out)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=2e-6)
+    with pytest.raises(ValueError, match='width_multiple'):
+        _pruner(model, width_multiple=0)

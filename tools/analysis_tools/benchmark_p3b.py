@@ -1,7 +1,8 @@
 """Parameters, FLOPs and CPU throughput of a dense vs P3B-slimmed DeiT.
 
     python tools/analysis_tools/benchmark_p3b.py [--arch deit-small]
-        [--keep-ratios 0.5 0.25] [--batch 16] [--repeat 7] [--threads N]
+        [--keep-ratios 0.5 0.25] [--width-multiples 8 1] [--batch 16]
+        [--repeat 7] [--threads N]
         [--slim-checkpoint work_dirs/.../p3b/slim_model.pth
          --slim-config work_dirs/.../p3b/slim_model.py]
         [--out-dir work_dirs/benchmark_p3b]
@@ -9,8 +10,10 @@
 Without ``--slim-config`` the slim models are made here: P3B's keep-ratio
 solve with a uniform block budget and random Taylor scores on a randomly
 initialised DeiT (speed depends on the kept widths, not on which elements
-are kept), hard masks, then the registered ``SlimVisionTransformer`` is
-built from the resulting ``slim_arch`` and loaded strictly. The dense and
+are kept), hard masks with the kept widths rounded to
+``--width-multiples`` (8: P3BHook's default; 1: unrounded, as the
+reference), then the registered ``SlimVisionTransformer`` is built from the
+resulting ``slim_arch`` and loaded strictly. The dense and
 all slim models are timed in the same process, interleaved round by round
 (so load from other processes hits all of them alike), and the slim
 models' outputs are checked against the masked dense model.
@@ -48,6 +51,9 @@ def parse_args():
                         help='timed rounds (each model once per round)')
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--width-multiples', type=int, nargs='+',
+                        default=[8, 1],
+                        help='rounding of the kept widths (1 = none)')
     parser.add_argument('--slim-config', default=None,
                         help='slim_model.py written by P3BHook')
     parser.add_argument('--slim-checkpoint', default=None)
@@ -67,11 +73,12 @@ def dense_cfg(arch: str, img_size: int, num_classes: int) -> dict:
                   in_channels=dims))
 
 
-def make_slim(model, cfg: dict, keep_ratio: float, seed: int):
+def make_slim(model, cfg: dict, keep_ratio: float, seed: int,
+              multiple: int):
     """Slim classifier at ``keep_ratio`` (uniform budget, random scores)."""
     pruner = P3BPruner(model, 2, keep_ratio, start=0, sparse=1, final=2,
                        interval=1, non_block_params=non_block_params(model),
-                       block_budget='uniform')
+                       block_budget='uniform', width_multiple=multiple)
     gen = torch.Generator().manual_seed(seed)
     for k, v in pruner.taylor.items():
         v.copy_(torch.rand(v.shape, generator=gen, dtype=torch.float64))
@@ -133,15 +140,17 @@ def main():
         models['slim (P3B run)'] = slim
     else:
         for kr in args.keep_ratios:
-            pruner, slim = make_slim(dense, cfg, kr, args.seed)
-            with torch.no_grad():
-                pruner.gated.active = True
-                ref = dense.backbone(x[:2])[0]
-                pruner.gated.active = False
-                checks[f'keep {kr:g}'] = float(
-                    (slim.backbone(x[:2])[0] - ref).abs().max())
-            pruner.remove()
-            models[f'keep {kr:g}'] = slim
+            for multiple in args.width_multiples:
+                name = f'keep {kr:g}, widths x{multiple}'
+                pruner, slim = make_slim(dense, cfg, kr, args.seed, multiple)
+                with torch.no_grad():
+                    pruner.gated.active = True
+                    ref = dense.backbone(x[:2])[0]
+                    pruner.gated.active = False
+                    checks[name] = float(
+                        (slim.backbone(x[:2])[0] - ref).abs().max())
+                pruner.remove()
+                models[name] = slim
 
     tokens = (args.img_size // 16)**2 + 1
     rows = []
@@ -164,7 +173,7 @@ def main():
             img_per_s=args.batch / med,
             speedup=base / med,
             gflops_ratio=row['GFLOPs'] / rows[0]['GFLOPs'],
-            max_abs_diff_vs_masked=checks.get(row['model']))
+            max_abs_diff_vs_masked=checks.get(row['model'], '-'))
     table = format_table(
         rows, ['model', 'params_M', 'param_ratio', 'GFLOPs', 'gflops_ratio',
                'ms_per_batch', 'img_per_s', 'speedup',

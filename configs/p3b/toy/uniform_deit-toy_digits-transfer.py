@@ -11,5 +11,7 @@ custom_hooks = [
         prune_finalize=30,
         by_epoch=True,
         update_interval=20,
+        # tiny widths (64 dims, head 32): no rounding of the kept widths
+        width_multiple=1,
         block_budget='uniform')
 ]

@@ -106,6 +106,11 @@ class P3BHook(Hook):
         verify_slim (bool): Check at export that the slim backbone's output
             equals the masked one on a random batch. Defaults to True.
         seed (int): Seed of the probe initialisation. Defaults to 0.
+        width_multiple (int): Round every kept width (attention input /
+            head / output, MLP input / hidden / output) of the final masks
+            to a multiple of this: odd GEMM sizes run at half speed on CPU
+            (MKL) and miss tensor-core shapes on GPU. 1 = no rounding (as
+            the reference). Defaults to 8.
     """
 
     priority = 'NORMAL'
@@ -132,7 +137,8 @@ class P3BHook(Hook):
                  element_score: str = 'taylor',
                  export_dir: str = 'p3b',
                  verify_slim: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0,
+                 width_multiple: int = 8) -> None:
         check_keep_ratio(keep_ratio)
         unit = 'epochs' if by_epoch else 'iterations'
         check_schedule(prune_start, prune_sparse,
@@ -147,6 +153,9 @@ class P3BHook(Hook):
         if element_score not in ELEMENT_SCORES:
             raise ValueError(f'element_score must be one of '
                              f'{ELEMENT_SCORES}, got {element_score!r}')
+        if not isinstance(width_multiple, int) or width_multiple < 1:
+            raise ValueError(f'width_multiple must be an int >= 1, got '
+                             f'{width_multiple!r}')
         if num_classes is not None and (not isinstance(num_classes, int)
                                         or num_classes < 2):
             raise ValueError(f'num_classes must be an int >= 2 or None, got '
@@ -165,7 +174,7 @@ class P3BHook(Hook):
             benefit_scale=benefit_scale, probe_lr=probe_lr,
             probe_weight_decay=probe_weight_decay, probe_convs=probe_convs,
             block_budget=block_budget, element_score=element_score,
-            seed=seed)
+            seed=seed, width_multiple=width_multiple)
         self.pruner: Optional[P3BPruner] = None
         self._resume_state: Optional[dict] = None
         self._targets: Optional[torch.Tensor] = None

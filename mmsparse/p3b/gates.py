@@ -223,10 +223,6 @@ class GatedViT(nn.Module):
         self.active = False
         self.capture = False
 
-    def hard_masks(self) -> Dict[str, torch.Tensor]:
-        """Boolean masks (gate >= 0.5) by gate key."""
-        return {k: g.detach() >= 0.5 for k, g in self.gates.items()}
-
     def kept_counts(self, sub_idx: int) -> List[int]:
         """Hard-kept elements of the three gates of a sub-block."""
         return [int((g.detach() >= 0.5).sum()) for g in

@@ -82,6 +82,7 @@ def test_finetune_config_continues_from_the_slim_checkpoint(
     assert not any(h.type == 'P3BHook' for h in cfg.custom_hooks)
     assert cfg.model.backbone.type == 'SlimVisionTransformer'
     assert cfg.model.backbone.arch.embed_dims == 32  # inherited settings
+    assert cfg.work_dir == osp.join(full_run.work_dir, 'finetune')
     cfg.work_dir = str(tmp_path)
     cfg.train_cfg.max_epochs = 1
     cfg.experiment_name = 'p3b_ft'

@@ -415,10 +415,17 @@ class P3BHook(Hook):
     def _write_configs(self, runner, model_cfg: dict, ckpt: str,
                        out: str) -> None:
         Config(dict(model=model_cfg)).dump(osp.join(out, 'slim_model.py'))
-        base = runner.cfg.filename
-        if not base or not osp.isfile(base):
-            base = osp.join(out, 'pruning_run_config.py')
+        # the run's full config (with --cfg-options), else its file
+        base = osp.join(out, 'pruning_run_config.py')
+        try:
             runner.cfg.dump(base)
+        except Exception as err:  # e.g. objects that cannot be written
+            if not runner.cfg.filename:
+                raise
+            runner.logger.warning(f'P3BHook: cannot dump the run config '
+                                  f'({err}); finetune.py inherits '
+                                  f'{runner.cfg.filename}')
+            base = runner.cfg.filename
         hooks = [h for h in (runner.cfg.get('custom_hooks') or [])
                  if h.get('type') not in ('P3BHook', P3BHook)]
         hooks = [h.to_dict() if hasattr(h, 'to_dict') else dict(h)
@@ -427,9 +434,10 @@ class P3BHook(Hook):
         text = (
             '# Fine-tune the P3B-slimmed model: the pruning run\'s config with '
             'the slim\n# backbone, started from the slim checkpoint, without '
-            'P3BHook.\n'
+            'P3BHook.\n# python tools/train.py THIS_FILE [--work-dir DIR]\n'
             f'_base_ = [{osp.abspath(base)!r}]\n\n'
-            f'load_from = {osp.abspath(ckpt)!r}\nresume = False\n'
+            f'work_dir = {osp.join(osp.abspath(runner.work_dir), "finetune")!r}'
+            f'\nload_from = {osp.abspath(ckpt)!r}\nresume = False\n'
             f'custom_hooks = {pprint.pformat(hooks, sort_dicts=False)}\n'
             'model = dict(\n    backbone=dict(\n        _delete_=True,\n'
             + ''.join(f'        {k}={pprint.pformat(v, sort_dicts=False)},\n'

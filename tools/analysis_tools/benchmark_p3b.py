@@ -18,9 +18,9 @@ all slim models are timed in the same process, interleaved round by round
 (so load from other processes hits all of them alike), and the slim
 models' outputs are checked against the masked dense model.
 
-FLOPs use ``mmengine.analysis`` (fvcore convention: a multiply-add is one
-FLOP); the attention products inside ``scaled_dot_product_attention`` have
-no counter there and are added analytically (``2 * N^2 * H * d`` per layer).
+FLOPs of the backbone use ``mmsparse.utils.benchmark.count_flops``
+(``mmengine.analysis``, fvcore convention: a multiply-add is one FLOP, with
+a counter for fused attention).
 """
 import argparse
 import copy
@@ -93,19 +93,6 @@ def make_slim(model, cfg: dict, keep_ratio: float, seed: int,
     return pruner, slim
 
 
-def attention_flops(backbone, tokens: int) -> float:
-    """Analytic q @ k^T and attn @ v multiply-adds of all layers."""
-    total = 0.0
-    for layer in backbone.layers:
-        attn = layer.attn
-        heads = attn.num_heads
-        dims = attn.head_dims
-        if getattr(attn, 'mode', 'full') != 'full':
-            continue
-        total += 2.0 * tokens * tokens * heads * dims
-    return total
-
-
 def measure(models: dict, x: torch.Tensor, repeat: int) -> dict:
     times = {name: [] for name in models}
     with torch.no_grad():
@@ -152,13 +139,11 @@ def main():
                 pruner.remove()
                 models[name] = slim
 
-    tokens = (args.img_size // 16)**2 + 1
     rows = []
     one = x[:1]
     dense_params = sum(p.numel() for p in dense.parameters())
     for name, model in models.items():
         flops = count_flops(model, one, fn=lambda t, m=model: m.backbone(t))
-        flops['flops'] += attention_flops(model.backbone, tokens)
         params = sum(p.numel() for p in model.parameters())
         rows.append(dict(model=name, params_M=params / 1e6,
                          param_ratio=params / dense_params,
@@ -178,8 +163,8 @@ def main():
         rows, ['model', 'params_M', 'param_ratio', 'GFLOPs', 'gflops_ratio',
                'ms_per_batch', 'img_per_s', 'speedup',
                'max_abs_diff_vs_masked'],
-        ['model', 'params (M)', 'params / dense', 'GFLOPs (1 img)',
-         'FLOPs / dense', f'ms / batch {args.batch}', 'img / s',
+        ['model', 'params (M)', 'params / dense', 'backbone GFLOPs (1 img)',
+         'FLOPs / dense', f'backbone ms / batch {args.batch}', 'img / s',
          'speed-up', 'max |slim - masked|'])
     env = dict(arch=args.arch, img_size=args.img_size, batch=args.batch,
                repeat=args.repeat, threads=torch.get_num_threads(),

@@ -8,7 +8,7 @@
 CONFIG is a VPP config (``model.backbone.type='VPPBackbone'``); each keep
 ratio is built with ``model.backbone.keep_ratio=r`` (1.0 is the wrapped dense
 backbone, bit-exact). Measured in one process, the timings interleaved (one
-run of every row per round, fastest run reported, medians in the JSON) so
+run of every row per round, median over rounds, every run in the JSON) so
 that load changes on a shared machine hit all rows alike:
 
 * backbone, one *pruned* frame in steady state (the prior comes from the
@@ -126,7 +126,7 @@ def measure_row(model, keep, frames, sample_fn, h, w):
 
 
 def interleaved_times(calls_per_row, repeat, model_repeat):
-    """Min and median seconds of every call over rounds (one run of every
+    """Median (and min) seconds of every call over rounds (one run of every
     row per round); the expensive ``head`` call only in the first
     ``model_repeat`` rounds."""
     runs = [{k: [] for k in calls} for calls in calls_per_row]
@@ -142,8 +142,8 @@ def interleaved_times(calls_per_row, repeat, model_repeat):
                     start = time.perf_counter()
                     fn()
                     out[key].append(time.perf_counter() - start)
-    return [{k: min(v) for k, v in r.items()}
-            | {f'{k}_median': statistics.median(v) for k, v in r.items()}
+    return [{k: statistics.median(v) for k, v in r.items()}
+            | {f'{k}_min': min(v) for k, v in r.items()}
             | {'runs': r} for r in runs]
 
 
@@ -224,10 +224,9 @@ def main():
             'without the pyramid); model = '
             'backbone + track_head.predict on a '
             f'{args.frames}-frame clip / {args.frames}. '
-            f'{torch.get_num_threads()} threads; fastest of {args.repeat} '
-            f'interleaved rounds ({model_repeat} for the head): on a shared '
-            'machine the load only adds time, so the minimum is the '
-            'least disturbed estimate (medians in the json).')
+            f'{torch.get_num_threads()} threads; median of {args.repeat} '
+            f'interleaved rounds ({model_repeat} for the head; all runs in '
+            'the json).')
     print(table)
     print(note)
     out = write_json(

@@ -190,45 +190,60 @@ def dense_stage(args, seed: int, source: str) -> dict:
     return row
 
 
+def _mean_std(vals):
+    if not vals:
+        return None, None
+    return statistics.fmean(vals), (statistics.stdev(vals)
+                                    if len(vals) > 1 else 0.0)
+
+
 def summarize(rows, dense_params):
+    """Mean ± std per (method, keep ratio), and the paired difference to
+    the uniform baseline of the same seed (same data order and head init:
+    most of the seed-to-seed spread cancels)."""
     groups = {}
     for r in rows:
         groups.setdefault((r['method'], r['keep_ratio']), []).append(r)
     out = []
     for (method, keep), rs in sorted(groups.items(),
                                      key=lambda kv: (-kv[0][1], kv[0][0])):
-        def stat(key):
-            vals = [r[key] for r in rs if r[key] is not None]
-            if not vals:
-                return None, None
-            return statistics.fmean(vals), (statistics.stdev(vals)
-                                            if len(vals) > 1 else 0.0)
-        params = rs[0]['params'] or dense_params
-        out.append(dict(method=method, keep_ratio=keep, seeds=len(rs),
-                        params=params, param_ratio=params / dense_params,
-                        acc_pruned=stat('acc_pruned'),
-                        acc_finetuned=stat('acc_finetuned')))
+        base = {r['seed']: r for r in groups.get(('uniform', keep), [])}
+        entry = dict(method=method, keep_ratio=keep, seeds=len(rs),
+                     params=rs[0]['params'] or dense_params)
+        entry['param_ratio'] = entry['params'] / dense_params
+        for key in ('acc_pruned', 'acc_finetuned'):
+            entry[key] = _mean_std([r[key] for r in rs
+                                    if r[key] is not None])
+            diffs = [r[key] - base[r['seed']][key] for r in rs
+                     if method != 'uniform' and r['seed'] in base
+                     and r[key] is not None]
+            entry[key + '_vs_uniform'] = _mean_std(diffs)
+        out.append(entry)
     return out
 
 
-def fmt(pair):
+def fmt(pair, sign=False):
     mean, std = pair
-    return '-' if mean is None else f'{mean:.2f} ± {std:.2f}'
+    if mean is None:
+        return '-'
+    return f'{mean:+.2f} ± {std:.2f}' if sign else f'{mean:.2f} ± {std:.2f}'
 
 
 def write_outputs(args, rows, summary, dense_params):
     lines = [
         '| method | keep ratio (goal) | params (slim) | params / dense | '
         f'top-1 after the {args.prune_epochs}-epoch transfer run (pruned: '
-        'hard masks = slim model) | top-1 after fine-tune '
-        f'(+{args.finetune_epochs} epochs) |',
-        '|---|---|---|---|---|---|'
+        'hard masks = slim model) | vs uniform, same seed | top-1 after '
+        f'fine-tune (+{args.finetune_epochs} epochs) | vs uniform, same seed |',
+        '|---|---|---|---|---|---|---|---|'
     ]
     for s in summary:
         lines.append(
             f'| {s["method"]} | {s["keep_ratio"]:g} | {s["params"]:,} | '
             f'{s["param_ratio"]:.3f} | {fmt(s["acc_pruned"])} | '
-            f'{fmt(s["acc_finetuned"])} |')
+            f'{fmt(s["acc_pruned_vs_uniform"], True)} | '
+            f'{fmt(s["acc_finetuned"])} | '
+            f'{fmt(s["acc_finetuned_vs_uniform"], True)} |')
     table = '\n'.join(lines)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(table + '\n\nmean ± std over seeds ' +

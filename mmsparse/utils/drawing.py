@@ -65,7 +65,7 @@ def save_frame_grid(frames: List[np.ndarray],
     rows = (n + cols - 1) // cols
     h, w = frames[0].shape[:2]
     fig, axes = plt.subplots(
-        rows, cols, figsize=(3.2 * cols, 3.2 * rows * h / w + 0.6),
+        rows, cols, figsize=(3.2 * cols, (3.2 * h / w + 0.35) * rows + 0.5),
         squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis('off')

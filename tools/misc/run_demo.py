@@ -9,6 +9,12 @@ Runs the same commands a user runs, one after another, and times them:
 3. ``tools/train.py CONFIG --work-dir WORK_DIR``;
 4. ``tools/test.py CONFIG WORK_DIR/iter_N.pth``: local AP and PNGs of the
    predicted masks over frames;
+5. VPP: ``tools/train.py VPP_CONFIG --cfg-options load_from=<dense ckpt>``
+   (the paper's protocol: sparse fine-tuning from the dense weights), then
+   ``tools/test.py`` on it: local AP, per-frame keep ratios in the log and
+   PNGs of the kept patches drawn over frames;
+6. ``tools/analysis_tools/benchmark_vpp.py``: dense vs VPP FLOPs and
+   wall-clock per frame of the toy model (backbone and whole model);
 
 then plots the training losses and writes ``WORK_DIR/demo_summary.json``.
 """
@@ -23,6 +29,7 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = 'configs/toy/mask2former_vit_toy-ytvis21.py'
+VPP_CONFIG = 'configs/toy/vpp_mask2former_vit_toy-ytvis21.py'
 DATA_ROOT = 'data/toy_ytvis21'
 
 
@@ -65,6 +72,10 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--iters', type=int, default=None,
                         help='override train_cfg.max_iters')
+    parser.add_argument('--vpp-config', default=VPP_CONFIG)
+    parser.add_argument('--vpp-iters', type=int, default=100,
+                        help='VPP fine-tuning iterations from the dense '
+                        'checkpoint (0 skips the VPP part)')
     args = parser.parse_args()
 
     py = sys.executable
@@ -106,6 +117,8 @@ def main():
     pngs = sorted(glob.glob(osp.join(ROOT, work_dir, 'test_trained',
                                      'vis_predictions', '**', '*.png'),
                             recursive=True))
+    vpp = run_vpp(args, py, work_dir, ckpt, log) if args.vpp_iters else None
+
     summary = dict(
         config=args.config,
         total_seconds=round(time.time() - start, 1),
@@ -115,6 +128,7 @@ def main():
         checkpoint=ckpt,
         loss_plot=loss_png,
         prediction_pngs=pngs,
+        vpp=vpp,
         steps=log)
     out = osp.join(ROOT, work_dir, 'demo_summary.json')
     with open(out, 'w') as f:
@@ -123,19 +137,64 @@ def main():
     key = 'youtube_vis/segm_mAP'
     print('\n' + '=' * 72)
     print(f'mmsparse demo finished in {summary["total_seconds"]:.0f} s '
-          f'(training {train_s:.0f} s)')
-    print(f'| model | {key} | segm_mAP_50 |')
-    print('|---|---|---|')
-    for name, m in (('untrained', ap_untrained), ('trained', ap_trained)):
+          f'(dense training {train_s:.0f} s)')
+    print(f'| model | {key} | segm_mAP_50 | patch keep ratio (PKR) |')
+    print('|---|---|---|---|')
+    rows = [('untrained', ap_untrained, 1.0),
+            ('trained (dense)', ap_trained, 1.0)]
+    if vpp:
+        name = f'VPP keep {vpp["keep_ratio"]:g} (+{args.vpp_iters} iters)'
+        rows.append((name, vpp['metrics'],
+                     vpp['metrics'].get('vpp_pkr', float('nan'))))
+    for name, m, pkr in rows:
         print(f'| {name} | {m.get(key, float("nan")):.3f} | '
-              f'{m.get(key + "_50", float("nan")):.3f} |')
+              f'{m.get(key + "_50", float("nan")):.3f} | {pkr:.3f} |')
+    if vpp and vpp.get('speed'):
+        print('\nspeed per frame, dense vs VPP (benchmark_vpp.py, '
+              'toy model at its test size):')
+        print(vpp['speed']['table'])
     print(f'work dir:        {osp.join(ROOT, work_dir)}')
     print(f'checkpoint:      {ckpt}')
     print(f'training log:    {osp.join(ROOT, work_dir)}/<timestamp>/')
     print(f'loss curves:     {loss_png}')
     print(f'predicted masks: {len(pngs)} PNGs under '
           f'{osp.join(ROOT, work_dir, "test_trained", "vis_predictions")}')
+    if vpp:
+        print(f'VPP kept patches: {len(vpp["kept_patch_pngs"])} PNGs under '
+              f'{vpp["kept_patch_dir"]}')
     print(f'summary:         {out}')
+
+
+def run_vpp(args, py, work_dir, dense_ckpt, log):
+    """Fine-tune VPP from the dense checkpoint, test it, benchmark it."""
+    from mmengine.config import Config
+    vpp_dir = osp.join(work_dir, 'vpp')
+    run([py, 'tools/train.py', args.vpp_config, '--work-dir', vpp_dir,
+         '--cfg-options', f'load_from={dense_ckpt}',
+         f'train_cfg.max_iters={args.vpp_iters}',
+         'train_cfg.val_interval=1000000000',
+         f'default_hooks.checkpoint.interval={args.vpp_iters}'], log)
+    with open(osp.join(ROOT, vpp_dir, 'last_checkpoint')) as f:
+        vpp_ckpt = f.read().strip()
+    test_dir = osp.join(vpp_dir, 'test')
+    run([py, 'tools/test.py', args.vpp_config, vpp_ckpt, '--work-dir',
+         test_dir], log)
+    metrics = latest_metrics(osp.join(ROOT, test_dir))
+    kept_dir = osp.join(ROOT, test_dir, 'vpp_kept_patches')
+    kept = sorted(glob.glob(osp.join(kept_dir, '**', '*.png'),
+                            recursive=True))
+    cfg = Config.fromfile(osp.join(ROOT, args.vpp_config))
+    keep = cfg.model.backbone.keep_ratio
+    bench_json = osp.join(ROOT, vpp_dir, 'benchmark_vpp.json')
+    run([py, 'tools/analysis_tools/benchmark_vpp.py', args.vpp_config,
+         '--checkpoint', vpp_ckpt, '--keep-ratios', '1.0', str(keep),
+         '--shape', '192', '320',
+         '--repeat', '5', '--out', bench_json], log)
+    with open(bench_json) as f:
+        speed = json.load(f)
+    return dict(config=args.vpp_config, keep_ratio=keep,
+                checkpoint=vpp_ckpt, metrics=metrics,
+                kept_patch_dir=kept_dir, kept_patch_pngs=kept, speed=speed)
 
 
 if __name__ == '__main__':

@@ -23,8 +23,12 @@ def test_config_inherits_mmdet_recipe(path):
     assert cfg.model.track_head.type == 'Mask2FormerTrackHead'
     assert cfg.train_dataloader.dataset.dataset_version == '2021'
     assert cfg.model.backbone.type == 'ViTPyramid'
-    assert cfg.model.track_head.in_channels == \
-        [cfg.model.backbone.out_channels] * 4
+    # the head takes what the backbone's pyramid gives, level by level
+    init_default_scope('mmdet')
+    bb = copy.deepcopy(cfg.model.backbone)
+    bb.init_cfg = None
+    assert list(cfg.model.track_head.in_channels) == \
+        list(MODELS.build(bb).out_channels)
     assert cfg.val_evaluator.type == 'YouTubeVISAPMetric'
     assert cfg.default_scope == 'mmdet'
     assert cfg.custom_imports.imports == ['mmsparse']

@@ -15,10 +15,16 @@ Measures, on synthetic frames of the given size, in one process:
 Prints a markdown table and writes JSON. These are the dense numbers every
 pruning method is compared against; several configs given at once are
 measured side by side, in the same run.
+
+Given a VPP config (backbone ``VPPBackbone``), it hands over to
+``benchmark_vpp.py`` (same flags, plus ``--keep-ratios 1.0 0.7 0.55 0.4``):
+dense vs VPP side by side, with the FLOPs ratio beside the measured one.
 """
 import argparse
 import os.path as osp
 import platform
+import runpy
+import sys
 
 import torch
 from mmengine.config import Config, DictAction
@@ -107,7 +113,21 @@ def build(config: str, checkpoint, cfg_options):
     return model
 
 
+def is_vpp_config(path: str) -> bool:
+    """Whether ``path`` is a config whose backbone is a ``VPPBackbone``."""
+    if not osp.isfile(path):
+        return False
+    backbone = Config.fromfile(path).model.get('backbone', {})
+    return backbone.get('type') == 'VPPBackbone'
+
+
 def main():
+    if '--keep-ratios' in sys.argv or any(
+            is_vpp_config(a) for a in sys.argv[1:] if a.endswith('.py')):
+        runpy.run_path(
+            osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_vpp.py'),
+            run_name='__main__')
+        return
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+', help='one or more configs')
     parser.add_argument('--checkpoint', default=None)

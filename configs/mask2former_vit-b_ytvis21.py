@@ -7,4 +7,5 @@ model = dict(
     backbone=dict(
         arch='base',
         drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    track_head=dict(in_channels=[192, 384, 768, 768]))  # C/4, C/2, C, C

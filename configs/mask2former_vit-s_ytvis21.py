@@ -22,9 +22,15 @@ model = dict(
         img_size=224,
         patch_size=16,
         drop_path_rate=0.1,
-        out_channels=256,
+        # No 256-channel projection in the pyramid: the head's pixel decoder
+        # projects every level itself (1x1 conv + GN), so ViTDet's 1x1 + 3x3
+        # projections (13 GFLOPs/frame at 368x640, a third of the backbone)
+        # would be done twice. out_channels=256 restores them (then
+        # track_head.in_channels=[256] * 4).
+        out_channels=None,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    track_head=dict(in_channels=[256, 256, 256, 256]),
+    # pyramid levels (strides 4/8/16/32): C/4, C/2, C, C of ViT-S (C = 384)
+    track_head=dict(in_channels=[96, 192, 384, 384]),
     init_cfg=None)
 
 # ViT: no weight decay on norms, position embedding and class token.

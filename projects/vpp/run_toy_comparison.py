@@ -14,7 +14,10 @@ the dense weights) at toy scale, with the user-facing tools only:
    ``--finetune-iters``: dense (continued), and VPP with each selector
    (temporal = VPP, image-only, random) at each keep ratio, all pruning at
    block 1 of 6 with the first frame of each clip/video dense;
-3. ``tools/test.py`` on the held-out videos: local AP and the achieved PKR.
+3. ``tools/test.py`` on the held-out videos: local AP, the achieved PKR
+   and the share of object pixels whose patches were kept in the pruned
+   frames (``VPPVisualizationHook``; random selection keeps about the keep
+   ratio).
 
 Writes ``comparison.md`` (AP table), ``comparison.json`` (all numbers and run
 times) and ``comparison.png`` (AP vs keep ratio) into the work dir. Runs
@@ -169,13 +172,14 @@ def main():
         row = dict(
             name=name, selector=sel, keep_ratio=ratio if ratio else 1.0,
             pkr=metrics.get('vpp_pkr', 1.0),
+            fg_recall=metrics.get('vpp_fg_recall', 1.0),
             train_seconds=round(train_time, 1),
             test_seconds=round(metrics.get('test_seconds', 0.0), 1))
         for m in METRICS:
             row[m] = metrics[f'youtube_vis/{m}']
         rows.append(row)
-        print(f'{name}: AP {row["segm_mAP"]:.3f} PKR {row["pkr"]:.3f}',
-              flush=True)
+        print(f'{name}: AP {row["segm_mAP"]:.3f} PKR {row["pkr"]:.3f} '
+              f'object pixels kept {row["fg_recall"]:.3f}', flush=True)
 
     dense_ap = rows[0]['segm_mAP']
     lines = [
@@ -183,13 +187,15 @@ def main():
         f'dense pre-training {args.pretrain_iters} iters, then '
         f'{args.finetune_iters} fine-tuning iters for every row; pruning at '
         'block 1, first frame of each video dense.', '',
-        '| selection | keep ratio | PKR (test) | segm AP | AP50 | AP75 | '
-        'AP - dense |', '|---|---|---|---|---|---|---|'
+        '| selection | keep ratio | PKR (test) | object pixels kept | '
+        'segm AP | AP50 | AP75 | AP - dense |',
+        '|---|---|---|---|---|---|---|---|'
     ]
     for r in rows:
         lines.append(
             f'| {LABELS[r["selector"]]} | {r["keep_ratio"]:.2f} | '
-            f'{r["pkr"]:.3f} | {100 * r["segm_mAP"]:.1f} | '
+            f'{r["pkr"]:.3f} | {r["fg_recall"]:.3f} | '
+            f'{100 * r["segm_mAP"]:.1f} | '
             f'{100 * r["segm_mAP_50"]:.1f} | {100 * r["segm_mAP_75"]:.1f} | '
             f'{100 * (r["segm_mAP"] - dense_ap):+.1f} |')
     table = '\n'.join(lines)

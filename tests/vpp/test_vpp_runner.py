@@ -101,6 +101,12 @@ def test_test_prunes_frames_in_order_and_draws(vpp_run):
     assert hub.get_scalar('test/vpp_keep').current() == pytest.approx(0.5)
     assert hub.get_scalar('test/vpp_pkr').current() == pytest.approx(
         (1 + 3 * (1 + 5 * 0.5) / 6) / 4)
+    # the held-out videos have ground truth: share of object pixels kept
+    recall = hub.get_scalar('test/vpp_fg_recall').current()
+    assert 0.0 <= recall <= 1.0
+    assert hub.get_scalar('test/vpp_fg_selectivity').current() == \
+        pytest.approx(recall / 0.5)
+    assert 'object pixels kept' in log
     lines = re.findall(r'VPP test \S+: keep ratio per frame ([\d. ]+)\|',
                        log)
     assert len(lines) == 3  # the 3 held-out videos

@@ -50,6 +50,44 @@ def grid_mask_to_image(mask: np.ndarray, batch_shape: Sequence[int],
     return pixels.astype(bool)
 
 
+def foreground_recall(backbone, stats, frames) -> List[float]:
+    """Object pixels kept in the pruned frames of one video.
+
+    Args:
+        backbone: The VPP backbone after its forward over the video.
+        stats (list): Its ``last_stats`` (one entry per frame).
+        frames (list): The video's ``DetDataSample`` per frame; frames
+            without ground-truth masks are skipped.
+
+    Returns:
+        list: [object pixels kept, object pixels, sum of the keep ratios
+        of the pruned frames with objects, number of those frames].
+    """
+    kept_px = total_px = keep_sum = counted = 0.
+    masks = backbone.keep_masks()
+    if masks is None or len(frames) != len(stats):
+        return [0., 0., 0., 0.]
+    masks = masks.numpy()
+    for t, (sample, stat) in enumerate(zip(frames, stats)):
+        gt = sample.get('gt_instances', None)
+        if not stat.pruned or gt is None or 'masks' not in gt \
+                or len(gt) == 0:
+            continue
+        gt_masks = gt.masks
+        gt_masks = gt_masks.to_ndarray() if hasattr(gt_masks, 'to_ndarray') \
+            else np.asarray(gt_masks)
+        fg = gt_masks.astype(bool).any(axis=0)
+        if not fg.any():
+            continue
+        keep = grid_mask_to_image(masks[t], sample.batch_input_shape,
+                                  sample.img_shape, fg.shape)
+        kept_px += float((keep & fg).sum())
+        total_px += float(fg.sum())
+        keep_sum += stat.keep_ratio
+        counted += 1
+    return [kept_px, total_px, keep_sum, counted]
+
+
 @HOOKS.register_module()
 class VPPVisualizationHook(Hook):
     """Per-frame keep ratios in the log and kept-patch PNGs (VPP models).
@@ -63,7 +101,12 @@ class VPPVisualizationHook(Hook):
       ``max_frames`` frames with the pruned patches darkened;
     * at the end of the epoch the mean PKR over all frames and the mean
       keep ratio of the pruned frames (summed over ranks) are logged and
-      written as ``test/vpp_pkr``, ``test/vpp_keep`` (``val/...``) scalars.
+      written as ``test/vpp_pkr``, ``test/vpp_keep`` (``val/...``) scalars;
+    * where the samples carry ground-truth masks (local evaluation), the
+      **foreground recall** of the pruned frames: the fraction of object
+      pixels whose patch was kept (``test/vpp_fg_recall``), and its ratio
+      to the keep ratio (``test/vpp_fg_selectivity``: 1 = no better than
+      random patches, 1 / keep = every object pixel kept).
 
     Args:
         num_videos (int): Videos logged in detail and drawn. Defaults to 4.
@@ -93,8 +136,11 @@ class VPPVisualizationHook(Hook):
 
     def _reset(self) -> None:
         self._seen = 0
-        # frames, sum of PKR, pruned frames, sum of their keep ratios
-        self._sums = torch.zeros(4, dtype=torch.float64)
+        # frames, sum of PKR, pruned frames, sum of their keep ratios,
+        # object pixels of pruned frames kept, object pixels of pruned
+        # frames, sum of the keep ratios of the pruned frames with objects,
+        # number of those frames
+        self._sums = torch.zeros(8, dtype=torch.float64)
 
     @staticmethod
     def _backbone(runner):
@@ -134,9 +180,14 @@ class VPPVisualizationHook(Hook):
         stats = backbone.last_stats
         keep = [s.keep_ratio for s in stats]
         pruned = [s.keep_ratio for s in stats if s.pruned]
-        self._sums += torch.tensor([
+        self._sums[:4] += torch.tensor([
             len(stats), sum(s.pkr for s in stats), len(pruned), sum(pruned)
         ], dtype=torch.float64)
+        if outputs:
+            self._sums[4:] += torch.tensor(
+                foreground_recall(backbone, stats,
+                                  list(outputs[0].video_data_samples)),
+                dtype=torch.float64)
         if runner.rank != 0 or self._seen >= self.num_videos or not outputs:
             return
         self._seen += 1
@@ -178,13 +229,22 @@ class VPPVisualizationHook(Hook):
     def _summary(self, runner, mode: str) -> None:
         sums = self._sums.clone()
         all_reduce(sums)
-        frames, pkr_sum, pruned, keep_sum = sums.tolist()
+        frames, pkr_sum, pruned, keep_sum, fg_kept, fg, fg_keep_sum, \
+            fg_frames = sums.tolist()
         if frames == 0:
             return
         pkr = pkr_sum / frames
         keep = keep_sum / pruned if pruned else 1.0
         runner.message_hub.update_scalar(f'{mode}/vpp_pkr', pkr)
         runner.message_hub.update_scalar(f'{mode}/vpp_keep', keep)
-        runner.logger.info(
-            f'VPP {mode}: {int(frames)} frames, {int(pruned)} pruned; '
-            f'keep ratio of pruned frames {keep:.3f}, mean PKR {pkr:.3f}')
+        msg = (f'VPP {mode}: {int(frames)} frames, {int(pruned)} pruned; '
+               f'keep ratio of pruned frames {keep:.3f}, mean PKR {pkr:.3f}')
+        if fg > 0:
+            recall = fg_kept / fg
+            selectivity = recall / (fg_keep_sum / fg_frames)
+            runner.message_hub.update_scalar(f'{mode}/vpp_fg_recall', recall)
+            runner.message_hub.update_scalar(f'{mode}/vpp_fg_selectivity',
+                                             selectivity)
+            msg += (f'; object pixels kept {recall:.3f} '
+                    f'({selectivity:.2f}x the keep ratio; 1.00x = random)')
+        runner.logger.info(msg)

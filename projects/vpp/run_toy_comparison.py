@@ -108,19 +108,28 @@ def plot(rows, dense_ap, out_file):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for sel, marker in (('temporal', 'o'), ('image', 's'), ('random', '^')):
-        pts = sorted((r['keep_ratio'], r['segm_mAP'] * 100) for r in rows
-                     if r['selector'] == sel)
-        if pts:
-            ax.plot(*zip(*pts), marker=marker, label=LABELS[sel])
+        mine = [r for r in rows if r['selector'] == sel]
+        if not mine:
+            continue
+        pts = sorted((r['keep_ratio'], r['segm_mAP'] * 100) for r in mine)
+        ax.plot(*zip(*pts), marker=marker, label=LABELS[sel])
+        pts = sorted((r['keep_ratio'], r['fg_recall']) for r in mine)
+        ax2.plot(*zip(*pts), marker=marker, label=LABELS[sel])
     ax.axhline(dense_ap * 100, color='k', ls='--', label='dense')
-    ax.set_xlabel('keep ratio of pruned frames (from block 1 of 6)')
     ax.set_ylabel('segm AP (held-out toy videos)')
-    ax.invert_xaxis()
-    ax.grid(alpha=0.3)
-    ax.legend()
     ax.set_title('Toy YouTube-VIS: AP vs patch keep ratio')
+    ks = sorted({r['keep_ratio'] for r in rows})
+    ax2.plot(ks, ks, color='grey', ls=':', label='= keep ratio (random)')
+    ax2.set_ylim(0, 1.02)
+    ax2.set_ylabel('object pixels whose patch was kept')
+    ax2.set_title('Foreground kept in the pruned frames')
+    for a in (ax, ax2):
+        a.set_xlabel('keep ratio of pruned frames (from block 1 of 6)')
+        a.invert_xaxis()
+        a.grid(alpha=0.3)
+        a.legend()
     fig.tight_layout()
     fig.savefig(out_file, dpi=110)
     plt.close(fig)

@@ -2,7 +2,6 @@
 import os
 
 import pytest
-
 from vis_helpers import ROOT
 
 
@@ -29,4 +28,3 @@ def toy_ytvis_root(tmp_path_factory):
     convert_youtubevis(root, version='2021', heldout_ratio=0.3, seed=0,
                        log=None)
     return root + '/'
-

@@ -13,7 +13,6 @@ import sys
 
 import pytest
 import torch
-
 from vis_helpers import TOY_CONFIG, toy_data_options
 
 PY = sys.executable

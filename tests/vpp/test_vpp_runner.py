@@ -10,8 +10,8 @@ import sys
 
 import pytest
 import torch
-from vis_helpers import ROOT, toy_data_options
 from mmengine.config import Config
+from vis_helpers import ROOT, toy_data_options
 
 PY = sys.executable
 VPP_TOY = osp.join(ROOT, 'configs', 'toy', 'vpp_mask2former_vit_toy-ytvis21.py')

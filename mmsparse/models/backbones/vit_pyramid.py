@@ -13,7 +13,7 @@ The block loop is explicit. Pruning methods intercept it at named seams:
 """
 import math
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn

@@ -43,6 +43,26 @@ def run(cmd, log):
     return took
 
 
+# tools/test.py evaluates right after every training: skip the config's own
+# validation at the last iteration so the demo does not evaluate twice.
+NO_VAL = 'train_cfg.val_interval=1000000000'
+
+
+def train(py, config, work_dir, options, log):
+    """``tools/train.py`` (no in-training validation); returns the seconds
+    it took and the path of its last checkpoint."""
+    took = run([py, 'tools/train.py', config, '--work-dir', work_dir,
+                '--cfg-options', NO_VAL] + options, log)
+    with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
+        return took, f.read().strip()
+
+
+def test(py, config, ckpt, test_dir, log):
+    """``tools/test.py``; returns the metrics it wrote."""
+    run([py, 'tools/test.py', config, ckpt, '--work-dir', test_dir], log)
+    return latest_metrics(osp.join(ROOT, test_dir))
+
+
 def latest_metrics(work_dir):
     """Metrics json mmengine writes after a test run: WORK/TS/TS.json."""
     files = sorted(glob.glob(osp.join(work_dir, '*', '*.json')),
@@ -92,26 +112,15 @@ def main():
     else:
         print(f'[demo] toy data already in {DATA_ROOT}')
 
-    # tools/test.py evaluates right after training: skip the config's own
-    # validation at the last iteration so the demo does not evaluate twice.
-    extra = ['--cfg-options', 'train_cfg.val_interval=1000000000']
-    if args.iters:
-        extra.append(f'train_cfg.max_iters={args.iters}')
-
     untrained = osp.join(work_dir, 'untrained.pth')
     run([py, 'tools/misc/init_checkpoint.py', args.config, untrained], log)
-    run([py, 'tools/test.py', args.config, untrained, '--work-dir',
-         osp.join(work_dir, 'test_untrained')], log)
-    ap_untrained = latest_metrics(
-        osp.join(ROOT, work_dir, 'test_untrained'))
+    ap_untrained = test(py, args.config, untrained,
+                        osp.join(work_dir, 'test_untrained'), log)
 
-    train_s = run([py, 'tools/train.py', args.config, '--work-dir', work_dir]
-                  + extra, log)
-    with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
-        ckpt = f.read().strip()
-    run([py, 'tools/test.py', args.config, ckpt, '--work-dir',
-         osp.join(work_dir, 'test_trained')], log)
-    ap_trained = latest_metrics(osp.join(ROOT, work_dir, 'test_trained'))
+    iters = [f'train_cfg.max_iters={args.iters}'] if args.iters else []
+    train_s, ckpt = train(py, args.config, work_dir, iters, log)
+    ap_trained = test(py, args.config, ckpt,
+                      osp.join(work_dir, 'test_trained'), log)
     loss_png = plot_losses(osp.join(ROOT, work_dir))
 
     pngs = sorted(glob.glob(osp.join(ROOT, work_dir, 'test_trained',
@@ -169,17 +178,12 @@ def run_vpp(args, py, work_dir, dense_ckpt, log):
     """Fine-tune VPP from the dense checkpoint, test it, benchmark it."""
     from mmengine.config import Config
     vpp_dir = osp.join(work_dir, 'vpp')
-    run([py, 'tools/train.py', args.vpp_config, '--work-dir', vpp_dir,
-         '--cfg-options', f'load_from={dense_ckpt}',
-         f'train_cfg.max_iters={args.vpp_iters}',
-         'train_cfg.val_interval=1000000000',
-         f'default_hooks.checkpoint.interval={args.vpp_iters}'], log)
-    with open(osp.join(ROOT, vpp_dir, 'last_checkpoint')) as f:
-        vpp_ckpt = f.read().strip()
+    _, vpp_ckpt = train(py, args.vpp_config, vpp_dir, [
+        f'load_from={dense_ckpt}', f'train_cfg.max_iters={args.vpp_iters}',
+        f'default_hooks.checkpoint.interval={args.vpp_iters}'
+    ], log)
     test_dir = osp.join(vpp_dir, 'test')
-    run([py, 'tools/test.py', args.vpp_config, vpp_ckpt, '--work-dir',
-         test_dir], log)
-    metrics = latest_metrics(osp.join(ROOT, test_dir))
+    metrics = test(py, args.vpp_config, vpp_ckpt, test_dir, log)
     kept_dir = osp.join(ROOT, test_dir, 'vpp_kept_patches')
     kept = sorted(glob.glob(osp.join(kept_dir, '**', '*.png'),
                             recursive=True))

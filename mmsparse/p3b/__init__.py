@@ -7,10 +7,11 @@ from .budget import (choose_num_pruned, ramp_keep_ratios, soft_mask,
                      solve_keep_ratios, temperature, transform_benefit)
 from .gates import (ATTN_GATES, GATE_NAMES, MLP_GATES, GatedViT, attn_params,
                     dense_sub_block_params, mlp_params)
-from .probes import ProbeBank, ProbeHead
+from .probes import (PROBE_DESIGNS, CheapProbeBank, ProbeBank, ProbeHead,
+                     build_probes)
 from .pruner import (BLOCK_BUDGETS, DEFAULT_GATE_SCALES, ELEMENT_SCORES,
-                     P3BPruner, check_keep_ratio, check_schedule, count_params,
-                     non_block_params)
+                     P3BPruner, check_keep_ratio, check_probe_args,
+                     check_schedule, count_params, non_block_params)
 from .slim import SlimAttention, SlimBlock, SlimMlp, slice_block, slim_dims
 
 __all__ = [
@@ -18,7 +19,8 @@ __all__ = [
     'ramp_keep_ratios', 'soft_mask', 'solve_keep_ratios', 'temperature',
     'transform_benefit', 'ATTN_GATES', 'GATE_NAMES', 'MLP_GATES', 'GatedViT',
     'attn_params', 'dense_sub_block_params', 'mlp_params', 'ProbeBank',
-    'ProbeHead', 'BLOCK_BUDGETS', 'DEFAULT_GATE_SCALES', 'ELEMENT_SCORES',
+    'ProbeHead', 'CheapProbeBank', 'PROBE_DESIGNS', 'build_probes',
+    'check_probe_args', 'BLOCK_BUDGETS', 'DEFAULT_GATE_SCALES', 'ELEMENT_SCORES',
     'P3BPruner', 'check_keep_ratio', 'check_schedule', 'count_params',
     'non_block_params', 'SlimAttention', 'SlimBlock', 'SlimMlp',
     'slice_block', 'slim_dims'

@@ -8,7 +8,11 @@ reaches the backbone) and the block benefit is
 
 separately for a linear head on the class token and a patch head
 (2 x [Conv3x3 D->D without bias, BN, ReLU], global average pooling, linear
-classifier) on the patch grid.
+classifier) on the patch grid (:class:`ProbeBank`, the paper's design).
+
+:class:`CheapProbeBank` measures the same quantity at a small fraction of
+the cost (one narrow probe per residual-stream position, shared
+classifiers); :func:`build_probes` picks the design by name.
 """
 import math
 from typing import List, Optional, Tuple
@@ -16,6 +20,17 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+def _grid(n: int, hw: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+    """The patch grid of ``n`` tokens: ``hw`` if it fits, else square."""
+    if hw is not None and hw[0] * hw[1] == n:
+        return tuple(hw)
+    side = math.isqrt(n)
+    if side * side != n:
+        raise ValueError(f'P3B probes: cannot lay {n} patch tokens out on a '
+                         'grid; the patch grid is unknown')
+    return side, side
 
 
 class ProbeHead(nn.Module):
@@ -89,14 +104,8 @@ class ProbeBank(nn.Module):
             x = x.flatten(1, 2)
         patches = x[:, self.num_extra_tokens:]
         cls = x[:, 0] if self.num_extra_tokens else patches.mean(1)
-        n = patches.shape[1]
-        if hw is None or hw[0] * hw[1] != n:
-            side = math.isqrt(n)
-            if side * side != n:
-                raise ValueError(f'P3B probes: cannot lay {n} patch tokens '
-                                 'out on a grid; the patch grid is unknown')
-            hw = (side, side)
-        grid = patches.transpose(1, 2).reshape(x.shape[0], -1, *hw)
+        grid = patches.transpose(1, 2).reshape(
+            x.shape[0], -1, *_grid(patches.shape[1], hw))
         return cls, grid
 
     def forward(self, features: List[torch.Tensor], targets: torch.Tensor,
@@ -128,3 +137,118 @@ class ProbeBank(nn.Module):
             ]))
         ce = torch.stack(rows, dim=1)
         return ce.sum(), ce.detach()
+
+
+class CheapProbeBank(nn.Module):
+    """Cheap probes: one probe per residual-stream position, narrow width.
+
+    Differences to :class:`ProbeBank` (the reference design), each cutting
+    compute, memory, gradient traffic and checkpoint size:
+
+    - one probe per position of the residual stream (``S + 1`` for ``S``
+      sub-blocks) instead of one per sub-block applied to its input and its
+      output: the output probe of sub-block ``i`` is the input probe of
+      ``i + 1``, so every feature map is probed once (half the work). The
+      benefit of sub-block ``i`` is the drop in probe loss from position
+      ``i`` to ``i + 1``;
+    - a linear down-projection ``D -> width`` per position (applied to the
+      class token and, as a 1x1 convolution, to the patch grid) before the
+      3x3 convolutions, which run at ``width`` channels;
+    - the two classifiers (``width -> C``, cls and patch) are shared by all
+      positions (each position learns its own projection into them), so
+      the probe size does not grow with ``S x C``.
+
+    Args:
+        num_sub_blocks (int): Number of attention + MLP sub-blocks.
+        embed_dims (int): Token width D.
+        num_classes (int): Classes of the task.
+        num_extra_tokens (int): Leading tokens not on the patch grid.
+            Defaults to 1.
+        width (int): Probe width after the down-projection. Defaults to 32.
+        num_convs (int): Conv3x3-BN-ReLU stages of each patch probe.
+            Defaults to 1.
+    """
+
+    def __init__(self,
+                 num_sub_blocks: int,
+                 embed_dims: int,
+                 num_classes: int,
+                 num_extra_tokens: int = 1,
+                 width: int = 32,
+                 num_convs: int = 1) -> None:
+        super().__init__()
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f'CheapProbeBank: width must be an int >= 1, '
+                             f'got {width!r}')
+        self.num_extra_tokens = num_extra_tokens
+        positions = num_sub_blocks + 1
+        self.down = nn.ModuleList(
+            [nn.Linear(embed_dims, width) for _ in range(positions)])
+        self.convs = nn.ModuleList()
+        for _ in range(positions):
+            layers = []
+            for _ in range(num_convs):
+                layers += [
+                    nn.Conv2d(width, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True)
+                ]
+            self.convs.append(nn.Sequential(*layers))
+        self.cls_classifier = nn.Linear(width, num_classes)
+        self.patch_classifier = nn.Linear(width, num_classes)
+
+    def _logits(self, pos: int, x: torch.Tensor, hw):
+        x = self.down[pos](x.float())
+        if x.dim() == 4:
+            x = x.flatten(1, 2)
+        patches = x[:, self.num_extra_tokens:]
+        cls = x[:, 0] if self.num_extra_tokens else patches.mean(1)
+        grid = patches.transpose(1, 2).reshape(
+            x.shape[0], -1, *_grid(patches.shape[1], hw))
+        pooled = self.convs[pos](grid).mean((2, 3))
+        return self.cls_classifier(cls), self.patch_classifier(pooled)
+
+    def forward(self, features: List[torch.Tensor], targets: torch.Tensor,
+                hw: Optional[Tuple[int, int]] = None):
+        """Probe losses on the residual stream (see
+        :meth:`ProbeBank.forward`; same outputs)."""
+        cls_ce, patch_ce = [], []
+        for pos, feat in enumerate(features):
+            cls, patch = self._logits(pos, feat, hw)
+            cls_ce.append(soft_cross_entropy(cls, targets))
+            patch_ce.append(soft_cross_entropy(patch, targets))
+        cls_ce, patch_ce = torch.stack(cls_ce), torch.stack(patch_ce)
+        ce = torch.stack([cls_ce[:-1], cls_ce[1:], patch_ce[:-1],
+                          patch_ce[1:]])
+        return cls_ce.sum() + patch_ce.sum(), ce.detach()
+
+
+#: Probe designs: the paper's and the cheap one.
+PROBE_DESIGNS = ('reference', 'cheap')
+
+
+def build_probes(design: str, num_sub_blocks: int, embed_dims: int,
+                 num_classes: int, num_extra_tokens: int = 1,
+                 num_convs: Optional[int] = None,
+                 width: int = 32) -> nn.Module:
+    """The probe bank of ``design`` ('reference' or 'cheap').
+
+    Args:
+        design (str): One of :data:`PROBE_DESIGNS`.
+        num_sub_blocks (int): Attention + MLP sub-blocks.
+        embed_dims (int): Token width.
+        num_classes (int): Classes of the task.
+        num_extra_tokens (int): Leading non-patch tokens. Defaults to 1.
+        num_convs (int, optional): Conv stages of the patch probes; None =
+            2 (reference) / 1 (cheap). Defaults to None.
+        width (int): Width of the cheap probes. Defaults to 32.
+    """
+    if design == 'reference':
+        return ProbeBank(num_sub_blocks, embed_dims, num_classes,
+                         num_extra_tokens,
+                         2 if num_convs is None else num_convs)
+    if design == 'cheap':
+        return CheapProbeBank(num_sub_blocks, embed_dims, num_classes,
+                              num_extra_tokens, width,
+                              1 if num_convs is None else num_convs)
+    raise ValueError(f'probe must be one of {PROBE_DESIGNS}, got {design!r}')

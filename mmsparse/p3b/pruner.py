@@ -22,7 +22,8 @@ https://arxiv.org/abs/2506.23675.
    cuts the model into :class:`~mmsparse.p3b.slim.SlimBlock` s.
 """
 import itertools
-from typing import Callable, Dict, List, Optional
+import warnings
+from typing import Callable, Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -32,7 +33,7 @@ from .budget import (choose_num_pruned, ramp_keep_ratios, soft_mask,
                      solve_keep_ratios, temperature, transform_benefit)
 from .gates import (ATTN_GATES, GATE_NAMES, MLP_GATES, GatedViT,
                     dense_sub_block_params, sub_block_params)
-from .probes import ProbeBank
+from .probes import PROBE_DESIGNS, build_probes
 from .slim import SlimBlock, slice_block
 
 #: Gate scales of the reference implementation.
@@ -65,36 +66,85 @@ def _round_counts(block, is_mlp: bool, counts: List[int], sizes: List[int],
     return list(best)
 
 
+def in_probe_window(step: int, start: int, interval: int, final: int,
+                    window: Optional[int]) -> bool:
+    """Whether probes with a ``window`` (None = always) train at ``step``:
+    the last ``window`` steps before each mask update (at
+    ``start + k * interval - 1``) and before the finalize step
+    (``final - 1``)."""
+    if step >= final:
+        return False
+    if window is None:
+        return True
+    if step < start:
+        event = start + interval - 1
+    else:
+        event = start + ((step - start) // interval + 1) * interval - 1
+    return min(event, final - 1) - step < window
+
+
 def check_schedule(start: int, sparse: int, final: int, interval: int,
-                   unit: str = 'iterations') -> None:
-    """Validate the pruning schedule (raises ``ValueError``)."""
+                   unit: str = 'iterations', owner: str = 'P3B') -> None:
+    """Validate the pruning schedule (raises ``ValueError`` starting with
+    ``owner``)."""
     for name, value in (('prune_start', start), ('prune_sparse', sparse),
                         ('prune_finalize', final)):
         if not isinstance(value, int) or value < 0:
-            raise ValueError(f'{name} must be an int >= 0, got {value!r}')
+            raise ValueError(f'{owner}: {name} must be an int >= 0, got '
+                             f'{value!r}')
     if not start <= sparse <= final:
         raise ValueError(
-            f'P3B needs prune_start <= prune_sparse <= prune_finalize, got '
-            f'{start}, {sparse}, {final} ({unit}); the prune start must not '
-            'come after the finalize step')
+            f'{owner}: needs prune_start <= prune_sparse <= prune_finalize, '
+            f'got {start}, {sparse}, {final} ({unit}); the prune start must '
+            'not come after the finalize step')
     if final == start:
-        raise ValueError(f'prune_finalize ({final}) must come after '
+        raise ValueError(f'{owner}: prune_finalize ({final}) must come after '
                          f'prune_start ({start}) ({unit})')
     if not isinstance(interval, int) or interval < 1:
-        raise ValueError(f'update_interval must be an int >= 1, got '
+        raise ValueError(f'{owner}: update_interval must be an int >= 1, got '
                          f'{interval!r}')
 
 
-def check_keep_ratio(keep_ratio) -> None:
-    """Validate ``keep_ratio`` in (0, 1] (raises ``ValueError``)."""
+def check_keep_ratio(keep_ratio, owner: str = 'P3B') -> None:
+    """Validate ``keep_ratio`` in (0, 1] (raises ``ValueError`` starting
+    with ``owner``)."""
     if isinstance(keep_ratio, bool) or not isinstance(
             keep_ratio, (int, float)) or not 0 < keep_ratio <= 1:
-        raise ValueError(f'keep_ratio must be a number in (0, 1], got '
-                         f'{keep_ratio!r}')
+        raise ValueError(f'{owner}: keep_ratio must be a number in (0, 1], '
+                         f'got {keep_ratio!r}')
+
+
+def check_probe_args(probe: str, probe_width: int, probe_fraction: float,
+                     probe_window: Optional[int], interval: int,
+                     owner: str = 'P3B') -> None:
+    """Validate the probe design settings (raises ``ValueError``)."""
+    if probe not in PROBE_DESIGNS:
+        raise ValueError(f'{owner}: probe must be one of {PROBE_DESIGNS}, '
+                         f'got {probe!r}')
+    if not isinstance(probe_width, int) or probe_width < 1:
+        raise ValueError(f'{owner}: probe_width must be an int >= 1, got '
+                         f'{probe_width!r}')
+    if isinstance(probe_fraction, bool) or not isinstance(
+            probe_fraction, (int, float)) or not 0 < probe_fraction <= 1:
+        raise ValueError(f'{owner}: probe_fraction must be in (0, 1], got '
+                         f'{probe_fraction!r}')
+    if probe_window is not None and (
+            not isinstance(probe_window, int) or
+            not 1 <= probe_window <= interval):
+        raise ValueError(f'{owner}: probe_window must be None or an int in '
+                         f'[1, update_interval={interval}], got '
+                         f'{probe_window!r}')
 
 
 class P3BPruner(nn.Module):
     """Gates, probes, statistics and mask updates of P3B on one ViT.
+
+    Statistics are accumulated on the model's device (no host syncs per
+    iteration). In a multi-process run the probe gradients, the gate
+    gradients and the per-iteration block benefits go through one
+    all-reduce (mean) per iteration, so probes, statistics and decisions are
+    identical on every rank and a checkpoint written by one rank holds the
+    statistics of all.
 
     Args:
         model (nn.Module): The task model or its ViT backbone (see
@@ -126,19 +176,34 @@ class P3BPruner(nn.Module):
             Defaults to 5e-4.
         probe_weight_decay (float): AdamW weight decay of the probes.
             Defaults to 0.05.
-        probe_convs (int): Conv stages of each patch probe. Defaults to 2.
+        probe_convs (int, optional): Conv stages of each patch probe; None =
+            2 (reference) / 1 (cheap). Defaults to None.
+        probe (str): Probe design: 'reference' (the paper's: per sub-block
+            a linear cls head and a 2 x Conv3x3 D->D patch head, applied to
+            its input and output) or 'cheap'
+            (:class:`~mmsparse.p3b.probes.CheapProbeBank`). Defaults to
+            'reference'.
+        probe_width (int): Width of the cheap probes. Defaults to 32.
+        probe_fraction (float): Fraction of each batch the probes see (a
+            random subset). Defaults to 1.
+        probe_window (int, optional): Train the probes (and measure the
+            benefit) only in the last ``probe_window`` iterations before
+            each mask update; None = every iteration. Defaults to None.
         block_budget (str): 'benefit' (P3B) or 'uniform' (same keep ratio
             for every block; no probes). Defaults to 'benefit'.
         element_score (str): 'taylor' (P3B) or 'magnitude' (weight norms)
             for the ranking inside a block. Defaults to 'taylor'.
-        seed (int): Seed of the probe initialisation (identical on every
-            rank). Defaults to 0.
+        seed (int): Seed of the probe initialisation and the batch subsets
+            (identical on every rank). Defaults to 0.
         width_multiple (int): Round every kept width (input, head, hidden,
             output dims) of the final hard masks to a multiple of this, for
             fast GEMM shapes; 1 = no rounding (the reference). Defaults to 1.
         all_reduce (callable, optional): ``all_reduce(tensor, op)`` in place
             with ``op`` in {'sum', 'mean'}; None for a single process.
             Defaults to None.
+        warn (callable, optional): ``warn(message)`` for problems that do
+            not stop the run (e.g. iterations whose features were missing);
+            None = :func:`warnings.warn`. Defaults to None.
     """
 
     def __init__(self,
@@ -158,38 +223,47 @@ class P3BPruner(nn.Module):
                  benefit_scale: float = 10.0,
                  probe_lr: float = 5e-4,
                  probe_weight_decay: float = 0.05,
-                 probe_convs: int = 2,
+                 probe_convs: Optional[int] = None,
+                 probe: str = 'reference',
+                 probe_width: int = 32,
+                 probe_fraction: float = 1.0,
+                 probe_window: Optional[int] = None,
                  block_budget: str = 'benefit',
                  element_score: str = 'taylor',
                  seed: int = 0,
                  width_multiple: int = 1,
-                 all_reduce: Optional[AllReduce] = None) -> None:
+                 all_reduce: Optional[AllReduce] = None,
+                 warn: Optional[Callable[[str], None]] = None) -> None:
         super().__init__()
-        check_keep_ratio(keep_ratio)
-        check_schedule(start, sparse, final, interval)
+        owner = type(self).__name__
+        check_keep_ratio(keep_ratio, owner)
+        check_schedule(start, sparse, final, interval, owner=owner)
+        check_probe_args(probe, probe_width, probe_fraction, probe_window,
+                         interval, owner)
         if block_budget not in BLOCK_BUDGETS:
-            raise ValueError(f'block_budget must be one of {BLOCK_BUDGETS}, '
-                             f'got {block_budget!r}')
+            raise ValueError(f'{owner}: block_budget must be one of '
+                             f'{BLOCK_BUDGETS}, got {block_budget!r}')
         if element_score not in ELEMENT_SCORES:
-            raise ValueError(f'element_score must be one of '
+            raise ValueError(f'{owner}: element_score must be one of '
                              f'{ELEMENT_SCORES}, got {element_score!r}')
         scales = dict(DEFAULT_GATE_SCALES if gate_scales is None else
                       gate_scales)
         unknown = set(scales) - set(GATE_NAMES)
         if unknown or any(v <= 0 for v in scales.values()):
-            raise ValueError(f'gate_scales keys must be in {GATE_NAMES} with '
-                             f'positive values, got {scales}')
+            raise ValueError(f'{owner}: gate_scales keys must be in '
+                             f'{GATE_NAMES} with positive values, got '
+                             f'{scales}')
         for name, value, low, high in (('ema_momentum', ema_momentum, 0, 1),
                                        ('alpha', alpha, 0, 1)):
             if not low <= value <= high:
-                raise ValueError(f'{name} must be in [{low}, {high}], got '
-                                 f'{value}')
+                raise ValueError(f'{owner}: {name} must be in [{low}, '
+                                 f'{high}], got {value}')
         if not 0 <= tau_min <= tau_max:
-            raise ValueError(f'need 0 <= tau_min <= tau_max, got '
+            raise ValueError(f'{owner}: need 0 <= tau_min <= tau_max, got '
                              f'{tau_min}, {tau_max}')
         if not isinstance(width_multiple, int) or width_multiple < 1:
-            raise ValueError(f'width_multiple must be an int >= 1, got '
-                             f'{width_multiple!r}')
+            raise ValueError(f'{owner}: width_multiple must be an int >= 1, '
+                             f'got {width_multiple!r}')
         self.width_multiple = width_multiple
         self.keep_ratio = float(keep_ratio)
         self.start, self.sparse, self.final = start, sparse, final
@@ -199,7 +273,11 @@ class P3BPruner(nn.Module):
         self.tau_max, self.tau_min = tau_max, tau_min
         self.benefit_scale = benefit_scale
         self.block_budget, self.element_score = block_budget, element_score
+        self.probe_design = probe
+        self.probe_fraction = float(probe_fraction)
+        self.probe_window = probe_window
         self.all_reduce = all_reduce or _no_reduce
+        self.warn = warn or (lambda msg: warnings.warn(msg, stacklevel=3))
 
         self.view = vit_view(model)
         self.gated = GatedViT(self.view)
@@ -207,25 +285,31 @@ class P3BPruner(nn.Module):
         self.dense_params = dense_sub_block_params(self.view)
         self.non_block_params = float(non_block_params)
         # Raises early when the budget cannot be met.
-        solve_keep_ratios(torch.ones(num), self.dense_params, keep_ratio,
-                          self.non_block_params)
+        try:
+            solve_keep_ratios(torch.ones(num), self.dense_params, keep_ratio,
+                              self.non_block_params)
+        except ValueError as err:
+            raise ValueError(f'{owner}: {err}') from err
 
-        device = self.view.blocks[0].qkv.weight.device
-        self.probes: Optional[ProbeBank] = None
+        self.device = self.view.blocks[0].qkv.weight.device
+        self.probes: Optional[nn.Module] = None
         self.probe_optim = None
+        self._subset_gen = None
         if block_budget == 'benefit':
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                self.probes = ProbeBank(num, self.view.embed_dims,
-                                        num_classes,
-                                        self.view.num_extra_tokens,
-                                        probe_convs).to(device)
+                self.probes = build_probes(
+                    probe, num, self.view.embed_dims, num_classes,
+                    self.view.num_extra_tokens, probe_convs,
+                    probe_width).to(self.device)
             self.probe_optim = torch.optim.AdamW(
                 self.probes.parameters(), lr=probe_lr,
                 weight_decay=probe_weight_decay)
+            self._subset_gen = torch.Generator().manual_seed(seed + 1)
 
         self.finalized = False
         self.num_updates = 0
+        self.missing_features = 0  # probe steps skipped since the update
         self._reset_stats()
         self.last_stats = None
         self.ema = None  # (2, S): smoothed cls and patch importance
@@ -234,38 +318,52 @@ class P3BPruner(nn.Module):
 
     # ------------------------------------------------------------ state
     def _reset_stats(self) -> None:
-        num = self.gated.num_sub_blocks
-        self.benefit_sum = torch.zeros(2, num, dtype=torch.float64)
-        self.benefit_count = 0.0
-        self.taylor = {k: torch.zeros(g.numel(), dtype=torch.float64)
+        num, dev = self.gated.num_sub_blocks, self.device
+        # counts are device tensors: skipped (non-finite) steps add 0
+        self.benefit_sum = torch.zeros(2, num, dtype=torch.float64,
+                                       device=dev)
+        self.benefit_count = torch.zeros((), dtype=torch.float64, device=dev)
+        self.taylor = {k: torch.zeros(g.numel(), dtype=torch.float64,
+                                      device=dev)
                        for k, g in self.gated.gates.items()}
-        self.taylor_count = 0.0
+        self.taylor_count = torch.zeros((), dtype=torch.float64, device=dev)
 
-    def _stats(self) -> dict:
-        return dict(benefit_sum=self.benefit_sum.clone(),
-                    benefit_count=self.benefit_count,
-                    taylor={k: v.clone() for k, v in self.taylor.items()},
-                    taylor_count=self.taylor_count)
+    def _stats(self, device=None) -> dict:
+        def copy(t):
+            return t.detach().clone() if device is None else \
+                t.detach().to(device, copy=True)
+        return dict(benefit_sum=copy(self.benefit_sum),
+                    benefit_count=copy(self.benefit_count),
+                    taylor={k: copy(v) for k, v in self.taylor.items()},
+                    taylor_count=copy(self.taylor_count))
 
     def _load_stats(self, stats: dict) -> None:
-        self.benefit_sum = stats['benefit_sum'].clone().double()
-        self.benefit_count = float(stats['benefit_count'])
-        self.taylor = {k: v.clone().double()
-                       for k, v in stats['taylor'].items()}
-        self.taylor_count = float(stats['taylor_count'])
+        def load(v):
+            return torch.as_tensor(v, dtype=torch.float64).to(
+                self.device, copy=True)
+        self.benefit_sum = load(stats['benefit_sum'])
+        self.benefit_count = load(stats['benefit_count'])
+        self.taylor = {k: load(v) for k, v in stats['taylor'].items()}
+        self.taylor_count = load(stats['taylor_count'])
 
     def _schedule(self) -> tuple:
         return self.start, self.sparse, self.final, self.interval
 
     def get_state(self) -> dict:
-        """Everything a resumed run needs, as a checkpoint-friendly dict."""
+        """Everything a resumed run needs, as a checkpoint-friendly dict
+        (CPU tensors)."""
+        cpu = torch.device('cpu')
         state = dict(
             schedule=list(self._schedule()),
             keep_ratio=self.keep_ratio,
+            probe=self.probe_design,
             gates={k: g.detach().cpu().clone()
                    for k, g in self.gated.gates.items()},
-            stats=self._stats(),
-            last_stats=self.last_stats,
+            stats=self._stats(cpu),
+            last_stats=None if self.last_stats is None else {
+                k: ({n: t.cpu() for n, t in v.items()} if isinstance(
+                    v, dict) else v.cpu())
+                for k, v in self.last_stats.items()},
             ema=None if self.ema is None else self.ema.clone(),
             goal_keep=self.goal_keep.clone(),
             finalized=self.finalized,
@@ -274,38 +372,80 @@ class P3BPruner(nn.Module):
         if self.probes is not None:
             state['probes'] = self.probes.state_dict()
             state['probe_optim'] = self.probe_optim.state_dict()
+            state['subset_gen'] = self._subset_gen.get_state()
         return state
 
-    def set_state(self, state: dict) -> None:
-        """Restore :meth:`get_state` (the same model and schedule)."""
+    def check_state(self, state: dict, owner: Optional[str] = None) -> None:
+        """Raise ``ValueError`` if ``state`` comes from a run with another
+        keep ratio, schedule, probe design or model."""
+        owner = owner or type(self).__name__
+        hint = ('; to start a new pruning run from its weights, load it '
+                'with load_from and resume=False')
+        if abs(float(state['keep_ratio']) - self.keep_ratio) > 1e-12:
+            raise ValueError(
+                f'{owner}: cannot resume: the checkpoint was written with '
+                f'keep_ratio={state["keep_ratio"]}, this run has '
+                f'keep_ratio={self.keep_ratio}{hint}')
         if tuple(state['schedule']) != self._schedule():
             raise ValueError(
-                'P3B: the checkpoint was written with schedule '
-                f'(start, sparse, final, interval) = {state["schedule"]}, '
-                f'this run has {list(self._schedule())}')
+                f'{owner}: cannot resume: the checkpoint was written with '
+                'schedule (start, sparse, final, interval) = '
+                f'{list(state["schedule"])} iterations, this run has '
+                f'{list(self._schedule())}{hint}')
+        if state.get('probe', 'reference') != self.probe_design:
+            raise ValueError(
+                f'{owner}: cannot resume: the checkpoint was written with '
+                f'probe={state.get("probe", "reference")!r}, this run has '
+                f'probe={self.probe_design!r}{hint}')
         if set(state['gates']) != set(self.gated.gates):
-            raise ValueError('P3B: the checkpoint gates do not match the '
-                             'model (different number of blocks?)')
+            raise ValueError(f'{owner}: the checkpoint gates do not match '
+                             'the model (different number of blocks?)')
+
+    def set_state(self, state: dict) -> None:
+        """Restore :meth:`get_state` (the same model, keep ratio and
+        schedule). Gates that were in use are active right away, so the
+        model evaluates pruned before any training iteration."""
+        self.check_state(state)
         with torch.no_grad():
             for k, g in self.gated.gates.items():
                 g.copy_(state['gates'][k])
         self._load_stats(state['stats'])
-        self.last_stats = state['last_stats']
+        last = state['last_stats']
+        if last is not None:
+            last = dict(last)
+            last['taylor'] = {k: torch.as_tensor(v).to(self.device)
+                              for k, v in last['taylor'].items()}
+            for key in ('benefit_sum', 'benefit_count', 'taylor_count'):
+                last[key] = torch.as_tensor(
+                    last[key], dtype=torch.float64).to(self.device)
+        self.last_stats = last
         self.ema = state['ema']
         self.goal_keep = state['goal_keep'].clone()
         self.finalized = bool(state['finalized'])
         self.num_updates = int(state['num_updates'])
         self.history = list(state['history'])
+        self.gated.active = self.finalized or self.num_updates > 0
         if self.finalized:
             self._drop_probes()
         elif self.probes is not None and 'probes' in state:
             self.probes.load_state_dict(state['probes'])
             self.probe_optim.load_state_dict(state['probe_optim'])
+            if 'subset_gen' in state:
+                self._subset_gen.set_state(state['subset_gen'])
 
     # ------------------------------------------------------- schedule
     def in_window(self, step: int) -> bool:
         """Whether ``step`` accumulates statistics (start <= step < final)."""
         return (not self.finalized) and self.start <= step < self.final
+
+    def probes_run(self, step: int) -> bool:
+        """Whether the probes train at ``step`` (every step until the
+        finalize step, or only the last ``probe_window`` steps before each
+        mask update)."""
+        if self.probes is None or self.finalized:
+            return False
+        return in_probe_window(step, self.start, self.interval, self.final,
+                               self.probe_window)
 
     def before_iter(self, step: int) -> None:
         """Switch gates, gate gradients and feature capture for ``step``."""
@@ -313,33 +453,39 @@ class P3BPruner(nn.Module):
         self.gated.active = window or self.finalized or self.num_updates > 0
         self.gated.set_requires_grad(
             window and self.element_score == 'taylor')
-        self.gated.capture = self.probes is not None and not self.finalized
+        self.gated.capture = self.probes_run(step)
 
     def after_iter(self, step: int,
-                   targets: Optional[torch.Tensor] = None) -> Optional[dict]:
+                   targets: Optional[torch.Tensor] = None,
+                   grad_scale: Union[None, float, torch.Tensor] = None
+                   ) -> Optional[dict]:
         """Probe step, statistics and (maybe) a mask update after ``step``.
+
+        Steps whose gate gradients (after unscaling) or probe losses are
+        not finite (e.g. an fp16 overflow step that the optimizer skips)
+        add nothing to the statistics.
 
         Args:
             step (int): The iteration that just finished (0-based).
             targets (Tensor, optional): Class indices (B, ) or soft targets
                 (B, C) of the batch; needed for the probes.
+            grad_scale (float | Tensor, optional): The loss scale the
+                backward pass used (mixed precision); the gate gradients are
+                divided by it. None = 1.
 
         Returns:
             dict | None: The update record when masks were rebuilt (key
             ``finalized`` is True at the final step).
         """
         window = self.in_window(step)
-        if self.gated.capture and targets is not None and all(
-                f is not None for f in self.gated.features):
-            ce = self._probe_step(targets)
-            if window:
-                self.benefit_sum[0] += (ce[0] - ce[1]).double().cpu()
-                self.benefit_sum[1] += (ce[2] - ce[3]).double().cpu()
-                self.benefit_count += 1
+        probe = self.gated.capture and targets is not None
+        if probe and any(f is None for f in self.gated.features):
+            self.missing_features += 1
+            probe = False
+        taylor = window and self.element_score == 'taylor'
+        self._step_statistics(probe, window, taylor, targets, grad_scale)
         self.gated.features = [None] * len(self.gated.features)
         self.gated.capture = False
-        if window and self.element_score == 'taylor':
-            self._accumulate_taylor()
         record = None
         if window and (step - self.start + 1) % self.interval == 0 \
                 and step + 1 < self.final:
@@ -349,24 +495,68 @@ class P3BPruner(nn.Module):
         self.gated.set_requires_grad(False)
         return record
 
-    # ---------------------------------------------------------- probes
-    def _probe_step(self, targets: torch.Tensor) -> torch.Tensor:
-        self.probes.train()
-        loss, ce = self.probes(self.gated.features, targets,
-                               self.gated.patch_hw)
-        self.probe_optim.zero_grad(set_to_none=False)
-        loss.backward()
-        grads = [p.grad for p in self.probes.parameters()
-                 if p.grad is not None]
-        if grads:
-            flat = torch.cat([g.flatten() for g in grads])
-            self.all_reduce(flat, 'mean')
-            offset = 0
-            for g in grads:
-                g.copy_(flat[offset:offset + g.numel()].view_as(g))
+    # ------------------------------------------------ per-step statistics
+    def _subset(self, targets: torch.Tensor):
+        """Features and targets of a random part of the batch."""
+        feats = self.gated.features
+        if self.probe_fraction >= 1:
+            return feats, targets
+        batch = targets.shape[0]
+        num = max(1, int(round(self.probe_fraction * batch)))
+        idx = torch.randperm(batch, generator=self._subset_gen)[:num]
+        idx = idx.to(targets.device)
+        return [f.index_select(0, idx) for f in feats], \
+            targets.index_select(0, idx)
+
+    def _step_statistics(self, probe: bool, window: bool, taylor: bool,
+                         targets, grad_scale) -> None:
+        """One probe step and the step's benefits and Taylor scores, with a
+        single all-reduce of everything that must agree across ranks."""
+        parts, probe_grads, ce_diff = [], [], None
+        if probe:
+            self.probes.train()
+            feats, tgts = self._subset(targets)
+            loss, ce = self.probes(feats, tgts, self.gated.patch_hw)
+            self.probe_optim.zero_grad(set_to_none=False)
+            loss.backward()
+            probe_grads = [p.grad for p in self.probes.parameters()
+                           if p.grad is not None]
+            parts += [g.flatten() for g in probe_grads]
+            if window:
+                diff = torch.stack([ce[0] - ce[1], ce[2] - ce[3]]).double()
+                ok = torch.isfinite(diff).all()
+                ce_diff = torch.where(ok, diff, torch.zeros_like(diff))
+                parts += [ce_diff.flatten().to(parts[0]),
+                          ok.to(parts[0]).view(1)]
+        gate_keys = []
+        if taylor:
+            gate_keys = [k for k, g in self.gated.gates.items()
+                         if g.grad is not None]
+            parts += [self.gated.gates[k].grad.flatten() for k in gate_keys]
+        if not parts:
+            return
+        flat = torch.cat([p.float() for p in parts])
+        # mean over ranks = the gradient of the global batch, as in DDP; the
+        # benefit sums and counts are means too (their ratio is unchanged)
+        self.all_reduce(flat, 'mean')
+        offset = 0
+        if probe_grads:
+            size = sum(g.numel() for g in probe_grads)
+            grads = flat[:size]
+            grads = torch.where(torch.isfinite(grads).all(), grads,
+                                torch.zeros_like(grads))
+            for g in probe_grads:
+                g.copy_(grads[offset:offset + g.numel()].view_as(g))
                 offset += g.numel()
-        self.probe_optim.step()
-        return ce
+            self.probe_optim.step()
+        if ce_diff is not None:
+            n = ce_diff.numel()
+            self.benefit_sum += flat[offset:offset + n].view_as(
+                ce_diff).double()
+            self.benefit_count += flat[offset + n].double()
+            offset += n + 1
+        if gate_keys:
+            self._accumulate_taylor(gate_keys, flat[offset:], grad_scale)
 
     def _drop_probes(self) -> None:
         self.probes = None
@@ -374,22 +564,22 @@ class P3BPruner(nn.Module):
         self.gated.capture = False
 
     # ---------------------------------------------------------- taylor
-    def _accumulate_taylor(self) -> None:
-        keys = [k for k, g in self.gated.gates.items() if g.grad is not None]
-        if not keys:
-            return
-        grads = torch.cat([self.gated.gates[k].grad.flatten() for k in keys])
-        # mean over ranks = the gradient of the global batch, as in DDP
-        self.all_reduce(grads, 'mean')
+    def _accumulate_taylor(self, keys: List[str], grads: torch.Tensor,
+                           grad_scale) -> None:
+        grads = grads.double()
+        if grad_scale is not None:
+            grads = grads / torch.as_tensor(grad_scale, dtype=torch.float64,
+                                            device=grads.device)
+        ok = torch.isfinite(grads).all()
         offset = 0
         for k in keys:
             g = self.gated.gates[k]
             n = g.numel()
-            score = (g.detach() * grads[offset:offset + n]).double() ** 2
-            self.taylor[k] += score.cpu()
+            score = (g.detach().double() * grads[offset:offset + n]) ** 2
+            self.taylor[k] += torch.where(ok, score, torch.zeros_like(score))
             offset += n
             g.grad = None
-        self.taylor_count += 1
+        self.taylor_count += ok.double()
 
     # ---------------------------------------------------------- budget
     def kept_params(self) -> torch.Tensor:
@@ -405,24 +595,15 @@ class P3BPruner(nn.Module):
         return float((self.kept_params().sum() + nb) /
                      (self.dense_params.sum() + nb))
 
-    def _reduce_benefit(self) -> None:
-        flat = torch.cat([
-            self.benefit_sum.flatten(),
-            torch.tensor([self.benefit_count], dtype=torch.float64)
-        ]).to(self.view.blocks[0].qkv.weight.device)
-        self.all_reduce(flat, 'sum')
-        flat = flat.cpu()
-        self.benefit_sum = flat[:-1].view_as(self.benefit_sum).clone()
-        self.benefit_count = float(flat[-1])
-
     def _block_importance(self, kept: torch.Tensor):
         num = self.gated.num_sub_blocks
         if self.block_budget == 'uniform':
             return torch.ones(num, dtype=torch.float64), None
-        if self.benefit_count == 0:
+        count = float(self.benefit_count)
+        if count == 0:
             mean = torch.zeros(2, num, dtype=torch.float64)
         else:
-            mean = self.benefit_sum / self.benefit_count
+            mean = self.benefit_sum.cpu() / count
         prev = self.ema
         new = torch.stack([
             transform_benefit(mean[t], kept, self.benefit_scale,
@@ -457,8 +638,8 @@ class P3BPruner(nn.Module):
         if self.element_score == 'magnitude':
             return [s.double().cpu() for s in self._magnitude_scores(sub_idx)]
         names = MLP_GATES if sub_idx % 2 else ATTN_GATES
-        count = max(self.taylor_count, 1.0)
-        return [self.taylor[self.gated.key(sub_idx // 2, n)] / count
+        count = float(self.taylor_count.clamp(min=1.0))
+        return [self.taylor[self.gated.key(sub_idx // 2, n)].cpu() / count
                 for n in names]
 
     def _rebuild_masks(self, sub_idx: int, keep: float, tau: float,
@@ -521,6 +702,22 @@ class P3BPruner(nn.Module):
         return goal + carry - float(sub_block_params(block, is_mlp, *counts))
 
     # ---------------------------------------------------------- update
+    def _report_missing(self, step: int) -> None:
+        """Warn (with the count) about probe steps skipped since the last
+        update because block features were not captured."""
+        if self.missing_features:
+            self.warn(
+                f'{type(self).__name__}: {self.missing_features} probe '
+                f'step(s) before the update at iteration {step + 1} had no '
+                'features for some blocks (did the forward pass skip '
+                'blocks?); their block benefit was not measured')
+        if self.probes is not None and float(self.benefit_count) == 0:
+            self.warn(
+                f'{type(self).__name__}: no block benefit was measured '
+                f'before the update at iteration {step + 1}; the block '
+                'budget is uniform this time')
+        self.missing_features = 0
+
     def update(self, step: int, final: bool = False) -> dict:
         """Recompute block budgets and rebuild every mask from scratch.
 
@@ -532,7 +729,7 @@ class P3BPruner(nn.Module):
         Returns:
             dict: The record appended to ``self.history``.
         """
-        self._reduce_benefit()
+        self._report_missing(step)
         kept_before = self.kept_params()
         importance, benefit = self._block_importance(kept_before)
         self.goal_keep = solve_keep_ratios(importance, self.dense_params,
@@ -578,7 +775,6 @@ class P3BPruner(nn.Module):
         As in the reference, the statistics since the last update are merged
         with those of the interval before.
         """
-        self._reduce_benefit()
         if self.last_stats is not None:
             last = self.last_stats
             self.benefit_sum += last['benefit_sum']
@@ -586,12 +782,7 @@ class P3BPruner(nn.Module):
             for k in self.taylor:
                 self.taylor[k] += last['taylor'][k]
             self.taylor_count += last['taylor_count']
-        # already reduced: do not reduce again inside update()
-        reduce, self.all_reduce = self.all_reduce, _no_reduce
-        try:
-            record = self.update(step, final=True)
-        finally:
-            self.all_reduce = reduce
+        record = self.update(step, final=True)
         self.finalized = True
         self.gated.set_requires_grad(False)
         self._drop_probes()

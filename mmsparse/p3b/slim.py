@@ -107,7 +107,8 @@ class _SlimBranch(nn.Module):
         y = self.drop_path(y)
         if self.out_index.numel() == self.embed_dims:
             return x + y
-        return x.index_add(x.dim() - 1, self.out_index, y)
+        # under autocast y is fp16 / bf16 while the residual stays fp32
+        return x.index_add(x.dim() - 1, self.out_index, y.to(x.dtype))
 
 
 class SlimAttention(_SlimBranch):

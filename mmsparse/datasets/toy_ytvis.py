@@ -112,14 +112,17 @@ class ToyVideo:
 
     Args:
         frames (np.ndarray): RGB frames, uint8, shape (T, H, W, 3).
-        objects (list[ToyObject]): Objects from back (drawn first) to front.
+        objects (list[ToyObject | ToyShape]): Annotated objects from back (drawn
+            first) to front (``ToyShape`` in the hard mode).
         visible_masks (np.ndarray): Visible masks, bool, shape (K, T, H, W).
         amodal_masks (np.ndarray): Full masks ignoring occlusion, shape (K, T, H, W).
+        distractors (list[ToyShape]): Unannotated moving shapes (hard mode only).
     """
     frames: np.ndarray
     objects: List[ToyObject] = field(default_factory=list)
     visible_masks: Optional[np.ndarray] = None
     amodal_masks: Optional[np.ndarray] = None
+    distractors: List['ToyShape'] = field(default_factory=list)
 
 
 def _smooth_noise(rng: np.random.Generator, grid: Tuple[int, int], size: Tuple[int, int],
@@ -279,6 +282,313 @@ def render_toy_video(rng: np.random.Generator,
     return ToyVideo(frames=frames, objects=objects, visible_masks=visible, amodal_masks=amodal)
 
 
+# ----------------------------------------------------------------------------
+# Hard mode: shape, not colour, tells objects from background.
+# ----------------------------------------------------------------------------
+# Every region (background clutter, annotated objects, unannotated distractors)
+# takes its colour from one per-video palette, carries the same kind of texture
+# and the same dark outline, so a single 16x16 patch does not say whether it lies
+# on an object. The annotated classes are the filled shapes (circle, square,
+# triangle); distractors that move like them are their look-alikes (a ring next
+# to the disc, a cross next to the square, a hollow triangle next to the
+# triangle), and the static clutter is elongated (ellipses, bars) so it never
+# looks like a target.
+TOY_YTVIS_MODES: Tuple[str, ...] = ('easy', 'hard')
+_HARD_TARGET_RADIUS = {'circle': (12., 20.), 'square': (10., 15.), 'triangle': (15., 24.)}
+_HARD_DISTRACTORS = {'circle': 'ring', 'square': 'cross', 'triangle': 'hollow_triangle'}
+_HARD_DISTRACTOR_RADIUS = {'ring': (12., 20.), 'cross': (13., 21.), 'hollow_triangle': (15., 24.)}
+_HARD_OUTLINE = 2  # outline width in pixels at the reference size
+_HARD_PALETTE_SIZE = 4
+
+
+@dataclass
+class ToyShape:
+    """A shape of a hard-mode toy video (annotated object or distractor).
+
+    Args:
+        kind (str): 'circle', 'square', 'triangle' (annotated classes), 'ring',
+            'cross', 'hollow_triangle' (distractors), 'ellipse' or 'bar' (clutter).
+        label (int): Index into :data:`TOY_YTVIS_CLASSES`, -1 when unannotated.
+        color (np.ndarray): Fill colour (RGB), shape (3,).
+        radius (float): Circle/ring radius, square half side, triangle
+            circumradius, cross half length, ellipse/bar half length.
+        centers (np.ndarray): Center per frame (x, y), shape (T, 2).
+        angles (np.ndarray): Rotation per frame in radians, shape (T,).
+        mode (str): How it moves: 'inside', 'enter', 'leave', 'cross' or
+            'static' (clutter).
+        inner (float): Ring/hollow-triangle hole or cross arm width, and the
+            ellipse/bar short axis, as a fraction of ``radius``. Defaults to 0.5.
+        texture (np.ndarray, optional): (H, W, 3) texture that moves with it.
+    """
+    kind: str
+    label: int
+    color: np.ndarray
+    radius: float
+    centers: np.ndarray
+    angles: np.ndarray
+    mode: str = 'inside'
+    inner: float = 0.5
+    texture: Optional[np.ndarray] = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return TOY_YTVIS_CLASSES[self.label] if self.label >= 0 else self.kind
+
+    @property
+    def extent(self) -> float:
+        """Largest distance of a shape pixel from the center."""
+        if self.kind in ('square', 'cross'):
+            return self.radius * np.sqrt(2.)
+        return self.radius
+
+    def amodal_mask(self, t: int, height: int, width: int) -> np.ndarray:
+        """Full (un-occluded) mask in frame ``t``, clipped to the image."""
+        return _shape_mask(self.kind, self.centers[t], self.radius, self.angles[t], self.inner,
+                           height, width, self.extent)
+
+
+def _in_triangle(u: np.ndarray, v: np.ndarray, circumradius: float) -> np.ndarray:
+    """Inside a regular triangle with a vertex on +u (inradius = circumradius / 2)."""
+    inside = np.ones(u.shape, dtype=bool)
+    for k in range(3):
+        phi = np.pi + 2 * np.pi * k / 3  # edge normals point away from the vertices
+        inside &= u * np.cos(phi) + v * np.sin(phi) <= circumradius / 2
+    return inside
+
+
+def _shape_mask(kind: str, center: np.ndarray, radius: float, angle: float, inner: float,
+                height: int, width: int, extent: float) -> np.ndarray:
+    """Binary mask of one shape (pixel centers inside), (H, W)."""
+    mask = np.zeros((height, width), dtype=bool)
+    cx, cy = center
+    x0, x1 = max(int(np.floor(cx - extent)), 0), min(int(np.ceil(cx + extent)) + 1, width)
+    y0, y1 = max(int(np.floor(cy - extent)), 0), min(int(np.ceil(cy + extent)) + 1, height)
+    if x0 >= x1 or y0 >= y1:
+        return mask
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64) + 0.5
+    dx, dy = xs - cx, ys - cy
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = c * dx + s * dy, -s * dx + c * dy  # object coordinates
+    r = radius
+    if kind == 'circle':
+        inside = u**2 + v**2 <= r**2
+    elif kind == 'ring':
+        rho2 = u**2 + v**2
+        inside = (rho2 <= r**2) & (rho2 >= (inner * r)**2)
+    elif kind == 'square':
+        inside = (np.abs(u) <= r) & (np.abs(v) <= r)
+    elif kind == 'cross':
+        w = inner * r
+        inside = ((np.abs(u) <= r) & (np.abs(v) <= w)) | ((np.abs(v) <= r) & (np.abs(u) <= w))
+    elif kind == 'triangle':
+        inside = _in_triangle(u, v, r)
+    elif kind == 'hollow_triangle':
+        inside = _in_triangle(u, v, r) & ~_in_triangle(u, v, inner * r)
+    elif kind == 'ellipse':
+        inside = (u / r)**2 + (v / (inner * r))**2 <= 1
+    elif kind == 'bar':
+        inside = (np.abs(u) <= r) & (np.abs(v) <= inner * r)
+    else:
+        raise ValueError(f'unknown toy shape kind {kind!r}')
+    mask[y0:y1, x0:x1] = inside
+    return mask
+
+
+def _outline(mask: np.ndarray, width: int) -> np.ndarray:
+    """Pixels of ``mask`` within ``width`` pixels (4-neighbourhood) of its border."""
+    inner = mask.copy()
+    for _ in range(width):
+        shrunk = inner.copy()
+        shrunk[1:] &= inner[:-1]
+        shrunk[:-1] &= inner[1:]
+        shrunk[:, 1:] &= inner[:, :-1]
+        shrunk[:, :-1] &= inner[:, 1:]
+        inner = shrunk
+    return mask & ~inner
+
+
+def _palette(rng: np.random.Generator) -> np.ndarray:
+    """``_HARD_PALETTE_SIZE`` random mid-saturated colours (RGB, float) of one video."""
+    import colorsys
+    hues = (rng.uniform(0, 1) + np.arange(_HARD_PALETTE_SIZE) / _HARD_PALETTE_SIZE +
+            rng.uniform(-0.08, 0.08, _HARD_PALETTE_SIZE)) % 1.
+    return np.array([
+        colorsys.hsv_to_rgb(h, rng.uniform(0.3, 0.7), rng.uniform(0.45, 0.85)) for h in hues
+    ]) * 255.
+
+
+def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """The shared region texture: soft blotches and fine grain (zero mean, H x W x 3)."""
+    return (_smooth_noise(rng, (height // 24 + 2, width // 24 + 2), (width, height), 14.) +
+            _smooth_noise(rng, (height // 6, width // 6), (width, height), 7.))
+
+
+def _trajectory(rng: np.random.Generator, extent: float, num_frames: int, height: int,
+                width: int, scale: float) -> Tuple[np.ndarray, str]:
+    """Centers (T, 2) of a near-constant-velocity path and its mode (as the easy mode)."""
+    mode = str(rng.choice(_MOTION_MODES, p=_MOTION_PROBS))
+
+    def inside_point():
+        return np.array([rng.uniform(extent, max(width - extent, extent + 1)),
+                         rng.uniform(extent, max(height - extent, extent + 1))])
+
+    start, end = inside_point(), inside_point()
+    if mode != 'inside':
+        side = int(rng.integers(4))
+        margin = extent + rng.uniform(2., 20.) * scale
+        outside = inside_point()
+        if side < 2:
+            outside[0] = -margin if side == 0 else width + margin
+        else:
+            outside[1] = -margin if side == 2 else height + margin
+        start, end = (outside, end) if mode == 'enter' else (start, outside)
+    t = np.arange(num_frames, dtype=np.float64)
+    centers = start + (end - start) / max(num_frames - 1, 1) * t[:, None]
+    centers = centers + np.cumsum(rng.normal(0., 0.4, size=(num_frames, 2)), 0)
+    if mode == 'enter':
+        centers[0] = start
+    elif mode == 'leave':
+        centers[-1] = end
+    return centers, mode
+
+
+def _sample_hard_shapes(rng: np.random.Generator, palette: np.ndarray, num_frames: int,
+                        height: int, width: int) -> Tuple[List[ToyShape], List[ToyShape]]:
+    """1-3 annotated objects and 1-3 distractors (look-alikes of the objects)."""
+    scale = min(width / _REFERENCE_SIZE[0], height / _REFERENCE_SIZE[1])
+    t = np.arange(num_frames, dtype=np.float64)
+
+    def moving(kind, label, radius_range, inner):
+        radius = float(rng.uniform(*radius_range)) * scale
+        color = palette[int(rng.integers(len(palette)))] + rng.uniform(-15., 15., 3)
+        shape = ToyShape(kind, label, np.clip(color, 0, 255), radius, np.zeros((num_frames, 2)),
+                         rng.uniform(0, 2 * np.pi) + rng.uniform(-0.12, 0.12) * t, inner=inner,
+                         texture=_texture(rng, height, width))
+        shape.centers, shape.mode = _trajectory(rng, shape.extent, num_frames, height, width,
+                                                scale)
+        return shape
+
+    objects = []
+    for _ in range(int(rng.integers(1, 4))):
+        label = int(rng.integers(len(TOY_YTVIS_CLASSES)))
+        name = TOY_YTVIS_CLASSES[label]
+        objects.append(moving(name, label, _HARD_TARGET_RADIUS[name], 0.5))
+    distractors = []
+    for _ in range(int(rng.integers(1, 4))):
+        if rng.random() < 0.7:  # the look-alike of an object of this video
+            kind = _HARD_DISTRACTORS[objects[int(rng.integers(len(objects)))].name]
+        else:
+            kind = str(rng.choice(list(_HARD_DISTRACTOR_RADIUS)))
+        inner = dict(ring=(0.45, 0.62), cross=(0.3, 0.42),
+                     hollow_triangle=(0.42, 0.55))[kind]
+        distractors.append(moving(kind, -1, _HARD_DISTRACTOR_RADIUS[kind],
+                                  float(rng.uniform(*inner))))
+    # Crossing paths (occlusion) between objects, and a distractor passing by an object.
+    if len(objects) > 1 and rng.random() < 0.7:
+        j = int(rng.integers(1, len(objects)))
+        i = int(rng.integers(0, j))
+        tc = int(rng.integers(num_frames // 4, max(num_frames // 4 + 1, 3 * num_frames // 4)))
+        shift = objects[i].centers[tc] + rng.normal(0., 0.3 * objects[i].extent, 2) - \
+            objects[j].centers[tc]
+        objects[j].centers = objects[j].centers + shift
+        objects[j].mode = 'cross'
+    if rng.random() < 0.5:
+        d, o = distractors[0], objects[int(rng.integers(len(objects)))]
+        tc = int(rng.integers(num_frames))
+        gap = (d.extent + o.extent) * rng.uniform(1.0, 1.4)
+        phi = rng.uniform(0, 2 * np.pi)
+        d.centers = d.centers + (o.centers[tc] + gap * np.array([np.cos(phi), np.sin(phi)]) -
+                                 d.centers[tc])
+        d.mode = 'cross'
+    return objects, distractors
+
+
+def _hard_background(rng: np.random.Generator, palette: np.ndarray, height: int,
+                     width: int) -> np.ndarray:
+    """Static clutter in the palette colours with texture and outlines (float32, H x W x 3)."""
+    scale = min(width / _REFERENCE_SIZE[0], height / _REFERENCE_SIZE[1])
+    outline = max(1, int(round(_HARD_OUTLINE * scale)))
+    base = palette[int(rng.integers(len(palette)))]
+    img = np.broadcast_to(base, (height, width, 3)) + _texture(rng, height, width)
+    for _ in range(int(rng.integers(6, 11))):
+        kind = 'ellipse' if rng.random() < 0.5 else 'bar'
+        radius = float(rng.uniform(18., 70.)) * scale
+        center = np.array([rng.uniform(-0.1, 1.1) * width, rng.uniform(-0.1, 1.1) * height])
+        mask = _shape_mask(kind, center, radius, rng.uniform(0, np.pi),
+                           float(rng.uniform(0.18, 0.55)), height, width, radius)
+        color = palette[int(rng.integers(len(palette)))] + rng.uniform(-15., 15., 3)
+        img[mask] = color + _texture(rng, height, width)[mask]
+        img[_outline(mask, outline)] *= 0.35
+    return img.astype(np.float32)
+
+
+def render_hard_toy_video(rng: np.random.Generator,
+                          num_frames: int = 8,
+                          height: int = 192,
+                          width: int = 320,
+                          max_tries: int = 20) -> ToyVideo:
+    """Render one hard-mode toy video (see the notes above :class:`ToyShape`).
+
+    Objects and distractors are painted back to front over static clutter, all
+    from the same palette, with the same kind of texture (moving with the shape)
+    and the same dark outline; the masks are the visible parts of the annotated
+    objects (a distractor in front occludes an object).
+
+    Args:
+        rng (np.random.Generator): Source of randomness.
+        num_frames (int): Frames per video. Defaults to 8.
+        height (int): Frame height. Defaults to 192.
+        width (int): Frame width. Defaults to 320.
+        max_tries (int): Attempts to sample objects that are all visible somewhere.
+            Defaults to 20.
+
+    Returns:
+        ToyVideo: Frames, annotated objects, their visible and amodal masks and
+        the distractors.
+    """
+    scale = min(width / _REFERENCE_SIZE[0], height / _REFERENCE_SIZE[1])
+    outline = max(1, int(round(_HARD_OUTLINE * scale)))
+    palette = _palette(rng)
+    for _ in range(max_tries):
+        objects, distractors = _sample_hard_shapes(rng, palette, num_frames, height, width)
+        shapes = objects + distractors
+        order = rng.permutation(len(shapes))  # depth order: later = nearer
+        amodal = np.stack([
+            np.stack([shapes[k].amodal_mask(t, height, width) for t in range(num_frames)])
+            for k in range(len(shapes))
+        ])
+        owner = np.full((num_frames, height, width), -1, dtype=np.int64)
+        for k in order:
+            owner[amodal[k]] = k
+        visible = np.stack([owner == k for k in range(len(objects))])
+        if visible.reshape(len(objects), -1).any(1).all():
+            break
+    else:
+        raise RuntimeError('could not sample a toy video whose objects are all visible')
+
+    background = _hard_background(rng, palette, height, width)
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        img = background.copy()
+        for k in order:
+            shape = shapes[k]
+            m = amodal[k, t]
+            if not m.any():
+                continue
+            # The texture moves with the shape (integer shift of its own texture).
+            shift = np.round(shape.centers[t] - shape.centers[0]).astype(int)
+            tex = np.roll(shape.texture, (shift[1], shift[0]), axis=(0, 1))
+            img[m] = shape.color + tex[m]
+            img[_outline(m, outline)] *= 0.35
+        img = img + rng.normal(0., 6., size=(height, width, 3)) + rng.uniform(-4., 4.)
+        frames[t] = np.clip(img, 0, 255).astype(np.uint8)
+    obj_order = [k for k in order if k < len(objects)]
+    return ToyVideo(
+        frames=frames, objects=[objects[k] for k in obj_order],
+        visible_masks=visible[obj_order], amodal_masks=amodal[obj_order],
+        distractors=distractors)
+
+
 def encode_rle(mask: np.ndarray) -> Dict:
     """Compressed COCO RLE of a binary mask with ``counts`` as ``str`` (JSON-ready)."""
     rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
@@ -288,15 +598,16 @@ def encode_rle(mask: np.ndarray) -> Dict:
 
 def _write_split(split_dir: str, rng: np.random.Generator, num_videos: int, num_frames: int,
                  height: int, width: int, first_video_id: int, with_annotations: bool,
-                 jpeg_quality: int, name_prefix: str) -> Dict:
+                 jpeg_quality: int, name_prefix: str, mode: str = 'easy') -> Dict:
     """Render ``num_videos`` videos into ``split_dir`` and return the raw json dict."""
+    render = render_hard_toy_video if mode == 'hard' else render_toy_video
     videos, annotations = [], []
     ann_id = 1
     img_root = osp.join(split_dir, 'JPEGImages')
     for v in range(num_videos):
         video_id = first_video_id + v
         video_name = f'{name_prefix}{video_id:05d}'
-        video = render_toy_video(rng, num_frames, height, width)
+        video = render(rng, num_frames, height, width)
         os.makedirs(osp.join(img_root, video_name), exist_ok=True)
         file_names = []
         for t in range(num_frames):
@@ -334,6 +645,8 @@ def _write_split(split_dir: str, rng: np.random.Generator, num_videos: int, num_
     raw = dict(
         info=dict(description='mmsparse toy YouTube-VIS (synthetic shapes)', version='2021'),
         licenses=[], videos=videos, categories=categories)
+    if mode != 'easy':
+        raw['info']['mode'] = mode
     if with_annotations:
         raw['annotations'] = annotations
     with open(osp.join(split_dir, 'instances.json'), 'w') as f:
@@ -348,7 +661,8 @@ def make_toy_ytvis(out_dir: str,
                    height: int = 192,
                    seed: int = 0,
                    num_valid_videos: int = 0,
-                   jpeg_quality: int = 90) -> Dict:
+                   jpeg_quality: int = 90,
+                   mode: str = 'easy') -> Dict:
     """Write a toy dataset in the raw YouTube-VIS 2021 layout.
 
     Args:
@@ -362,11 +676,18 @@ def make_toy_ytvis(out_dir: str,
         num_valid_videos (int): Videos of a ``valid`` split written without
             annotations, like the official valid set. Defaults to 0 (none).
         jpeg_quality (int): JPEG quality of the frames. Defaults to 90.
+        mode (str): ``'easy'``: class-coloured shapes on a grey background (the
+            demo and tests); ``'hard'``: objects, background clutter and moving
+            look-alike distractors share colours, texture and outlines, so only
+            shape tells an object (see :func:`render_hard_toy_video`). Defaults
+            to ``'easy'``.
 
     Returns:
         dict: Summary with the written json paths and counts (videos, frames,
         instances, annotated frames, frames where an instance is absent).
     """
+    if mode not in TOY_YTVIS_MODES:
+        raise ValueError(f'mode must be one of {TOY_YTVIS_MODES}, got {mode!r}')
     if num_videos < 1 or num_frames < 2:
         raise ValueError(f'num_videos must be >= 1 and num_frames >= 2, got '
                          f'num_videos={num_videos}, num_frames={num_frames}')
@@ -385,7 +706,7 @@ def make_toy_ytvis(out_dir: str,
         os.makedirs(split_dir, exist_ok=True)
         first_id = 1 if split == 'train' else num_videos + 1
         raw = _write_split(split_dir, rng, n, num_frames, height, width, first_id, with_ann,
-                           jpeg_quality, name_prefix=f'toy_{split}_')
+                           jpeg_quality, name_prefix=f'toy_{split}_', mode=mode)
         summary['files'].append(osp.join(split_dir, 'instances.json'))
         summary[f'{split}_videos'] = len(raw['videos'])
         summary[f'{split}_frames'] = len(raw['videos']) * num_frames

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_util
 
-from mmsparse.datasets.toy_ytvis import (TOY_YTVIS_CLASSES, make_toy_ytvis,
+from mmsparse.datasets.toy_ytvis import (TOY_YTVIS_CLASSES, ToyShape,
+                                         make_toy_ytvis, render_hard_toy_video,
                                          render_toy_video)
 
 
@@ -134,3 +135,72 @@ def test_bad_arguments(tmp_path):
         make_toy_ytvis(str(tmp_path), num_videos=2, num_frames=1)
     with pytest.raises(ValueError, match='width and height'):
         make_toy_ytvis(str(tmp_path), num_videos=2, width=16)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        make_toy_ytvis(str(tmp_path), num_videos=2, mode='medium')
+
+
+def test_hard_mode_deterministic_and_annotated(tmp_path):
+    kwargs = dict(num_videos=4, num_frames=3, width=160, height=96, mode='hard')
+    make_toy_ytvis(str(tmp_path / 'a'), seed=1, **kwargs)
+    make_toy_ytvis(str(tmp_path / 'b'), seed=1, **kwargs)
+    make_toy_ytvis(str(tmp_path / 'easy'), seed=1, **dict(kwargs, mode='easy'))
+    a, b = (_load(tmp_path / n) for n in 'ab')
+    assert a == b and a['info']['mode'] == 'hard'
+    assert a != _load(tmp_path / 'easy') and 'mode' not in _load(tmp_path / 'easy')['info']
+    assert [c['name'] for c in a['categories']] == list(TOY_YTVIS_CLASSES)
+    for ann in a['annotations']:
+        assert len(ann['segmentations']) == 3
+        assert any(s is not None for s in ann['segmentations'])
+
+
+def test_hard_mode_distractors_unannotated_and_occluding():
+    rng = np.random.default_rng(4)
+    kinds, occluded_by_distractor = set(), 0
+    for _ in range(10):
+        video = render_hard_toy_video(rng, num_frames=4, height=96, width=160)
+        vis, amodal = video.visible_masks, video.amodal_masks
+        assert len(video.objects) == len(vis) >= 1 and video.distractors
+        assert all(isinstance(o, ToyShape) and o.label >= 0 for o in video.objects)
+        assert all(d.label == -1 for d in video.distractors)
+        assert not (vis & ~amodal).any() and vis.sum(0).max() <= 1
+        distractor_px = np.stack([
+            np.stack([d.amodal_mask(t, 96, 160) for t in range(4)]) for d in video.distractors
+        ]).any(0)
+        assert distractor_px.any()
+        # Distractor pixels in front of an object are not in its mask.
+        occluded_by_distractor += int((amodal & ~vis & distractor_px[None]).any())
+        kinds |= {d.kind for d in video.distractors}
+    assert kinds == {'ring', 'cross', 'hollow_triangle'}
+    assert occluded_by_distractor > 0
+
+
+def test_hard_mode_shapes_and_look_alikes():
+    t0 = np.zeros(1)
+    center = np.array([[40., 30.]])
+
+    def shape(kind, inner=0.5):
+        return ToyShape(kind, -1, np.zeros(3), 12., center, t0, inner=inner).amodal_mask(
+            0, 60, 80)
+
+    disc, ring = shape('circle'), shape('ring')
+    square, cross = shape('square'), shape('cross', inner=0.35)
+    assert disc[30, 40] and not ring[30, 40]  # the ring is hollow
+    assert (ring & ~disc).sum() == 0 and ring.sum() > 0.5 * disc.sum()
+    assert square[30, 40] and cross[30, 40]
+    assert square[30 + 10, 40 + 10] and not cross[30 + 10, 40 + 10]  # no corners
+    assert (cross & ~square).sum() == 0
+
+
+def test_hard_mode_colour_does_not_tell_the_class():
+    """In the hard mode each class comes in every colour of the palette (unlike
+    the easy mode, test_classes_look_different), and objects share their colours
+    with the clutter around them."""
+    rng = np.random.default_rng(2)
+    dominant = {name: set() for name in TOY_YTVIS_CLASSES}
+    for _ in range(25):
+        video = render_hard_toy_video(rng, num_frames=2, height=96, width=160)
+        for k, obj in enumerate(video.objects):
+            m = video.visible_masks[k]
+            if m.sum() > 20:
+                dominant[obj.name].add(int(np.argmax(video.frames[m].astype(float).mean(0))))
+    assert all(len(channels) >= 2 for channels in dominant.values()), dominant

@@ -5,11 +5,17 @@
 writes ``data/toy_ytvis21/train/{JPEGImages,instances.json}`` and, with
 ``--convert``, ``data/toy_ytvis21/annotations/youtube_vis_2021_{train,train_sub,
 heldout}.json`` (held-out ratio 0.2 by default), the files the toy configs use.
+
+    python tools/misc/make_toy_ytvis.py --mode hard --out data/toy_ytvis21_hard \
+        --num-videos 400 --num-frames 6 --heldout-ratio 0.5 --convert
+
+writes the hard set of the VPP toy benchmark (``configs/toy/*hard*.py``): objects,
+clutter and moving look-alike distractors in the same colours and texture.
 """
 import argparse
 import time
 
-from mmsparse.datasets.toy_ytvis import make_toy_ytvis
+from mmsparse.datasets.toy_ytvis import TOY_YTVIS_MODES, make_toy_ytvis
 from mmsparse.datasets.ytvis_convert import convert_youtubevis
 
 
@@ -23,6 +29,8 @@ def parse_args(argv=None):
     parser.add_argument('--width', type=int, default=320)
     parser.add_argument('--height', type=int, default=192)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--mode', choices=TOY_YTVIS_MODES, default='easy',
+                        help="'easy' (demo, tests) or 'hard' (VPP toy benchmark)")
     parser.add_argument('--convert', action='store_true',
                         help='also convert to CocoVID json under <out>/annotations')
     parser.add_argument('--heldout-ratio', type=float, default=0.2,
@@ -36,9 +44,11 @@ def main(argv=None):
     start = time.perf_counter()
     summary = make_toy_ytvis(
         args.out, num_videos=args.num_videos, num_frames=args.num_frames, width=args.width,
-        height=args.height, seed=args.seed, num_valid_videos=args.num_valid_videos)
-    print(f"toy YouTube-VIS: {summary['train_videos']} train videos x {args.num_frames} "
-          f"frames ({args.width}x{args.height}), {summary['instances']} instances, "
+        height=args.height, seed=args.seed, num_valid_videos=args.num_valid_videos,
+        mode=args.mode)
+    print(f"toy YouTube-VIS ({args.mode}): {summary['train_videos']} train videos x "
+          f"{args.num_frames} frames ({args.width}x{args.height}), "
+          f"{summary['instances']} instances, "
           f"{summary['absent_frames']} instance-frames absent (outside or occluded), "
           f'{time.perf_counter() - start:.1f} s')
     for path in summary['files']:

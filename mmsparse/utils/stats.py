@@ -2,16 +2,14 @@
 
 Two kinds of noise enter a comparison of two methods (rows) in our experiments:
 
-* **training noise** (seeds): the same seed trains both rows, so the per-seed difference removes
-  what the seed shares.
-  :func:`paired_seed_interval` gives the mean difference with a Student-t interval over seeds.
+* **training noise** (seeds): the same seed trains both rows, so the per-seed difference
+  removes what the seed shares. :func:`paired_seed_interval` gives the mean difference with a
+  Student-t interval over seeds.
 * **evaluation noise** (test items): both rows are scored on the same held-out items (images,
-  videos).
-  :func:`paired_bootstrap` resamples the items with replacement, recomputes each row's metric on
-  the *same*
-  resample and reports the percentile interval of the difference. Metrics that are not means over
-  items (video AP)
-  are recomputed from scratch through the callables, so the same function serves accuracy and AP.
+  videos). :func:`paired_bootstrap` resamples the items with replacement, recomputes each row's
+  metric on the *same* resample and reports the percentile interval of the difference. Metrics
+  that are not means over items (video AP) are recomputed from scratch through the callables,
+  so the same function serves accuracy and AP.
 
 Everything here is plain numpy/scipy; results are plain dicts so that they go into JSON files
 unchanged.
@@ -44,10 +42,9 @@ def paired_seed_interval(a: Sequence[float],
 
     Returns:
         dict: ``diff`` (mean difference), ``low``/``high`` (interval; equal to ``diff`` when
-            all differences are
-        equal, NaN with fewer than two seeds), ``std`` (sample std of the differences), ``n``
-        (seeds),
-        ``per_item`` (the differences), ``confidence`` and ``method='t'``.
+            all differences are equal, NaN with fewer than two seeds), ``std`` (sample std of
+            the differences), ``n`` (seeds), ``per_item`` (the differences), ``confidence``
+            and ``method='t'``.
     """
     from scipy import stats as sps
     _check_confidence(confidence)
@@ -78,10 +75,8 @@ def paired_bootstrap(score_fn_a: Callable[[np.ndarray], float],
     """Paired bootstrap of ``score_a - score_b`` over test items.
 
     Each round draws ``n_items`` item indices with replacement (an index may repeat: the score
-    functions must count
-    a repeated item as often as it is drawn, e.g. as distinct videos for AP) and evaluates both
-    rows on the same
-    draw.
+    functions must count a repeated item as often as it is drawn, e.g. as distinct videos for
+    AP) and evaluates both rows on the same draw.
 
     Args:
         score_fn_a (Callable): maps an int array of item indices to the row's metric.
@@ -94,9 +89,8 @@ def paired_bootstrap(score_fn_a: Callable[[np.ndarray], float],
 
     Returns:
         dict: ``a``, ``b`` and ``diff`` on the full set, ``low``/``high`` (percentile interval
-            of the difference),
-        ``std`` (bootstrap std of the difference), ``n`` (items), ``n_boot``, ``confidence``,
-        ``method='paired_bootstrap'``.
+            of the difference), ``std`` (bootstrap std of the difference), ``n`` (items),
+            ``n_boot``, ``confidence``, ``method='paired_bootstrap'``.
     """
     _check_confidence(confidence)
     if n_items < 1 or n_boot < 1:

@@ -177,3 +177,40 @@ def test_fused_and_explicit_attention_agree():
         a = fused.blocks[0](fused.embed(x)[0], m)
         b = explicit.blocks[0](explicit.embed(x)[0], m)
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def _no_cls_position_checkpoint(tmp_path):
+    """A checkpoint whose pos_embed has no class-token position (timm
+    ``no_embed_class``, e.g. DeiT-III): 4x4 grid positions only."""
+    torch.manual_seed(0)
+    state = ViTPyramid(arch=TINY, img_size=64).state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith('pyramid.')}
+    state['pos_embed'] = torch.randn(1, 16, TINY['embed_dims'])
+    path = tmp_path / 'no_cls_pos.pth'
+    torch.save({'model': state}, path)
+    return path, state['pos_embed']
+
+
+def test_pos_embed_without_cls_position_is_resized(tmp_path):
+    path, ckpt_pos = _no_cls_position_checkpoint(tmp_path)
+    model = ViTPyramid(arch=TINY, img_size=(32, 48),
+                       init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    own_cls_pos = model.pos_embed[:, :1].detach().clone()
+    model.init_weights()
+    torch.testing.assert_close(model.pos_embed[:, :1].detach(), own_cls_pos)
+    torch.testing.assert_close(
+        model.pos_embed[:, 1:].detach(),
+        resize_pos_embed(ckpt_pos, (4, 4), (2, 3), 0))
+
+
+def test_pos_embed_resize_keeps_the_model_device(tmp_path):
+    """mmengine moves the model to the GPU before ``init_weights`` while the
+    checkpoint is read to the CPU. With the model on the ``meta`` device a
+    CPU/other-device mix raises here as it would on a GPU."""
+    path, _ = _no_cls_position_checkpoint(tmp_path)
+    model = ViTPyramid(arch=TINY, img_size=(32, 48),
+                       init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.to('meta')
+    model.init_weights()  # raised 'Tensor on device cpu is not on ... meta'
+    assert model.pos_embed.device.type == 'meta'
+    assert model.pos_embed.shape == (1, 1 + 6, TINY['embed_dims'])

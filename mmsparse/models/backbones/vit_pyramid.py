@@ -448,8 +448,11 @@ class ViTPyramid(BaseModule):
                     if m.bias is not None:
                         nn.init.zeros_(m.bias)
 
-    def _load_pretrained(self, path: str, prefix: Optional[str]) -> None:
-        logger = MMLogger.get_current_instance()
+    def _load_pretrained(self, path: str,
+                         prefix: Optional[str]) -> Tuple[list, list]:
+        """Load a ViT checkpoint (timm / DeiT / mmpretrain names) with the
+        position embedding resized; returns (missing, unexpected) keys
+        (the pyramid's own keys are not counted as missing)."""
         ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
         for key in ('state_dict', 'model', 'module'):
             if isinstance(ckpt, dict) and key in ckpt:
@@ -459,14 +462,22 @@ class ViTPyramid(BaseModule):
             prefix = prefix if prefix.endswith('.') else prefix + '.'
             ckpt = {k[len(prefix):]: v for k, v in ckpt.items()
                     if k.startswith(prefix)}
+        return self._load_vit_state(ckpt, path)
+
+    def _load_vit_state(self, ckpt: Dict[str, torch.Tensor],
+                        source: str) -> Tuple[list, list]:
+        """Load unwrapped ViT weights (any of the accepted key styles)."""
+        logger = MMLogger.get_current_instance()
         state = convert_vit_state_dict(ckpt)
         missing, unexpected = self.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith('pyramid.')]
-        logger.info(f'ViTPyramid: loaded {len(state)} tensors from {path}')
+        name = type(self).__name__
+        logger.info(f'{name}: loaded {len(state)} tensors from {source}')
         if missing:
-            logger.warning(f'ViTPyramid: missing keys {missing}')
+            logger.warning(f'{name}: missing keys {missing}')
         if unexpected:
-            logger.warning(f'ViTPyramid: unexpected keys {unexpected}')
+            logger.warning(f'{name}: unexpected keys {unexpected}')
+        return missing, unexpected
 
     def _prepare_pos_embed(self, state_dict, prefix, *args, **kwargs) -> None:
         """Resize a stored position embedding of another grid on load."""
@@ -484,14 +495,20 @@ class ViTPyramid(BaseModule):
             n = ckpt.shape[1]
         side = math.isqrt(n)
         if side * side != n:
-            raise ValueError(f'ViTPyramid: cannot resize pos_embed of shape '
+            raise ValueError(f'{type(self).__name__}: cannot resize '
+                             f'pos_embed of shape '
                              f'{tuple(ckpt.shape)} (grid is not square)')
         resized = resize_pos_embed(ckpt, (side, side), self.patch_grid,
                                    ckpt_extra, self.interpolate_mode)
         if ckpt_extra == 0 and self.num_extra_tokens:
-            resized = torch.cat([self.pos_embed[:, :1].detach(), resized], 1)
+            # The model may already sit on the GPU (mmengine moves it before
+            # init_weights) while the checkpoint is on the CPU: build the
+            # result on the parameter's device and dtype (load_state_dict
+            # copies it into the parameter anyway).
+            own_cls = self.pos_embed[:, :1].detach()
+            resized = torch.cat([own_cls, resized.to(own_cls)], 1)
         MMLogger.get_current_instance().info(
-            f'ViTPyramid: resized pos_embed {tuple(ckpt.shape)} -> '
+            f'{type(self).__name__}: resized pos_embed {tuple(ckpt.shape)} -> '
             f'{tuple(resized.shape)}')
         state_dict[name] = resized
 

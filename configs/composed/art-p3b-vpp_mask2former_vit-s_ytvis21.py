@@ -1,0 +1,24 @@
+# All three: ART + HyperSparse (90 % unstructured sparsity) on the P3B-slim +
+# VPP Mask2Former-VIS (configs/composed/p3b-vpp_mask2former_vit-s_ytvis21.py).
+# The ART settings are those of configs/art/art_mask2former_vit-s_ytvis21.py;
+# the small VPP selector heads (backbone.pruner.*) are not pruned. Export the
+# result with
+#   python tools/model_converters/export_sparse_checkpoint.py \
+#       <work_dir>/iter_8000.pth <out>.pth --config THIS_FILE
+_base_ = './p3b-vpp_mask2former_vit-s_ytvis21.py'
+
+custom_hooks = _base_.custom_hooks + [
+    dict(
+        type='ARTHook',
+        target_sparsity=0.9,
+        regularizer='hypersparse',
+        by_epoch=False,
+        warmup=2000,
+        interval=250,
+        lambda_init=1e-5,
+        eta=1.2,
+        criterion='loss',
+        eval_batches=50,
+        min_finetune=3000,
+        exclude=[r'^backbone\.pruner\.'])
+]

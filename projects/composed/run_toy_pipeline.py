@@ -1,0 +1,345 @@
+"""Toy composed pipeline: P3B on classification -> slim ViT -> VIS with VPP.
+
+    python projects/composed/run_toy_pipeline.py [--work-dir DIR]
+        [--seeds 0 1 2] [--cls-epochs 10] [--p3b-epochs 8]
+        [--slim-finetune-epochs 4] [--pretrain-iters 300]
+        [--finetune-iters 150] [--n-boot 1000] [--threads 1]
+
+What a user of the three methods does, at toy scale, with the user-facing
+tools only (``tools/train.py`` / ``tools/test.py`` on the configs of
+``configs/composed/toy/``):
+
+1. data: the toy YouTube-VIS set (``tools/misc/make_toy_ytvis.py``) and
+   64x64 crops of the toy shapes from videos of other seeds
+   (``toy_shapes_cls.py``: circle / square / triangle / background);
+2. the toy VIS ViT (6 blocks, dim 192) trained as a classifier on the crops
+   (``deit-toy_shapes-cls.py``), then P3B keeping 50 % of its parameters
+   while fine-tuning (``p3b_deit-toy_shapes-cls.py``; P3BHook exports
+   ``<run>/p3b/slim_model.{pth,py}``), then the slim classifier fine-tuned
+   (the ``finetune.py`` P3BHook writes);
+3. per seed, three VIS rows trained for the same iterations: *dense* (the
+   dense classifier's ViT), *slim* (P3BViTPyramid from the export with the
+   fine-tuned slim weights) and *slim + VPP* (the slim VIS model fine-tuned
+   with VPP keep 0.4 from block 1, as the paper fine-tunes VPP from a
+   trained model): ``--pretrain-iters`` from the classifier weights, then
+   ``--finetune-iters`` more for every row (dense and slim continued, VPP
+   switched on);
+4. ``tools/test.py`` on the held-out toy videos, AP with the paired
+   bootstrap over videos (``mmsparse.utils.stats.paired_bootstrap``,
+   recomputing AP on each resample) and, with several seeds, the paired
+   seed interval.
+
+Every step is a row whose output file is its done-marker: re-running the
+script skips finished steps, so a killed run resumes. Writes
+``results.json`` and ``results.md`` into the work dir.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOY = 'configs/composed/toy/'
+CLS = TOY + 'deit-toy_shapes-cls.py'
+P3B_CLS = TOY + 'p3b_deit-toy_shapes-cls.py'
+VIS = dict(dense=TOY + 'cls-init_mask2former_vit_toy-ytvis21.py',
+           slim=TOY + 'p3b_mask2former_vit_toy-ytvis21.py',
+           slim_vpp=TOY + 'p3b-vpp_mask2former_vit_toy-ytvis21.py')
+LABELS = dict(dense='dense', slim='P3B-slim', slim_vpp='P3B-slim + VPP')
+ENV = {}
+
+
+def run(cmd, log_file):
+    """Run a tool with its output into ``log_file``; returns seconds."""
+    print('$ ' + ' '.join(cmd), flush=True)
+    start = time.time()
+    os.makedirs(osp.dirname(log_file), exist_ok=True)
+    env = dict(os.environ, **ENV)
+    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    with open(log_file, 'w') as f:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=f,
+                              stderr=subprocess.STDOUT, env=env)
+    if proc.returncode:
+        raise RuntimeError(f'failed ({proc.returncode}), see {log_file}')
+    took = time.time() - start
+    print(f'  done in {took:.0f} s', flush=True)
+    return took
+
+
+def train(config, work, marker, options, times, key):
+    """``tools/train.py`` unless ``marker`` exists."""
+    if osp.exists(marker):
+        return marker
+    times[key] = run([sys.executable, 'tools/train.py', config,
+                      '--work-dir', work, '--cfg-options'] + options,
+                     osp.join(work, 'train_stdout.log'))
+    if not osp.exists(marker):
+        raise RuntimeError(f'{key}: training ended without {marker}')
+    return marker
+
+
+def test_classifier(config, ckpt, work, times, key):
+    """Top-1 accuracy of a classifier checkpoint (cached)."""
+    done = osp.join(work, 'accuracy.json')
+    if not osp.exists(done):
+        out = osp.join(work, 'test')
+        times[key] = run([sys.executable, 'tools/test.py', config, ckpt,
+                          '--work-dir', out],
+                         osp.join(out, 'test_stdout.log'))
+        metrics = _last_json(out)
+        with open(done, 'w') as f:
+            json.dump(metrics, f)
+    with open(done) as f:
+        return json.load(f)['accuracy/top1']
+
+
+def _last_json(folder):
+    found = []
+    for dirpath, _, files in os.walk(folder):
+        found += [osp.join(dirpath, f) for f in files
+                  if f.endswith('.json') and f[:8].isdigit()]
+    with open(max(found, key=osp.getmtime)) as f:
+        return json.load(f)
+
+
+def test_vis(config, ckpt, work, options, times, key):
+    """Held-out AP, with the metric's ground truth and predictions dumped
+    for the bootstrap (cached)."""
+    out = osp.join(work, 'test')
+    dump = osp.join(out, 'predictions.json')
+    if not osp.exists(dump):
+        os.makedirs(out, exist_ok=True)
+        wrapper = osp.join(out, 'test_config.py')
+        with open(wrapper, 'w') as f:
+            f.write(f'_base_ = [{osp.join(ROOT, config)!r}]\n'
+                    'custom_imports = dict(imports=[\'mmsparse\', '
+                    '\'projects.composed.ytvis_dump_metric\'], '
+                    'allow_failed_imports=False)\n'
+                    'test_evaluator = dict(type=\'DumpingYouTubeVISAPMetric\','
+                    f' dump_file={dump!r})\n')
+        times[key] = run([sys.executable, 'tools/test.py', wrapper, ckpt,
+                          '--work-dir', out, '--cfg-options'] + options,
+                         osp.join(out, 'test_stdout.log'))
+    with open(dump) as f:
+        return json.load(f)
+
+
+def video_ap_fn(dump):
+    """AP of a resample of the test videos (a video drawn twice counts
+    twice)."""
+    from mmsparse.evaluation.functional.ytvis_ap import evaluate_ytvis
+    gt = dump['gt']
+    videos = [v['id'] for v in gt['videos']]
+    gt_by = {v: [a for a in gt['annotations'] if a['video_id'] == v]
+             for v in videos}
+    dt_by = {v: [p for p in dump['predictions'] if p['video_id'] == v]
+             for v in videos}
+    meta = {v['id']: v for v in gt['videos']}
+
+    def score(idx):
+        vids, anns, preds = [], [], []
+        for j, i in enumerate(np.asarray(idx)):
+            v = videos[int(i)]
+            vids.append(dict(meta[v], id=j + 1))
+            anns += [dict(a, video_id=j + 1, id=len(anns) + k + 1)
+                     for k, a in enumerate(gt_by[v])]
+            preds += [dict(p, video_id=j + 1) for p in dt_by[v]]
+        sub = dict(gt, videos=vids, annotations=anns)
+        return evaluate_ytvis(sub, preds)['AP']
+
+    return score, len(videos)
+
+
+def schedule_options(epochs):
+    start = max(1, epochs // 8)
+    sparse = max(start + 1, (5 * epochs) // 8)
+    return [f'train_cfg.max_epochs={epochs}',
+            f'train_cfg.val_interval={epochs}',
+            f'custom_hooks.0.prune_start={start}',
+            f'custom_hooks.0.prune_sparse={sparse}',
+            f'custom_hooks.0.prune_finalize={epochs}']
+
+
+def vis_iters_options(iters):
+    return [f'train_cfg.max_iters={iters}',
+            f'train_cfg.val_interval={iters + 1}', 'val_cfg=None',
+            'val_dataloader=None', 'val_evaluator=None',
+            f'default_hooks.checkpoint.interval={iters}']
+
+
+def main():
+    from mmsparse.utils.stats import (format_diff, paired_bootstrap,
+                                      paired_seed_interval)
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', default='work_dirs/composed_toy')
+    parser.add_argument('--vis-data', default='data/toy_ytvis21/')
+    parser.add_argument('--cls-data', default='data/toy_shapes_cls/')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--cls-epochs', type=int, default=10)
+    parser.add_argument('--p3b-epochs', type=int, default=8)
+    parser.add_argument('--slim-finetune-epochs', type=int, default=4)
+    parser.add_argument('--pretrain-iters', type=int, default=300)
+    parser.add_argument('--finetune-iters', type=int, default=150)
+    parser.add_argument('--keep-ratio', type=float, default=0.4,
+                        help='VPP keep ratio of the slim + VPP row')
+    parser.add_argument('--cls-train-videos', type=int, default=300)
+    parser.add_argument('--n-boot', type=int, default=1000)
+    parser.add_argument('--threads', type=int, default=1)
+    args = parser.parse_args()
+    if min(args.cls_epochs, args.p3b_epochs, args.pretrain_iters,
+           args.finetune_iters) < 1 or args.p3b_epochs < 3:
+        parser.error('epochs / iterations must be >= 1 (--p3b-epochs >= 3)')
+    ENV['OMP_NUM_THREADS'] = str(args.threads)
+    work = osp.join(ROOT, args.work_dir)
+    times, start = {}, time.time()
+    results_file = osp.join(work, 'results.json')
+
+    # 1. data
+    vis_data = args.vis_data.rstrip('/') + '/'
+    cls_data = args.cls_data.rstrip('/') + '/'
+    if not osp.exists(osp.join(ROOT, vis_data, 'annotations',
+                               'youtube_vis_2021_heldout.json')):
+        run([sys.executable, 'tools/misc/make_toy_ytvis.py', '--out',
+             vis_data, '--convert'], osp.join(work, 'make_vis_data.log'))
+    if not osp.isdir(osp.join(ROOT, cls_data, 'test')):
+        run([sys.executable, 'projects/composed/toy_shapes_cls.py', '--out',
+             cls_data, '--train-videos', str(args.cls_train_videos)],
+            osp.join(work, 'make_cls_data.log'))
+    cls_opts = [f'{dl}.dataset.data_root={cls_data}'
+                for dl in ('train_dataloader', 'val_dataloader',
+                           'test_dataloader')]
+    vis_opts = [f'{dl}.dataset.data_root={vis_data}'
+                for dl in ('train_dataloader', 'val_dataloader',
+                           'test_dataloader')]
+
+    # 2. classification: dense, P3B, slim fine-tune
+    dense_cls_dir = osp.join(work, 'dense_cls')
+    dense_cls = train(
+        CLS, dense_cls_dir,
+        osp.join(dense_cls_dir, f'epoch_{args.cls_epochs}.pth'),
+        cls_opts + [f'train_cfg.max_epochs={args.cls_epochs}',
+                    f'train_cfg.val_interval={args.cls_epochs}',
+                    f'default_hooks.checkpoint.interval={args.cls_epochs}'],
+        times, 'dense_cls')
+    p3b_dir = osp.join(work, 'p3b_cls')
+    export = osp.join(p3b_dir, 'p3b')
+    train(P3B_CLS, p3b_dir, osp.join(export, 'slim_model.pth'),
+          cls_opts + schedule_options(args.p3b_epochs) +
+          [f'load_from={dense_cls}',
+           f'default_hooks.checkpoint.interval={args.p3b_epochs}'],
+          times, 'p3b_cls')
+    slim_weights = osp.join(export, 'slim_model.pth')
+    if args.slim_finetune_epochs:
+        ft_dir = osp.join(p3b_dir, 'finetune')
+        n = args.slim_finetune_epochs
+        slim_weights = train(
+            osp.join(export, 'finetune.py'), ft_dir,
+            osp.join(ft_dir, f'epoch_{n}.pth'),
+            cls_opts + [f'train_cfg.max_epochs={n}',
+                        f'train_cfg.val_interval={n}',
+                        f'default_hooks.checkpoint.interval={n}'],
+            times, 'slim_cls_finetune')
+    acc = dict(
+        dense=test_classifier(CLS, dense_cls, dense_cls_dir, times,
+                              'test_dense_cls'),
+        slim=test_classifier(osp.join(export, 'finetune.py'), slim_weights,
+                             osp.join(p3b_dir, 'slim_test'), times,
+                             'test_slim_cls'))
+    with open(osp.join(export, 'history.json')) as f:
+        p3b_keep = json.load(f)['history'][-1]['global_keep']
+
+    # 3. VIS rows per seed, 4. test
+    backbone_opts = dict(
+        dense=[f'model.backbone.init_cfg.checkpoint={dense_cls}'],
+        slim=[f'model.backbone.export={export}',
+              f'model.backbone.checkpoint={slim_weights}'],
+        slim_vpp=[f'model.backbone.backbone.export={export}',
+                  f'model.backbone.backbone.checkpoint={slim_weights}',
+                  f'model.backbone.keep_ratio={args.keep_ratio}'])
+    dumps = {row: {} for row in VIS}
+    for seed in args.seeds:
+        seed_opts = vis_opts + [f'randomness.seed={seed}']
+        pre = {}
+        for row in ('dense', 'slim'):
+            d = osp.join(work, f'vis_{row}_pretrain_seed{seed}')
+            pre[row] = train(
+                VIS[row], d, osp.join(d, f'iter_{args.pretrain_iters}.pth'),
+                seed_opts + backbone_opts[row] +
+                vis_iters_options(args.pretrain_iters), times,
+                f'vis_{row}_pretrain_seed{seed}')
+        for row in VIS:
+            d = osp.join(work, f'vis_{row}_seed{seed}')
+            start_from = pre['dense' if row == 'dense' else 'slim']
+            ckpt = train(
+                VIS[row], d, osp.join(d, f'iter_{args.finetune_iters}.pth'),
+                seed_opts + backbone_opts[row] +
+                vis_iters_options(args.finetune_iters) +
+                [f'load_from={start_from}'], times, f'vis_{row}_seed{seed}')
+            dumps[row][seed] = test_vis(VIS[row], ckpt, d,
+                                        vis_opts + backbone_opts[row], times,
+                                        f'test_vis_{row}_seed{seed}')
+
+    # AP table with intervals
+    scores = {row: {s: video_ap_fn(dumps[row][s]) for s in args.seeds}
+              for row in VIS}
+    ap = {row: {s: scores[row][s][0](np.arange(scores[row][s][1]))
+                for s in args.seeds} for row in VIS}
+    comparisons = [('slim', 'dense'), ('slim_vpp', 'dense'),
+                   ('slim_vpp', 'slim')]
+    boot, seed_cis = {}, {}
+    for a, b in comparisons:
+        boot[f'{a}-{b}'] = {
+            s: paired_bootstrap(scores[a][s][0], scores[b][s][0],
+                                scores[a][s][1], n_boot=args.n_boot, seed=s)
+            for s in args.seeds}
+        seed_cis[f'{a}-{b}'] = paired_seed_interval(
+            [ap[a][s] for s in args.seeds], [ap[b][s] for s in args.seeds])
+    s0 = args.seeds[0]
+    lines = [
+        f'Toy YouTube-VIS (held-out videos, {scores["dense"][s0][1]} '
+        f'videos). Classifier top-1 on the toy-shape crops: dense '
+        f'{acc["dense"]:.1f} %, P3B-slim (keep {p3b_keep:.3f} of the '
+        f'parameters, fine-tuned {args.slim_finetune_epochs} epochs) '
+        f'{acc["slim"]:.1f} %. VIS: {args.pretrain_iters} iterations from '
+        f'the classifier weights + {args.finetune_iters} for every row '
+        f'(VPP keep {args.keep_ratio} from block 1 in the last '
+        f'{args.finetune_iters}). AP in points; differences with 95 % '
+        'paired-bootstrap intervals over videos (seed '
+        f'{s0}){" and the paired seed interval" if len(args.seeds) > 1 else ""}.',
+        '', '| row | AP (mean over seeds) | per seed | vs dense (bootstrap, '
+        f'seed {s0}) | vs dense (seeds) |', '|---|---|---|---|---|'
+    ]
+    for row in VIS:
+        per_seed = ', '.join(f'{100 * ap[row][s]:.1f}' for s in args.seeds)
+        mean = 100 * float(np.mean([ap[row][s] for s in args.seeds]))
+        if row == 'dense':
+            lines.append(f'| {LABELS[row]} | {mean:.1f} | {per_seed} | - | - |')
+            continue
+        key = f'{row}-dense'
+        lines.append(
+            f'| {LABELS[row]} | {mean:.1f} | {per_seed} | '
+            f'{format_diff(boot[key][s0], 100, 1)} | '
+            f'{format_diff(seed_cis[key], 100, 1) if len(args.seeds) > 1 else "-"} |')
+    lines.append(
+        f'\nslim + VPP vs slim (bootstrap, seed {s0}): '
+        f'{format_diff(boot["slim_vpp-slim"][s0], 100, 1)} AP points')
+    table = '\n'.join(lines)
+    print(table)
+    with open(osp.join(work, 'results.md'), 'w') as f:
+        f.write(table + '\n')
+    with open(results_file, 'w') as f:
+        json.dump(dict(args=vars(args), classifier_top1=acc,
+                       p3b_keep_ratio=p3b_keep, ap=ap, bootstrap=boot,
+                       seed_intervals=seed_cis, seconds=times,
+                       total_seconds=round(time.time() - start, 1)), f,
+                  indent=2, default=str)
+    print(f'wrote {results_file} and results.md')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,235 @@
+"""P3B export -> P3BViTPyramid -> VPP (+ ART): the composed VIS model."""
+import copy
+import os.path as osp
+import runpy
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import DefaultScope, init_default_scope
+
+import mmsparse  # noqa: F401
+from mmsparse.art import global_magnitude_masks, prunable_weights
+from mmsparse.models.backbones import P3BViTPyramid, VPPBackbone
+from mmsparse.models.backbones.p3b_export import write_p3b_export
+from mmsparse.models.backbones.vit_pyramid import resize_pos_embed
+from mmsparse.p3b import P3BPruner, non_block_params
+from mmsparse.registry import DATASETS, HOOKS, MODELS
+
+CLS_CFG = 'configs/composed/toy/deit-toy_shapes-cls.py'
+TOY = 'configs/composed/toy/'
+SLIM_VIS = TOY + 'p3b_mask2former_vit_toy-ytvis21.py'
+SLIM_VPP_VIS = TOY + 'p3b-vpp_mask2former_vit_toy-ytvis21.py'
+ART_VIS = TOY + 'art-p3b-vpp_mask2former_vit_toy-ytvis21.py'
+REAL = 'configs/composed/p3b-vpp_mask2former_vit-s_ytvis21.py'
+
+
+def make_export(out_dir, keep_ratio=0.5, seed=0):
+    """A P3B export of the toy classifier, as P3BHook writes it: uniform
+    block budget and random element scores (no training), kept widths
+    rounded to 8. Returns the export folder and the slim classifier."""
+    cfg = Config.fromfile(CLS_CFG)
+    torch.manual_seed(seed)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        dense = MODELS.build(copy.deepcopy(cfg.model))
+        dense.init_weights()
+        with torch.no_grad():  # non-trivial norms, biases, positions
+            for name, p in dense.named_parameters():
+                if 'ln' in name or name.endswith('bias') or 'pos' in name:
+                    p.add_(0.1 * torch.randn_like(p))
+        pruner = P3BPruner(dense, 4, keep_ratio, 0, 1, 2, 1,
+                           non_block_params=non_block_params(dense),
+                           block_budget='uniform', width_multiple=8)
+        gen = torch.Generator().manual_seed(seed)
+        for v in pruner.taylor.values():
+            v.copy_(torch.rand(v.shape, generator=gen, dtype=v.dtype))
+        pruner.taylor_count = torch.ones((), dtype=torch.float64)
+        pruner.finalize(step=1)
+        model_cfg = cfg.model.to_dict()
+        model_cfg['backbone'].update(type='SlimVisionTransformer',
+                                     init_cfg=None,
+                                     slim_arch=pruner.slim_arch())
+        slim = MODELS.build(copy.deepcopy(model_cfg))
+        state = pruner.slim_state_dict(dense)
+        slim.load_state_dict(state, strict=True)
+        pruner.remove()
+    write_p3b_export(str(out_dir), model_cfg, state, pruner.slim_arch(),
+                     keep_ratio=pruner.global_keep_ratio())
+    return str(out_dir), slim.eval()
+
+
+@pytest.fixture(scope='module')
+def export(tmp_path_factory):
+    return make_export(tmp_path_factory.mktemp('p3b') / 'p3b')
+
+
+def test_slim_backbone_equals_exported_classifier(export):
+    """Independent reference: the slim mmpretrain classifier P3B exported."""
+    path, slim_cls = export
+    ours = P3BViTPyramid(export=path, drop_path_rate=0.0, out_channels=None)
+    ours.init_weights()
+    ours.eval()
+    assert ours.patch_grid == (4, 4)  # the export's pre-training size
+    assert ours.slim_arch == slim_cls.backbone.slim_arch
+    dense_dims = dict(attn_in=192, attn_head=64, attn_out=192, mlp_in=192,
+                      mlp_hidden=768, mlp_out=192)
+    assert any(d[k] < dense_dims[k] for d in ours.slim_arch for k in d)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        tokens, hw = ours.embed(x)
+        tokens = ours.norm(ours.forward_blocks(tokens, hw))
+        expected = slim_cls.backbone(x)[-1]  # cls token after the final LN
+    torch.testing.assert_close(tokens[:, 0], expected, rtol=1e-4, atol=1e-4)
+    n_slim = sum(p.numel() for p in ours.blocks.parameters())
+    assert n_slim == sum(p.numel()
+                         for p in slim_cls.backbone.layers.parameters())
+
+
+def test_position_embedding_interpolated_to_video_grid(export):
+    path, slim_cls = export
+    video = P3BViTPyramid(export=path, img_size=(48, 80), drop_path_rate=0.0)
+    video.init_weights()
+    expected = resize_pos_embed(slim_cls.backbone.pos_embed.detach(), (4, 4),
+                                (3, 5), 1)
+    torch.testing.assert_close(video.pos_embed.detach(), expected)
+    outs = video(torch.randn(1, 3, 48, 80))
+    assert outs[2].shape[-2:] == (3, 5)
+
+
+def test_export_errors(export, tmp_path):
+    path, _ = export
+    with pytest.raises(FileNotFoundError, match='P3B export: no checkpoint'):
+        P3BViTPyramid(export=str(tmp_path / 'nothing'))
+    with pytest.raises(ValueError, match=r"P3BViTPyramid: \['patch_size'\] "
+                       'come from the P3B export'):
+        P3BViTPyramid(export=path, patch_size=8)
+    # checkpoint alone: the arch must be given, the slim_arch is in its meta
+    ckpt = osp.join(path, 'slim_model.pth')
+    lone = tmp_path / 'lone'
+    lone.mkdir()
+    (lone / 'slim_model.pth').write_bytes(open(ckpt, 'rb').read())
+    with pytest.raises(ValueError, match='give the dense arch'):
+        P3BViTPyramid(export=str(lone))
+    arch = dict(embed_dims=192, num_layers=6, num_heads=3,
+                feedforward_channels=768)
+    model = P3BViTPyramid(export=str(lone / 'slim_model.pth'), arch=arch,
+                          img_size=64)
+    model.init_weights()
+    assert model.slim_arch == P3BViTPyramid(export=path).slim_arch
+    # weights of another P3B run (other kept widths) are refused
+    other, _ = make_export(tmp_path / 'other', keep_ratio=0.3, seed=1)
+    mixed = P3BViTPyramid(export=path,
+                          checkpoint=osp.join(other, 'slim_model.pth'))
+    with pytest.raises(ValueError, match='different P3B runs'):
+        mixed.init_weights()
+
+
+def _data(cfg, root, split):
+    loader = cfg.train_dataloader if split == 'train' else \
+        cfg.test_dataloader
+    ds_cfg = copy.deepcopy(loader.dataset)
+    ds_cfg.data_root = root
+    return DATASETS.build(ds_cfg)
+
+
+@pytest.mark.parametrize('config', [SLIM_VIS, SLIM_VPP_VIS])
+def test_composed_toy_model_trains_and_predicts(config, export,
+                                                toy_ytvis_root):
+    path, _ = export
+    cfg = Config.fromfile(config)
+    if cfg.model.backbone.type == 'VPPBackbone':
+        cfg.merge_from_dict({'model.backbone.backbone.export': path})
+    else:
+        cfg.merge_from_dict({'model.backbone.export': path})
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    slim = model.backbone
+    if isinstance(slim, VPPBackbone):
+        slim = slim.backbone
+    assert isinstance(slim, P3BViTPyramid)
+    assert slim.patch_grid == (12, 20)  # interpolated to the toy frames
+    # the export's weights are in (a block weight of the export file)
+    exported = torch.load(osp.join(path, 'slim_model.pth'),
+                          weights_only=False)['state_dict']
+    torch.testing.assert_close(
+        slim.blocks[2].mlp.fc1.weight.detach(),
+        exported['backbone.layers.2.mlp.fc1.weight'])
+
+    model.train()
+    train_set = _data(cfg, toy_ytvis_root, 'train')
+    data = model.data_preprocessor(
+        pseudo_collate([train_set[0], train_set[1]]), training=True)
+    losses = model.loss(**data)
+    if isinstance(model.backbone, VPPBackbone):
+        assert 'loss_vpp_select' in losses
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert slim.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    assert slim.pos_embed.grad.abs().sum() > 0
+
+    model.eval()
+    test_set = _data(cfg, toy_ytvis_root, 'test')
+    with torch.no_grad():
+        batch = model.data_preprocessor(pseudo_collate([test_set[0]]), False)
+        preds = model.predict(**batch)
+    frames = preds[0].video_data_samples
+    assert len(frames) == len(test_set[0]['data_samples'])
+    assert all('pred_track_instances' in f for f in frames)
+    if isinstance(model.backbone, VPPBackbone):
+        stats = model.backbone.last_stats
+        assert stats and stats[-1].pruned and stats[-1].keep_ratio < 0.5
+
+
+def test_real_composed_config_points_at_p3b_export():
+    cfg = Config.fromfile(REAL)
+    assert cfg.model.type == 'VPPMask2FormerVideo'
+    assert cfg.model.backbone.type == 'VPPBackbone'
+    inner = cfg.model.backbone.backbone
+    assert inner.type == 'P3BViTPyramid'
+    assert inner.export.endswith('/p3b') and 'init_cfg' not in inner
+    assert list(cfg.model.track_head.in_channels) == [96, 192, 384, 384]
+
+
+def test_art_on_composed_model_and_sparse_export(export, tmp_path,
+                                                 monkeypatch, capsys):
+    """ARTHook's config on the composed model prunes the slim ViT, the
+    pixel decoder and the head but not VPP's selectors; a 90 % sparse
+    checkpoint of the composed model exports smaller and loads back
+    strictly."""
+    path, _ = export
+    cfg_file = tmp_path / 'art_composed.py'
+    cfg_file.write_text(
+        f"_base_ = ['{osp.abspath(ART_VIS)}']\n"
+        f"model = dict(backbone=dict(backbone=dict(export='{path}')))\n")
+    cfg = Config.fromfile(str(cfg_file))
+    art = [h for h in cfg.custom_hooks if h.type == 'ARTHook']
+    assert len(art) == 1 and art[0].target_sparsity == 0.9
+    init_default_scope('mmdet')
+    hook = HOOKS.build(copy.deepcopy(art[0]))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    weights = prunable_weights(model, hook.exclude)
+    assert 'backbone.backbone.blocks.0.attn.qkv.weight' in weights
+    assert not any(k.startswith('backbone.pruner.') for k in weights)
+    assert any(k.startswith('backbone.pruner.')
+               for k, _ in model.named_parameters())
+
+    masks = global_magnitude_masks({k: w.detach()
+                                    for k, w in weights.items()}, 0.9)
+    with torch.no_grad():
+        for name, w in weights.items():
+            w.mul_(masks[name])
+    dense_ckpt = tmp_path / 'composed_art.pth'
+    torch.save(dict(meta={}, state_dict=model.state_dict()), dense_ckpt)
+    out = tmp_path / 'composed_art_sparse.pth'
+    tool = 'tools/model_converters/export_sparse_checkpoint.py'
+    monkeypatch.setattr(sys, 'argv', [tool, str(dense_ckpt), str(out),
+                                      '--config', str(cfg_file)])
+    runpy.run_path(tool, run_name='__main__')
+    assert 'verified: strict load' in capsys.readouterr().out
+    assert osp.getsize(out) < 0.5 * osp.getsize(dense_ckpt)

@@ -12,7 +12,7 @@ FORCE_CUDA ?= 0
 DEMO_DIR ?= work_dirs/demo
 PYTEST_ARGS ?=
 
-.PHONY: env demo test lint clean
+.PHONY: env demo test install-check lint clean
 
 env: $(STAMP)
 
@@ -34,6 +34,12 @@ demo: env
 
 test: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# What a user with their own OpenMMLab environment runs: install the package without
+# touching its dependencies, then check that install_requires (ranges) are satisfied.
+install-check: env
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+	$(PIP) check
 
 lint: env
 	$(PY) -m flake8 mmsparse tools tests

@@ -48,6 +48,16 @@ optim_wrapper = dict(
         },
         norm_decay_mult=0.0))
 
+# mmdet's recipe (8000 iterations, decay at 5500) with the milestone as a
+# fraction of the run: `--cfg-options train_cfg.max_iters=N` moves it to
+# round(0.6875 * N). `end` is left out so that the runner sets it to max_iters.
+param_scheduler = dict(
+    _delete_=True,
+    type='RelativeMultiStepLR',
+    by_epoch=False,
+    milestone_fractions=[0.6875],
+    gamma=0.1)
+
 # Local evaluation on a held-out part of train (ground truth kept by
 # tools/dataset_converters/youtubevis2cocovid.py --heldout-ratio 0.1).
 # For the official valid set use ann_file youtube_vis_2021_valid.json,
@@ -71,5 +81,10 @@ val_evaluator = dict(
 test_evaluator = val_evaluator
 # PNGs of predicted masks over the frames of a few test videos
 # (<work_dir>/vis_predictions/test/<video>.png).
-custom_hooks = [dict(type='VISPredictionDrawHook', num_videos=4)]
+# NumClassesCheckHook warns when track_head.num_classes differs from the number
+# of classes in the dataset's metainfo (e.g. a class subset).
+custom_hooks = [
+    dict(type='VISPredictionDrawHook', num_videos=4),
+    dict(type='NumClassesCheckHook')
+]
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -102,14 +102,14 @@ optim_wrapper = dict(
             'backbone.cls_token': dict(lr_mult=1.0, decay_mult=0.0),
         }),
     clip_grad=dict(max_norm=1.0, norm_type=2))
+# The decay is at 80 % of the run whatever train_cfg.max_iters is (no `end`:
+# the runner sets it to max_iters); the warm-up is the first 30 iterations.
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=30),
     dict(
-        type='MultiStepLR',
-        begin=0,
-        end=max_iters,
+        type='RelativeMultiStepLR',
         by_epoch=False,
-        milestones=[int(max_iters * 0.8)],
+        milestone_fractions=[0.8],
         gamma=0.1)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

@@ -7,12 +7,21 @@ dropped). The functions here check a loaded json dict up front and raise a
 ``ValueError`` that names the json file, the video (and image/annotation) id and
 the offending key.
 
-Pure Python: no OpenMMLab imports, so the converter can use it stand-alone.
+Masks are checked too (:class:`~.ytvis_rle.MaskChecker`): an RLE's ``size``
+must be the frame's height x width and its ``counts`` must decode to that many
+pixels; polygons must have at least 3 points. Without these checks a mask of
+the wrong size converts and loads fine and fails mid-training with a bare
+``cannot reshape array`` from mmdet's ``BitmapMasks``.
+
+No OpenMMLab or torch imports (json, numpy, pycocotools), so the converter can
+use it stand-alone and start in about a second.
 """
 import os
 import os.path as osp
 from collections import defaultdict
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+from .ytvis_rle import MaskChecker
 
 RAW_VIDEO_KEYS = ('id', 'width', 'height', 'file_names')
 RAW_ANN_KEYS = ('id', 'video_id', 'category_id', 'segmentations', 'bboxes', 'areas',
@@ -117,7 +126,9 @@ def validate_raw_ytvis(raw: dict,
     ``id, video_id, category_id, segmentations, bboxes, areas, iscrowd``, a known
     video and a defined category, one entry per frame in ``segmentations``,
     ``bboxes`` and ``areas``, a segmentation and area wherever there is a bbox,
-    track ids unique within a video; that the frame files exist under ``img_dir``.
+    track ids unique within a video; every segmentation an RLE of the video's
+    height x width whose ``counts`` decode to that many pixels, or a polygon
+    list of at least 3 points each; that the frame files exist under ``img_dir``.
 
     Args:
         raw (dict): The loaded json.
@@ -137,7 +148,7 @@ def validate_raw_ytvis(raw: dict,
     annotations = _require_list(raw, 'annotations', json_path, optional=not require_annotations)
     id2name = _check_categories(categories, json_path)
 
-    num_frames = {}
+    num_frames, frame_size = {}, {}
     for i, video in enumerate(videos):
         vid = video.get('id', f'#{i}') if isinstance(video, dict) else f'#{i}'
         where = f'{json_path}: video {vid}'
@@ -151,8 +162,10 @@ def validate_raw_ytvis(raw: dict,
             raise ValueError(f"{where}: key 'length' is {video['length']} but 'file_names' "
                              f'lists {len(names)} frames')
         num_frames[video['id']] = len(names)
+        frame_size[video['id']] = (video['height'], video['width'])
 
     tracks = defaultdict(set)
+    masks = MaskChecker()
     for i, ann in enumerate(annotations):
         vid = ann.get('video_id', '?') if isinstance(ann, dict) else '?'
         aid = ann.get('id', f'#{i}') if isinstance(ann, dict) else f'#{i}'
@@ -185,6 +198,8 @@ def validate_raw_ytvis(raw: dict,
             if bbox is not None and len(bbox) != 4:
                 raise ValueError(f"{where}: frame {t}: key 'bboxes' must hold [x, y, w, h], "
                                  f'got {bbox}')
+            masks.add(segm, *frame_size[vid], f'{where}: frame {t}', 'segmentations')
+    masks.finish()
 
     if img_dir is not None:
         checker = file_checker or FileChecker()
@@ -201,15 +216,18 @@ def validate_cocovid(data: dict,
                      img_prefix: Optional[str] = None,
                      require_annotations: bool = True,
                      classes: Optional[Sequence[str]] = None,
-                     file_checker: Optional[FileChecker] = None) -> None:
+                     file_checker: Optional[FileChecker] = None,
+                     decode_rle_counts: bool = True) -> None:
     """Check a CocoVID json as read by mmdet's ``YouTubeVISDataset``.
 
     Checks: top-level ``videos``, ``images``, ``categories`` (and ``annotations``
     when ``require_annotations``); the keys mmdet reads per video, image and
     annotation; unique ids; images pointing at known videos with ``frame_id``
     0..n-1 in file order; annotations pointing at known images and defined
-    categories, with ``instance_id > 0`` (mmdet silently replaces 0) and a 4-number
-    ``bbox``; every class name of ``classes`` defined; the image files exist under
+    categories, with ``instance_id > 0`` (mmdet silently replaces 0), a 4-number
+    ``bbox`` and a ``segmentation`` that is an RLE of the image's height x width
+    whose ``counts`` decode to that many pixels, or a polygon list of at least 3
+    points each (or None); every class name of ``classes`` defined; the image files exist under
     ``img_prefix``.
 
     Args:
@@ -223,6 +241,9 @@ def validate_cocovid(data: dict,
             Defaults to None.
         file_checker (FileChecker, optional): Used to check files. Defaults to None
             (a new local one).
+        decode_rle_counts (bool): Also decode every compressed RLE ``counts`` and
+            compare its pixel count with the ``size`` (the ``size`` itself is
+            always checked). Defaults to True.
 
     Raises:
         ValueError: Naming ``json_path``, the video/image/annotation id and the key.
@@ -250,16 +271,16 @@ def validate_cocovid(data: dict,
             raise ValueError(f"{json_path}: video {vid}: video id is used twice (key 'id')")
         video_ids.add(vid)
 
-    image_ids = set()
+    image_size = {}
     frames_seen = defaultdict(int)
     for i, img in enumerate(images):
         iid = img.get('id', f'#{i}') if isinstance(img, dict) else f'#{i}'
         vid = img.get('video_id', '?') if isinstance(img, dict) else '?'
         where = f'{json_path}: video {vid}: image {iid}'
         _require_keys(img, COCOVID_IMAGE_KEYS, where)
-        if iid in image_ids:
+        if iid in image_size:
             raise ValueError(f"{where}: image id is used twice (key 'id')")
-        image_ids.add(iid)
+        image_size[iid] = (img['height'], img['width'])
         if vid not in video_ids:
             raise ValueError(f"{where}: key 'video_id' refers to video {vid}, which is not in "
                              "'videos'")
@@ -270,6 +291,7 @@ def validate_cocovid(data: dict,
         frames_seen[vid] += 1
 
     ann_ids = set()
+    masks = MaskChecker(decode_counts=decode_rle_counts)
     for i, ann in enumerate(annotations):
         aid = ann.get('id', f'#{i}') if isinstance(ann, dict) else f'#{i}'
         vid = ann.get('video_id', '?') if isinstance(ann, dict) else '?'
@@ -279,7 +301,7 @@ def validate_cocovid(data: dict,
             raise ValueError(f"{where}: annotation id is used twice (key 'id'); mmdet requires "
                              'unique annotation ids')
         ann_ids.add(aid)
-        if ann['image_id'] not in image_ids:
+        if ann['image_id'] not in image_size:
             raise ValueError(f"{where}: key 'image_id' refers to image {ann['image_id']}, "
                              "which is not in 'images'")
         if ann['category_id'] not in id2name:
@@ -291,6 +313,9 @@ def validate_cocovid(data: dict,
                              f"silently), got {ann['instance_id']!r}")
         if not isinstance(ann['bbox'], (list, tuple)) or len(ann['bbox']) != 4:
             raise ValueError(f"{where}: key 'bbox' must be [x, y, w, h], got {ann['bbox']!r}")
+        masks.add(ann['segmentation'], *image_size[ann['image_id']],
+                  f"{where} (image {ann['image_id']})", 'segmentation')
+    masks.finish()
 
     if img_prefix is not None:
         checker = file_checker or FileChecker()

@@ -7,8 +7,10 @@ from 1 over the split in the order the tracks first appear, frames without
 objects kept), minus its traps:
 
 * the input is validated first (:func:`validate_raw_ytvis`): clear ``ValueError``
-  instead of ``KeyError``/``AssertionError``, and missing frame files are found
-  before training starts;
+  instead of ``KeyError``/``AssertionError``, and missing frame files and masks
+  whose size does not match their video are found before training starts;
+* polygon and uncompressed-RLE segmentations are written as compressed RLEs
+  of the video's height x width (mmdet copies them as they are);
 * the closing per-class report tolerates classes without objects and category
   ids that are not 1..N;
 * ``valid``/``test`` are converted only if present (without annotations, like
@@ -35,6 +37,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .ytvis_checks import FileChecker, validate_raw_ytvis
+from .ytvis_rle import to_compressed_rle
 
 YTVIS_VERSIONS = ('2019', '2021')
 YTVIS_SPLITS = ('train', 'valid', 'test')
@@ -43,9 +46,10 @@ YTVIS_SPLITS = ('train', 'valid', 'test')
 def raw_split_paths(root: str, version: str, split: str) -> Tuple[str, str]:
     """Return ``(json_path, jpeg_dir)`` of a raw split in the official layout."""
     if version not in YTVIS_VERSIONS:
-        raise ValueError(f'version must be one of {YTVIS_VERSIONS}, got {version!r}')
+        raise ValueError(f'raw_split_paths: version must be one of {YTVIS_VERSIONS}, '
+                         f'got {version!r}')
     if split not in YTVIS_SPLITS:
-        raise ValueError(f'split must be one of {YTVIS_SPLITS}, got {split!r}')
+        raise ValueError(f'raw_split_paths: split must be one of {YTVIS_SPLITS}, got {split!r}')
     if version == '2019':
         json_path = osp.join(root, f'{split}.json')
     else:
@@ -55,6 +59,9 @@ def raw_split_paths(root: str, version: str, split: str) -> Tuple[str, str]:
 
 def raw_to_cocovid(raw: Dict, with_annotations: bool = True) -> Dict:
     """Convert a (validated) raw YouTube-VIS dict to CocoVID, as mmdet's converter does.
+
+    Polygons and uncompressed RLEs become compressed RLEs (``counts`` str) of
+    the video's height x width; compressed RLEs are copied unchanged.
 
     Args:
         raw (dict): Raw json (``videos``, ``annotations``, ``categories``).
@@ -92,7 +99,8 @@ def raw_to_cocovid(raw: Dict, with_annotations: bool = True) -> Dict:
                     dict(id=ann_id, video_id=video['id'], image_id=img_id,
                          category_id=ann['category_id'],
                          instance_id=track_to_instance[ann['id']], bbox=bbox,
-                         segmentation=ann['segmentations'][frame_id],
+                         segmentation=to_compressed_rle(ann['segmentations'][frame_id],
+                                                        video['height'], video['width']),
                          area=ann['areas'][frame_id], iscrowd=ann['iscrowd']))
                 ann_id += 1
             img_id += 1
@@ -115,10 +123,11 @@ def split_cocovid(cocovid: Dict, heldout_ratio: float, seed: int = 0) -> Tuple[D
         tuple[dict, dict]: ``(train_sub, heldout)``.
     """
     if not 0. < heldout_ratio < 1.:
-        raise ValueError(f'heldout_ratio must be in (0, 1), got {heldout_ratio}')
+        raise ValueError(f'split_cocovid: heldout_ratio must be in (0, 1), got {heldout_ratio}')
     video_ids = [v['id'] for v in cocovid['videos']]
     if len(video_ids) < 2:
-        raise ValueError(f'a held-out split needs at least 2 videos, got {len(video_ids)}')
+        raise ValueError('split_cocovid: a held-out split needs at least 2 videos, got '
+                         f'{len(video_ids)}')
     num_heldout = min(max(int(round(heldout_ratio * len(video_ids))), 1), len(video_ids) - 1)
     rng = np.random.default_rng(seed)
     heldout_ids = {video_ids[i] for i in rng.permutation(len(video_ids))[:num_heldout]}
@@ -193,13 +202,15 @@ def convert_youtubevis(root: str,
             :func:`validate_raw_ytvis`).
     """
     if version not in YTVIS_VERSIONS:
-        raise ValueError(f'version must be one of {YTVIS_VERSIONS}, got {version!r}')
+        raise ValueError(f'convert_youtubevis: version must be one of {YTVIS_VERSIONS}, '
+                         f'got {version!r}')
     if not 0. <= heldout_ratio < 1.:
-        raise ValueError(f'heldout_ratio must be in [0, 1), got {heldout_ratio}')
+        raise ValueError(f'convert_youtubevis: heldout_ratio must be in [0, 1), '
+                         f'got {heldout_ratio}')
     unknown = [s for s in splits if s not in YTVIS_SPLITS]
     if unknown or 'train' not in splits:
-        raise ValueError(f"splits must include 'train' and be among {YTVIS_SPLITS}, "
-                         f'got {list(splits)}')
+        raise ValueError("convert_youtubevis: splits must include 'train' and be among "
+                         f'{YTVIS_SPLITS}, got {list(splits)}')
     out_dir = out_dir or osp.join(root, 'annotations')
     log = log or (lambda msg: None)
     checker = FileChecker() if check_files else None

@@ -31,20 +31,33 @@ class CheckedYouTubeVISDataset(YouTubeVISDataset):
     * annotations pointing at existing images and defined categories,
       ``instance_id > 0``;
     * every class of ``metainfo['classes']`` defined in ``categories``;
+    * every segmentation an RLE whose ``size`` is its image's height x width and
+      whose ``counts`` decode to that many pixels, or a polygon list of at least
+      3 points each (mmdet would fail mid-training with a bare ``cannot reshape
+      array``, or silently ignore the instance);
     * every image file present under ``data_prefix['img_path']`` (``check_files``).
+
+    Errors start with ``CheckedYouTubeVISDataset: <ann_file>: video ...``.
 
     Class subsets: ``metainfo=dict(classes=(...))`` replaces the 40 YouTube-VIS
     classes that ``dataset_version`` selects (only the name list is used, matched
     against the json's category *names*; the ids may be anything). Unlike mmdet,
     labels follow the order of ``metainfo['classes']`` even if the json lists the
     categories in another order (mmdet would pair label ``i`` with the ``i``-th
-    matching category of the json, silently mislabelling).
+    matching category of the json, silently mislabelling). The category id of
+    each label is also put into ``metainfo['cat_ids']``, from where
+    :class:`~mmsparse.evaluation.YouTubeVISAPMetric` maps predicted labels back
+    to the dataset's own ids in the results json / server zip.
 
     The json is parsed once: the COCO index is built from the validated dict.
 
     Args:
         dataset_version (str): '2019' or '2021': selects the default classes.
         check_files (bool): Check that every image file exists. Defaults to True.
+        check_rle_counts (bool): Decode every compressed RLE's ``counts`` and
+            compare its pixel count with its ``size`` (vectorised, a few seconds
+            per 10M characters of RLE strings; sizes are always checked).
+            Defaults to True.
         *args, **kwargs: Passed to :class:`mmdet.datasets.YouTubeVISDataset`
             (``ann_file``, ``data_root``, ``data_prefix``, ``metainfo``,
             ``test_mode``, ``pipeline``, ...).
@@ -58,8 +71,14 @@ class CheckedYouTubeVISDataset(YouTubeVISDataset):
         ...     metainfo=dict(classes=('circle', 'square', 'triangle')))
     """
 
-    def __init__(self, dataset_version: str, *args, check_files: bool = True, **kwargs) -> None:
+    def __init__(self,
+                 dataset_version: str,
+                 *args,
+                 check_files: bool = True,
+                 check_rle_counts: bool = True,
+                 **kwargs) -> None:
         self.check_files = check_files
+        self.check_rle_counts = check_rle_counts
         super().__init__(dataset_version, *args, **kwargs)
 
     def _file_checker(self, img_prefix: Optional[str]) -> Optional[FileChecker]:
@@ -83,16 +102,21 @@ class CheckedYouTubeVISDataset(YouTubeVISDataset):
                 try:
                     data = json.load(f)
                 except json.JSONDecodeError as e:
-                    raise ValueError(f'{self.ann_file}: not valid json ({e})') from e
+                    raise ValueError(f'{type(self).__name__}: {self.ann_file}: not valid json '
+                                     f'({e})') from e
         img_prefix = self.data_prefix.get('img_path', None)
         checker = self._file_checker(img_prefix)
-        validate_cocovid(
-            data,
-            self.ann_file,
-            img_prefix=img_prefix if checker is not None else None,
-            require_annotations=not self.test_mode,
-            classes=self.metainfo['classes'],
-            file_checker=checker)
+        try:
+            validate_cocovid(
+                data,
+                self.ann_file,
+                img_prefix=img_prefix if checker is not None else None,
+                require_annotations=not self.test_mode,
+                classes=self.metainfo['classes'],
+                file_checker=checker,
+                decode_rle_counts=self.check_rle_counts)
+        except ValueError as e:
+            raise ValueError(f'{type(self).__name__}: {e}') from None
         data.setdefault('annotations', [])
 
         self.coco = COCO()
@@ -105,6 +129,8 @@ class CheckedYouTubeVISDataset(YouTubeVISDataset):
         name2id = {cat['name']: cat['id'] for cat in data['categories']}
         self.cat_ids = [name2id[name] for name in self.metainfo['classes']]
         self.cat2label = {cat_id: i for i, cat_id in enumerate(self.cat_ids)}
+        # read by YouTubeVISAPMetric through the evaluator's dataset_meta
+        self._metainfo['cat_ids'] = list(self.cat_ids)
         self.cat_img_map = copy.deepcopy(self.coco.cat_img_map)
         self.img_ids_with_ann = set()
 

@@ -3,8 +3,12 @@ import json
 import os.path as osp
 import re
 import shutil
+import subprocess
+import sys
 
 import mmdet
+import numpy as np
+import pycocotools.mask as mask_util
 import pytest
 
 from mmsparse.datasets.ytvis_convert import convert_youtubevis, split_cocovid
@@ -192,3 +196,132 @@ def test_cli_tools(tmp_path, capsys):
     assert len(_load(tmp_path / 'ann2' / 'youtube_vis_2021_heldout.json')['videos']) == 2
     with pytest.raises(SystemExit, match='train annotation file does not exist'):
         conv_tool.main(['-i', str(tmp_path / 'nowhere')])
+
+
+def _first_rle(raw):
+    """(annotation index, frame) of the first RLE segmentation of the raw json."""
+    for i, ann in enumerate(raw['annotations']):
+        for t, segm in enumerate(ann['segmentations']):
+            if segm:
+                return i, t
+    raise AssertionError('no segmentation')
+
+
+def _half_resolution(segm):
+    mask = mask_util.decode(segm)[::2, ::2]
+    rle = mask_util.encode(np.asfortranarray(mask))
+    return dict(size=list(rle['size']), counts=rle['counts'].decode())
+
+
+def test_rle_of_wrong_size_is_rejected(toy_copy, tmp_path):
+    # Half-resolution masks converted with exit 0 and failed mid-training in
+    # mmdet's BitmapMasks ("cannot reshape array of size ...").
+    def edit(raw):
+        i, t = _first_rle(raw)
+        ann = raw['annotations'][i]
+        ann['segmentations'][t] = _half_resolution(ann['segmentations'][t])
+        edit.where = f"video {ann['video_id']}: annotation {ann['id']}: frame {t}"
+
+    path = _break(toy_copy, edit)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path}: {edit.where}: key 'segmentations': RLE size [96, 160] does not match "
+            "the frame's height x width [192, 320]")):
+        convert_youtubevis(str(toy_copy), str(tmp_path), log=None)
+
+
+def test_rle_with_corrupted_size_is_rejected(toy_copy, tmp_path):
+    # counts of a half-resolution mask under the frame's size: decodes to a
+    # quarter of the pixels (a short run passed unnoticed).
+    def edit(raw):
+        i, t = _first_rle(raw)
+        ann = raw['annotations'][i]
+        ann['segmentations'][t] = dict(_half_resolution(ann['segmentations'][t]),
+                                       size=[192, 320])
+        edit.where = f"video {ann['video_id']}: annotation {ann['id']}: frame {t}"
+
+    path = _break(toy_copy, edit)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path}: {edit.where}: key 'segmentations': RLE counts decode to 15360 pixels, "
+            'but size is height x width = 61440')):
+        convert_youtubevis(str(toy_copy), str(tmp_path), log=None)
+
+
+def _box_polygon(segm):
+    """The outline (pixel corners) of an RLE's bounding box as a polygon (empty: unchanged)."""
+    mask = mask_util.decode(segm) if segm else None
+    if mask is None or not mask.any():
+        return segm
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = (float(v) for v in (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+    return [[x0, y0, x1, y0, x1, y1, x0, y1]]
+
+
+def test_polygons_become_rles_of_the_frame(toy_copy, toy_converted, tmp_path):
+    raw = _load(toy_copy / 'train' / 'instances.json')
+    for ann in raw['annotations']:
+        ann['segmentations'] = [_box_polygon(segm) for segm in ann['segmentations']]
+    _dump(raw, toy_copy / 'train' / 'instances.json')
+    cocovid = _load(convert_youtubevis(str(toy_copy), str(tmp_path), log=None)['train'])
+    # the converter's order: video, frame, annotation of the video
+    polygons = [(ann['segmentations'][t], video['height'], video['width'])
+                for video in raw['videos']
+                for t in range(len(video['file_names']))
+                for ann in raw['annotations']
+                if ann['video_id'] == video['id'] and ann['bboxes'][t] is not None]
+    assert len(cocovid['annotations']) == len(polygons) > 0
+    assert sum(isinstance(p, list) for p, _, _ in polygons) > len(polygons) // 2
+    for ann, (poly, height, width) in zip(cocovid['annotations'], polygons):
+        segm = ann['segmentation']
+        assert segm['size'] == [height, width] and isinstance(segm['counts'], str)
+        if not isinstance(poly, list):
+            continue
+        ref = mask_util.decode(mask_util.merge(mask_util.frPyObjects(poly, height, width)))
+        assert ref.sum() > 0 and np.array_equal(mask_util.decode(segm), ref)
+    # everything else as converted from the original RLEs
+    assert [dict(a, segmentation=None) for a in cocovid['annotations']] == \
+        [dict(a, segmentation=None) for a in _load(toy_converted['train'])['annotations']]
+
+
+def test_malformed_polygon_is_rejected(toy_copy, tmp_path):
+    def edit(raw):
+        i, t = _first_rle(raw)
+        ann = raw['annotations'][i]
+        ann['segmentations'][t] = [[10, 10, 20, 10]]
+        edit.where = f"video {ann['video_id']}: annotation {ann['id']}: frame {t}"
+
+    path = _break(toy_copy, edit)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path}: {edit.where}: key 'segmentations': polygon segmentation: polygon 0 has "
+            '4 coordinates')):
+        convert_youtubevis(str(toy_copy), str(tmp_path), log=None)
+
+
+def test_argument_errors_name_the_function(tmp_path, toy_converted):
+    with pytest.raises(ValueError, match=r'^convert_youtubevis: heldout_ratio must be in \[0, 1\)'):
+        convert_youtubevis(str(tmp_path), heldout_ratio=1.0, log=None)
+    with pytest.raises(ValueError, match='^convert_youtubevis: version must be one of'):
+        convert_youtubevis(str(tmp_path), version='2022', log=None)
+    with pytest.raises(ValueError, match="^convert_youtubevis: splits must include 'train'"):
+        convert_youtubevis(str(tmp_path), splits=('valid', ), log=None)
+    with pytest.raises(ValueError, match=r'^split_cocovid: heldout_ratio must be in \(0, 1\)'):
+        split_cocovid(_load(toy_converted['train']), 0.)
+
+
+def test_converter_starts_without_torch(toy_root, tmp_path):
+    # The converter is json + numpy + pycocotools: it must not pay for torch,
+    # mmdet and mmpretrain (mmsparse/__init__.py imports them, ~10 s).
+    code = (
+        'import runpy, sys\n'
+        f'sys.argv = ["youtubevis2cocovid.py", "-i", {str(toy_root)!r}, '
+        f'"-o", {str(tmp_path / "out")!r}, "--heldout-ratio", "0.3"]\n'
+        'runpy.run_path("tools/dataset_converters/youtubevis2cocovid.py", run_name="__main__")\n'
+        'heavy = [m for m in ("torch", "mmdet", "mmpretrain", "mmengine", "mmcv") '
+        'if m in sys.modules]\n'
+        'print("HEAVY", heavy)\n')
+    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'HEAVY []' in proc.stdout, proc.stdout[-2000:]
+    written = _load(tmp_path / 'out' / 'youtube_vis_2021_train.json')
+    assert written == _load(convert_youtubevis(str(toy_root), str(tmp_path / 'ref'),
+                                               log=None)['train'])

@@ -3,6 +3,8 @@ import os.path as osp
 import re
 import shutil
 
+import numpy as np
+import pycocotools.mask as mask_util
 import pytest
 from mmdet.datasets import YouTubeVISDataset
 from mmengine.registry import DefaultScope
@@ -189,3 +191,99 @@ def test_resolves_under_mmpretrain_scope(toy_dataset_root):
                  **_cfg(toy_dataset_root, 'annotations/youtube_vis_2021_heldout.json',
                         test_mode=True)))
     assert len(dataset) == 3
+
+
+def _first_segmented(data):
+    ann = next(a for a in data['annotations'] if a['segmentation'])
+    img = next(im for im in data['images'] if im['id'] == ann['image_id'])
+    return ann, img
+
+
+def _half_resolution(segm):
+    mask = mask_util.decode(segm)[::2, ::2]
+    rle = mask_util.encode(np.asfortranarray(mask))
+    return dict(size=list(rle['size']), counts=rle['counts'].decode())
+
+
+@pytest.mark.parametrize('corrupt, message', [
+    (_half_resolution, "RLE size [96, 160] does not match the frame's height x width "
+     '[192, 320]'),
+    (lambda s: dict(_half_resolution(s), size=[192, 320]),
+     'RLE counts decode to 15360 pixels, but size is height x width = 61440'),
+    (lambda s: [[10, 10, 20, 10]], 'polygon segmentation: polygon 0 has 4 coordinates'),
+])
+def test_mask_of_wrong_size_raises_before_training(toy_dataset_root, corrupt, message):
+    # mmdet loads these and fails mid-training ("cannot reshape array of
+    # size ..."), or never (a corrupted size).
+    def edit(data):
+        ann, img = _first_segmented(data)
+        ann['segmentation'] = corrupt(ann['segmentation'])
+        edit.where = (f"video {ann['video_id']}: annotation {ann['id']} (image {img['id']}): "
+                      "key 'segmentation'")
+
+    ann_file = _write_broken(toy_dataset_root, edit)
+    with pytest.raises(ValueError, match='^CheckedYouTubeVISDataset: .*' + re.escape(
+            f'{ann_file}: {edit.where}: {message}')):
+        CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, ann_file))
+
+
+def test_polygon_segmentations_train(toy_dataset_root):
+    # CocoVID files from other tools may hold polygons: they load, and the
+    # pipeline rasterises them at the frame size.
+    def to_polygons(data):
+        for ann in data['annotations']:
+            mask = mask_util.decode(ann['segmentation'])
+            if mask.any():
+                ys, xs = np.nonzero(mask)
+                x0, y0, x1, y1 = (float(v) for v in (xs.min(), ys.min(), xs.max() + 1,
+                                                     ys.max() + 1))
+                ann['segmentation'] = [[x0, y0, x1, y0, x1, y1, x0, y1]]
+
+    ann_file = _write_broken(toy_dataset_root, to_polygons, 'polygons.json')
+    pipeline = [
+        dict(type='UniformRefFrameSample', num_ref_imgs=1, frame_range=2, filter_key_img=True),
+        dict(type='TransformBroadcaster', share_random_params=True, transforms=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadTrackAnnotations', with_mask=True)]),
+        dict(type='PackTrackInputs')
+    ]
+    dataset = CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, ann_file, pipeline=pipeline))
+    frame = dataset[0]['data_samples'].video_data_samples[0]
+    masks = frame.gt_instances.masks.masks
+    assert masks.shape[1:] == (192, 320) and len(masks) > 0
+    # each mask is a filled box, as the polygon says
+    for mask in masks:
+        ys, xs = np.nonzero(mask)
+        assert mask.sum() == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+
+
+def test_cat_ids_in_metainfo(toy_dataset_root):
+    # non-contiguous ids, listed in another order than the classes
+    ids = {'circle': 40, 'square': 1, 'triangle': 26}
+
+    def remap(data):
+        old = {c['id']: ids[c['name']] for c in data['categories']}
+        data['categories'] = sorted(
+            [dict(c, id=old[c['id']]) for c in data['categories']], key=lambda c: -c['id'])
+        for ann in data['annotations']:
+            ann['category_id'] = old[ann['category_id']]
+
+    ann_file = _write_broken(toy_dataset_root, remap, 'ids.json')
+    classes = ('triangle', 'circle', 'square')
+    dataset = CheckedYouTubeVISDataset(
+        **_cfg(toy_dataset_root, ann_file, metainfo=dict(classes=classes)))
+    assert dataset.cat_ids == [26, 40, 1]
+    assert dataset.metainfo['cat_ids'] == [26, 40, 1]
+    assert dataset.metainfo['classes'] == classes
+
+
+def test_check_rle_counts_can_be_skipped(toy_dataset_root):
+    def corrupt(data):
+        ann, _ = _first_segmented(data)
+        ann['segmentation'] = dict(_half_resolution(ann['segmentation']), size=[192, 320])
+
+    ann_file = _write_broken(toy_dataset_root, corrupt)
+    with pytest.raises(ValueError, match='RLE counts decode to 15360 pixels'):
+        CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, ann_file))
+    dataset = CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, ann_file, check_rle_counts=False))
+    assert len(dataset) == 10

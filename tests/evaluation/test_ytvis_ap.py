@@ -455,10 +455,10 @@ ALL_ITEMS = ['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l', 'AR@1',
 CLASSES = ('cat', 'dog', 'fox')
 
 
-def _run_metric(cfg, videos):
+def _run_metric(cfg, videos, **meta):
     from mmengine.registry import METRICS
     metric = METRICS.build(cfg)
-    metric.dataset_meta = dict(classes=CLASSES)
+    metric.dataset_meta = dict(classes=CLASSES, **meta)
     for video in videos:
         metric.process(dict(inputs=None, data_samples=None),
                        [_track_data_sample(video)])
@@ -489,6 +489,9 @@ def test_metric_matches_mmdet_metric(scope, monkeypatch):
                 dict(type='mmdet.YouTubeVISMetric',
                      metric_items=ALL_ITEMS), videos)
         assert ours == ref
+        # ids 1..N in class order (YouTube-VIS 2021): the same numbers
+        _, with_ids = _run_metric(cfg, videos, cat_ids=[1, 2, 3])
+        assert with_ids == ref
 
 
 def test_metric_perfect_empty_and_format_only(tmp_path):

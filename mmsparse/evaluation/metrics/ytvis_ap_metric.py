@@ -35,10 +35,21 @@ class YouTubeVISAPMetric(YouTubeVISMetric):
 
     (`Video Instance Segmentation <https://arxiv.org/abs/1905.04804>`_).
 
-    It also fixes three failure modes of the parent: no prediction at all
+    It also fixes four failure modes of the parent: no prediction at all
     (the API's ``loadRes`` indexes ``anns[0]``), a second evaluation in the
-    same run (``_vis_meta_info`` lost its ``images`` key), and videos
-    evaluated twice by a padding sampler (``round_up=True``).
+    same run (``_vis_meta_info`` lost its ``images`` key), videos evaluated
+    twice by a padding sampler (``round_up=True``), and category ids: the
+    parent writes ``label + 1`` into the result json / server zip and
+    rebuilds the ground truth with ids ``1..N``, which is right only for
+    datasets whose ids are 1..N in class order (YouTube-VIS 2021 with all 40
+    classes). Here label ``i`` maps to ``dataset_meta['cat_ids'][i]``, the
+    dataset's own category id (:class:`CheckedYouTubeVISDataset` puts
+    ``cat_ids`` into its ``metainfo``), in the exported results and in the
+    local ground truth alike. Without ``cat_ids`` in ``dataset_meta`` (e.g.
+    mmdet's plain ``YouTubeVISDataset``) it warns and falls back to
+    ``label + 1``. Predicted labels without a class in ``dataset_meta``
+    (the model's ``num_classes`` exceeds the dataset's classes) are left out
+    with a warning.
 
     Keys are those of mmdet, e.g. ``youtube_vis/segm_mAP``, rounded to three
     decimals as mmdet does; the full summary is logged.
@@ -70,13 +81,17 @@ class YouTubeVISAPMetric(YouTubeVISMetric):
                  prefix: Optional[str] = None,
                  format_only: bool = False,
                  classwise: bool = False) -> None:
+        metrics = metric if isinstance(metric, list) else [metric]
+        if any(m != 'youtube_vis_ap' for m in metrics):
+            raise KeyError("YouTubeVISAPMetric: metric must be 'youtube_vis_ap', "
+                           f'got {metric!r}')
         if metric_items is not None:
             unknown = [m for m in metric_items if m not in METRIC_ITEMS]
             if unknown:
-                raise ValueError(f'metric_items {unknown} not supported, '
+                raise ValueError(f'YouTubeVISAPMetric: metric_items {unknown} not supported, '
                                  f'choose from {list(METRIC_ITEMS)}.')
         if collect_device != 'cpu':
-            raise ValueError("collect_device must be 'cpu' for video "
+            raise ValueError("YouTubeVISAPMetric: collect_device must be 'cpu' for video "
                              f'metrics, got {collect_device!r}.')
         super().__init__(
             metric=metric,
@@ -86,6 +101,70 @@ class YouTubeVISAPMetric(YouTubeVISMetric):
             prefix=prefix,
             format_only=format_only)
         self.classwise = classwise
+        self._warned_no_cat_ids = False
+        self._warned_labels = set()
+
+    def _category_ids(self) -> List[int]:
+        """The dataset's category id of each label (``label + 1`` without ``cat_ids``)."""
+        classes = self.dataset_meta['classes']
+        cat_ids = self.dataset_meta.get('cat_ids')
+        if cat_ids is None:
+            if not self._warned_no_cat_ids:
+                self._warned_no_cat_ids = True
+                MMLogger.get_current_instance().warning(
+                    "YouTubeVISAPMetric: dataset_meta has no 'cat_ids' (use "
+                    'CheckedYouTubeVISDataset); writing category_id = label + 1, '
+                    'which is right only if the category ids are 1..N in the '
+                    "order of metainfo['classes']")
+            return list(range(1, len(classes) + 1))
+        if len(cat_ids) != len(classes):
+            raise ValueError(f"YouTubeVISAPMetric: dataset_meta['cat_ids'] has "
+                             f"{len(cat_ids)} entries but dataset_meta['classes'] "
+                             f'has {len(classes)}')
+        return [int(c) for c in cat_ids]
+
+    def format_gts(self, gts: Tuple[List]) -> dict:
+        """Gather the ground truth, with the dataset's category ids."""
+        gt_json = super().format_gts(gts)
+        self.categories = [
+            dict(id=cat_id, name=name)
+            for cat_id, name in zip(self._category_ids(), self.dataset_meta['classes'])
+        ]
+        gt_json['categories'] = self.categories
+        return gt_json
+
+    def _format_one_video_gts(self, gt_dicts: Tuple[dict]) -> List:
+        """mmdet's per-video ground truth, ``category_id`` = the dataset's id."""
+        anns = super()._format_one_video_gts(gt_dicts)
+        cat_ids = self._category_ids()
+        for ann in anns:  # the parent writes label + 1
+            ann['category_id'] = cat_ids[ann['category_id'] - 1]
+        return anns
+
+    def _format_one_video_preds(self, pred_dicts: Tuple[dict]) -> List:
+        """mmdet's per-video predictions, ``category_id`` = the dataset's id.
+
+        Instances whose (majority) label has no class in ``dataset_meta`` are
+        dropped with a warning: the model predicts more classes than the
+        dataset defines.
+        """
+        preds = super()._format_one_video_preds(pred_dicts)
+        cat_ids = self._category_ids()
+        kept = []
+        for pred in preds:  # the parent writes label + 1
+            label = pred['category_id'] - 1
+            if not 0 <= label < len(cat_ids):
+                if label not in self._warned_labels:
+                    self._warned_labels.add(label)
+                    MMLogger.get_current_instance().warning(
+                        f'YouTubeVISAPMetric: a predicted instance has label {label}, '
+                        f"but dataset_meta['classes'] has {len(cat_ids)} classes (does the "
+                        "model's num_classes match len(metainfo['classes'])?); such "
+                        'instances are left out')
+                continue
+            pred['category_id'] = cat_ids[label]
+            kept.append(pred)
+        return kept
 
     def evaluate(self, size: int = 1) -> dict:
         """Collect across ranks and compute (see ``YouTubeVISMetric``).

@@ -84,11 +84,11 @@ class TemporalMapping(nn.Module):
         self._prior_cache: Dict[Tuple, torch.Tensor] = {}
 
     def spatial_prior(self, hw: Tuple[int, int], ref: torch.Tensor):
-        """The cached (N, N) Manhattan prior on ``ref``'s device/dtype."""
-        key = (int(hw[0]), int(hw[1]), ref.device, ref.dtype)
+        """The cached (N, N) float32 Manhattan prior on ``ref``'s device."""
+        key = (int(hw[0]), int(hw[1]), ref.device)
         prior = self._prior_cache.get(key)
         if prior is None:
-            prior = manhattan_prior(*key[:2]).to(ref.device, ref.dtype)
+            prior = manhattan_prior(*key[:2]).to(ref.device, torch.float32)
             self._prior_cache[key] = prior
         return prior
 
@@ -97,10 +97,20 @@ class TemporalMapping(nn.Module):
                  key: torch.Tensor,
                  hw: Tuple[int, int],
                  valid: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``phi = q k^T + prior``, invalid keys at -inf: (B, N, N)."""
-        phi = query @ key.transpose(1, 2) + self.spatial_prior(hw, query)
-        if valid is not None:
-            phi = phi.masked_fill(~valid[:, None, :], float('-inf'))
+        """``phi = q k^T + prior``, invalid keys at -inf: float32 (B, N, N).
+
+        Always float32, with autocast disabled: the tokens are raw (C = 384
+        for ViT-S, ``|phi|`` in the hundreds), where a half-precision
+        product rounds in steps of 0.125 (fp16) to 2 (bf16) at 256, larger
+        than the distance prior's step between neighbouring patches
+        (~0.005) and the Gumbel noise (scale 1 / tau): rounding, not the
+        features, would decide the assignment, and fp16 can overflow.
+        """
+        with torch.autocast(query.device.type, enabled=False):
+            phi = query.float() @ key.float().transpose(1, 2)
+            phi = phi + self.spatial_prior(hw, query)
+            if valid is not None:
+                phi = phi.masked_fill(~valid[:, None, :], float('-inf'))
         return phi
 
     def forward(self,
@@ -125,12 +135,21 @@ class TemporalMapping(nn.Module):
         """
         phi = self.affinity(query, key, hw, valid)
         if not self.training:
-            idx = phi.argmax(dim=-1)
-            return value.gather(1, idx[..., None].expand(-1, -1,
-                                                         value.shape[-1]))
-        if self.gumbel_noise:
-            phi = phi + sample_gumbel(phi) / self.tau
-        soft = phi.softmax(dim=-1)
-        hard = torch.zeros_like(soft).scatter_(
-            -1, phi.argmax(dim=-1, keepdim=True), 1.0)
-        return straight_through(hard, soft) @ value
+            return value.gather(
+                1, self.assign(phi)[..., None].expand(-1, -1,
+                                                      value.shape[-1]))
+        with torch.autocast(phi.device.type, enabled=False):
+            if self.gumbel_noise:
+                phi = phi + sample_gumbel(phi) / self.tau
+            soft = phi.softmax(dim=-1)
+            hard = torch.zeros_like(soft).scatter_(
+                -1, phi.argmax(dim=-1, keepdim=True), 1.0)
+            # forward value exactly one-hot (also after a cast to half)
+            onehot = straight_through(hard, soft).to(value.dtype)
+        return onehot @ value
+
+    @staticmethod
+    def assign(phi: torch.Tensor) -> torch.Tensor:
+        """Inference assignment: the previous-frame patch of each current
+        patch, ``argmax_j phi_ij``, (B, N) long."""
+        return phi.argmax(dim=-1)

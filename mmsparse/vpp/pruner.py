@@ -36,6 +36,7 @@ The first frame of a video has no prior and runs dense; it records the prior
 for the next frame (:class:`FramePrior`).
 """
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -78,14 +79,17 @@ class FrameStats:
         num_tokens (int): Patches on the grid.
         keep_mask (Tensor | None): (B, N) bool, patches kept at the last
             stage (None when dense).
-        soft (list[Tensor]): Soft keep probabilities (B, N) of the learned
-            stages (for the selection loss; training only).
+        soft_keep (list[Tensor]): Per learned stage, a scalar for the
+            selection loss (training only): stage 0, the mean soft keep
+            probability over the grid; later stages, the expected fraction
+            of the grid kept (soft score x the previous stages'
+            straight-through gate, averaged over the grid).
     """
     pruned: bool
     counts: List[int]
     num_tokens: int
     keep_mask: Optional[torch.Tensor] = None
-    soft: List[torch.Tensor] = field(default_factory=list)
+    soft_keep: List[torch.Tensor] = field(default_factory=list)
 
     @property
     def keep_ratio(self) -> float:
@@ -130,9 +134,13 @@ class VideoPatchPruner(nn.Module):
         tau_select (float): Gumbel temperature of the keep scores.
             Defaults to 10.
         gumbel_noise (bool): Gumbel noise in training. Defaults to True.
-        loss_weight (float): Weight of the selection loss. Defaults to 10.
-        soft_target (float): Target of the mean soft keep probability.
-            Defaults to 0.5.
+        loss_weight (float): Overall weight of the selection loss (the
+            official ``ratio_sm_sparsity_loss``). Defaults to 40.
+        map_loss_weight (float): Weight of the stage-0 term against each
+            later stage's ratio term, inside the normalisation (the
+            official ``ratio_match_module_sparsity_loss``). Defaults to 10.
+        soft_target (float): Target of the stage-0 mean soft keep
+            probability. Defaults to 0.5.
     """
 
     def __init__(self,
@@ -149,28 +157,51 @@ class VideoPatchPruner(nn.Module):
                  tau_match: float = 10.,
                  tau_select: float = 10.,
                  gumbel_noise: bool = True,
-                 loss_weight: float = 10.,
+                 loss_weight: float = 40.,
+                 map_loss_weight: float = 10.,
                  soft_target: float = 0.5) -> None:
         super().__init__()
+        name = type(self).__name__
         if selector not in SELECTORS:
-            raise ValueError(f'selector must be one of {SELECTORS}, '
+            raise ValueError(f'{name}: selector must be one of {SELECTORS}, '
                              f'got {selector!r}')
         self.keep_ratios, self.prune_layers = check_schedule(
-            keep_ratio, prune_layer, num_layers)
+            keep_ratio, prune_layer, num_layers, owner=name)
         self.num_layers = num_layers
         if prior_layer is None:
             prior_layer = max(self.prune_layers[0], num_layers // 2 - 1)
         if isinstance(prior_layer, bool) or not isinstance(prior_layer, int) \
                 or not 0 <= prior_layer < num_layers:
-            raise ValueError(f'prior_layer must be an int in '
+            raise ValueError(f'{name}: prior_layer must be an int in '
                              f'[0, {num_layers - 1}], got {prior_layer!r}')
-        if loss_weight < 0 or not 0 < soft_target < 1:
-            raise ValueError(f'loss_weight must be >= 0 and soft_target in '
-                             f'(0, 1), got {loss_weight}, {soft_target}')
+        for key, value in (('loss_weight', loss_weight),
+                           ('map_loss_weight', map_loss_weight)):
+            if isinstance(value, bool) or not isinstance(value, Real) \
+                    or value < 0:
+                raise ValueError(f'{name}: {key} must be a number >= 0, got '
+                                 f'{value!r}')
+        if isinstance(soft_target, bool) or not isinstance(soft_target, Real) \
+                or not 0 < soft_target < 1:
+            raise ValueError(f'{name}: soft_target must be in (0, 1), got '
+                             f'{soft_target!r}')
+        if isinstance(smooth_kernel, bool) or \
+                not isinstance(smooth_kernel, int) or smooth_kernel < 1 \
+                or smooth_kernel % 2 == 0:
+            raise ValueError(f'{name}: smooth_kernel must be an odd int >= '
+                             f'1, got {smooth_kernel!r}')
+        for key, value in (('tau_match', tau_match),
+                           ('tau_select', tau_select),
+                           ('hidden_ratio', hidden_ratio),
+                           ('stage_hidden_ratio', stage_hidden_ratio)):
+            if isinstance(value, bool) or not isinstance(value, Real) \
+                    or value <= 0:
+                raise ValueError(f'{name}: {key} must be a number > 0, got '
+                                 f'{value!r}')
         self.prior_layer = prior_layer
         self.selector = selector
         self.num_extra_tokens = num_extra_tokens
         self.loss_weight = loss_weight
+        self.map_loss_weight = map_loss_weight
         self.soft_target = soft_target
         self.dense = self.keep_ratios == (1.0, )
         self._stage_of = {layer: s for s, layer in enumerate(self.prune_layers)}
@@ -239,7 +270,7 @@ class VideoPatchPruner(nn.Module):
             :class:`FrameStats`.
         """
         if len(blocks) != self.num_layers:
-            raise ValueError(f'VideoPatchPruner was built for '
+            raise ValueError(f'VideoPatchPruner: built for '
                              f'{self.num_layers} blocks, got {len(blocks)}')
         if prior is None or self.dense:
             return self._forward_dense(x, blocks)
@@ -265,7 +296,7 @@ class VideoPatchPruner(nn.Module):
         B, N = x.shape[0], int(x.shape[1]) - E
         keep = gate = None
         key = value = valid = None
-        counts, softs = [], []
+        counts, soft_keep = [], []
         n = N
         for i, block in enumerate(blocks):
             if i == self.prune_layers[0]:
@@ -277,10 +308,11 @@ class VideoPatchPruner(nn.Module):
                 hard = topk_keep_mask(soft, n, keep)
                 m = straight_through(hard, soft) \
                     if soft.requires_grad else hard
+                if soft.requires_grad:
+                    # stage 0: mean soft keep; later: expected kept share
+                    soft_keep.append(soft.mean() if gate is None else
+                                     (soft * gate).mean())
                 gate = m if gate is None else m * gate
-                if soft.requires_grad:  # scores of the candidates only
-                    softs.append(soft if keep is None else
-                                 soft[keep].view(B, -1))
                 keep = hard.bool()
             if gate is None:
                 x = block(x)
@@ -293,7 +325,7 @@ class VideoPatchPruner(nn.Module):
             if i == self.prior_layer:
                 value = x[:, E:]
                 valid = keep
-        stats = FrameStats(True, counts, N, keep, softs)
+        stats = FrameStats(True, counts, N, keep, soft_keep)
         return x, FramePrior(key, value, valid), stats
 
     def _forward_gather(self, x, hw, blocks, prior):
@@ -332,20 +364,41 @@ class VideoPatchPruner(nn.Module):
 
     # -------------------------------------------------------------- loss
     def loss(self, stats: Sequence[FrameStats]) -> Dict[str, torch.Tensor]:
-        """Selection loss over frames and learned stages.
+        """Selection loss, the official VPP weighting, summed over frames.
 
-        ``loss_weight * mean_{frames, stages} (mean(s) - soft_target)^2``
-        (the paper's Map-SM term: weight 10, target 0.5). The hard keep
-        count is exact (top-k), so no ratio loss is needed; this term keeps
-        the soft scores from saturating, which keeps the straight-through
-        gradient alive.
+        Per pruned frame (as the official code, which adds one such loss
+        per frame of the clip):
+
+        .. math::
+
+            \\mathcal{L} = w \\cdot \\frac{w_0 (\\bar s_0 - t_0)^2 +
+            \\sum_{s \\ge 1} (\\bar k_s - r_s)^2}{w_0 + S}
+
+        with ``w = loss_weight`` (40), ``w_0 = map_loss_weight`` (10),
+        ``t_0 = soft_target`` (0.5), ``\\bar s_0`` the mean soft keep
+        probability of stage 0 (Map-SM, or the image head of the baseline)
+        and, for each of the ``S`` later learned stages, ``\\bar k_s`` the
+        expected fraction of the grid it keeps against its keep ratio
+        ``r_s``. The official code uses the hard Gumbel sample's mean there;
+        our top-k meets ``r_s`` exactly, which would make that term zero, so
+        it is taken on the soft scores (what the sample is drawn from): it
+        keeps the later heads calibrated and out of saturation, which keeps
+        the straight-through gradient alive, as the stage-0 term does.
 
         Returns:
             dict: ``{'loss_vpp_select': Tensor}``, empty when no stage is
             learned (dense, random selector, or no pruned frame).
         """
-        terms = [(s.mean() - self.soft_target)**2 for st in stats
-                 for s in st.soft]
+        terms = []
+        for st in stats:
+            if not st.soft_keep:
+                continue
+            first, later = st.soft_keep[0], st.soft_keep[1:]
+            num = self.map_loss_weight * (first - self.soft_target)**2
+            for s, k in enumerate(later, start=1):
+                num = num + (k - self.keep_ratios[s])**2
+            den = self.map_loss_weight + len(later)
+            terms.append(num / den if den > 0 else num * 0)
         if not terms:
             return {}
-        return dict(loss_vpp_select=self.loss_weight * torch.stack(terms).mean())
+        return dict(loss_vpp_select=self.loss_weight * torch.stack(terms).sum())

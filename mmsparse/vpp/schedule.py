@@ -19,18 +19,19 @@ from typing import List, Sequence, Tuple, Union
 from .tokens import num_keep
 
 
-def _as_tuple(value, name: str) -> tuple:
+def _as_tuple(value, name: str, owner: str) -> tuple:
     if isinstance(value, (list, tuple)):
         if len(value) == 0:
-            raise ValueError(f'{name} must not be empty')
+            raise ValueError(f'{owner}: {name} must not be empty')
         return tuple(value)
     return (value, )
 
 
 def check_schedule(keep_ratio: Union[float, Sequence[float]],
                    prune_layer: Union[int, Sequence[int]],
-                   num_layers: int) -> Tuple[Tuple[float, ...],
-                                             Tuple[int, ...]]:
+                   num_layers: int,
+                   owner: str = 'check_schedule'
+                   ) -> Tuple[Tuple[float, ...], Tuple[int, ...]]:
     """Validate a keep schedule against a backbone of ``num_layers`` blocks.
 
     Args:
@@ -41,34 +42,39 @@ def check_schedule(keep_ratio: Union[float, Sequence[float]],
             prunes, in [0, num_layers - 1], strictly increasing; as many as
             keep ratios.
         num_layers (int): Blocks of the backbone.
+        owner (str): Name the error messages start with (the class that
+            checks its arguments). Defaults to 'check_schedule'.
 
     Returns:
         tuple: (keep_ratios, prune_layers) as tuples.
     """
-    ratios = _as_tuple(keep_ratio, 'keep_ratio')
-    layers = _as_tuple(prune_layer, 'prune_layer')
+    ratios = _as_tuple(keep_ratio, 'keep_ratio', owner)
+    layers = _as_tuple(prune_layer, 'prune_layer', owner)
     for r in ratios:
         if isinstance(r, bool) or not isinstance(r, Real) or not 0 < r <= 1:
-            raise ValueError(f'keep_ratio must be in (0, 1] (one value or one '
-                             f'per stage), got {keep_ratio!r}')
+            raise ValueError(f'{owner}: keep_ratio must be in (0, 1] (one '
+                             f'value or one per stage), got {keep_ratio!r}')
     for layer in layers:
         if isinstance(layer, bool) or not isinstance(layer, int) \
                 or not 0 <= layer < num_layers:
             raise ValueError(
-                f'prune_layer must be an int in [0, {num_layers - 1}] (the '
-                f'backbone has {num_layers} blocks), got {prune_layer!r}')
+                f'{owner}: prune_layer must be an int in '
+                f'[0, {num_layers - 1}] (the backbone has {num_layers} '
+                f'blocks), got {prune_layer!r}')
     if len(ratios) != len(layers):
-        raise ValueError(f'keep_ratio {keep_ratio!r} and prune_layer '
-                         f'{prune_layer!r} must have the same length')
+        raise ValueError(f'{owner}: keep_ratio {keep_ratio!r} and '
+                         f'prune_layer {prune_layer!r} must have the same '
+                         'length')
     if any(b <= a for a, b in zip(layers, layers[1:])):
-        raise ValueError(f'prune_layer must be strictly increasing, got '
-                         f'{prune_layer!r}')
+        raise ValueError(f'{owner}: prune_layer must be strictly '
+                         f'increasing, got {prune_layer!r}')
     if any(b >= a for a, b in zip(ratios, ratios[1:])):
-        raise ValueError(f'keep_ratio must be strictly decreasing over '
-                         f'stages, got {keep_ratio!r}')
+        raise ValueError(f'{owner}: keep_ratio must be strictly decreasing '
+                         f'over stages, got {keep_ratio!r}')
     if len(ratios) > 1 and ratios[0] == 1:
-        raise ValueError(f'keep_ratio 1.0 in a multi-stage schedule is a '
-                         f'stage that prunes nothing; drop it: {keep_ratio!r}')
+        raise ValueError(f'{owner}: keep_ratio 1.0 in a multi-stage schedule '
+                         f'is a stage that prunes nothing; drop it: '
+                         f'{keep_ratio!r}')
     return tuple(float(r) for r in ratios), layers
 
 

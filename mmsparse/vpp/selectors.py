@@ -96,9 +96,11 @@ class ScoreHead(nn.Module):
             hw (tuple, optional): Grid; needed when smoothing (M = h * w).
 
         Returns:
-            Tensor: (B, M) in (0, 1).
+            Tensor: float32 (B, M) in (0, 1).
         """
-        logp = self.mlp(self.norm(x)).log_softmax(dim=-1)
+        # scores in float32 (under autocast the MLP runs in half): ties in
+        # half-precision scores would make the top-k arbitrary
+        logp = self.mlp(self.norm(x)).float().log_softmax(dim=-1)
         if self.smooth_kernel > 1:
             if hw is None:
                 raise ValueError('ScoreHead: smoothing needs the grid hw')
@@ -116,4 +118,4 @@ class RandomScore(nn.Module):
     def forward(self,
                 x: torch.Tensor,
                 hw: Optional[Tuple[int, int]] = None) -> torch.Tensor:
-        return torch.rand(x.shape[:2], device=x.device, dtype=x.dtype)
+        return torch.rand(x.shape[:2], device=x.device)

@@ -1,38 +1,81 @@
-"""tools/analysis_tools/benchmark.py on a VPP config: dense vs VPP side by
-side in one run (it hands over to benchmark_vpp.py), table + JSON."""
+"""tools/analysis_tools/benchmark.py on a VPP config: dense vs VPP schedules
+side by side in one run (it hands over to benchmark_vpp.py), streaming and
+offline, table + JSON."""
+import importlib.util
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
 
+import pytest
 from vis_helpers import ROOT
 
 VPP_TOY = osp.join('configs', 'toy', 'vpp_mask2former_vit_toy-ytvis21.py')
 
 
-def test_benchmark_tool_compares_dense_and_vpp(tmp_path):
+def test_benchmark_tool_compares_dense_and_vpp_schedules(tmp_path):
     out = tmp_path / 'vpp.json'
     proc = subprocess.run(
         [sys.executable, 'tools/analysis_tools/benchmark.py', VPP_TOY,
-         '--keep-ratios', '1.0', '0.5', '--shape', '64', '128', '--frames',
-         '2', '--repeat', '1', '--threads', '1', '--out', str(out)],
+         '--schedules', 'dense', '1:0.7,3:0.5', '--keep-ratios', '0.5',
+         '--shape', '64', '128', '--frames', '2', '--repeat', '1',
+         '--threads', '1', '--out', str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert '| keep | PKR |' in proc.stdout  # the printed table
+    # the printed tables: per-block patches beside the PKR, both modes
+    assert '| schedule | PKR | patches per block |' in proc.stdout
+    assert 'streaming ms' in proc.stdout and 'offline ms/frame' in proc.stdout
     result = json.loads(out.read_text())
-    dense, vpp = result['rows']
-    assert dense['keep_ratio'] == 1.0 and vpp['keep_ratio'] == 0.5
-    # toy ViT: 6 blocks, block 0 dense, blocks 1-5 on half of the patches
+    dense, staged, single = result['rows']
+    assert [r['schedule'] for r in result['rows']] == \
+        ['dense', '1:0.7,3:0.5', '1:0.5']
+    assert dense['keep_ratio'] == [1.0] and single['keep_ratio'] == [0.5]
+    assert staged['prune_layer'] == [1, 3]
+    # toy ViT: 6 blocks, 4 x 8 = 32 patches; block 0 dense
+    assert dense['patches_per_block'] == [32] * 6
+    assert staged['patches_per_block'] == [32, 22, 22, 16, 16, 16]
+    assert single['patches_per_block'] == [32] + [16] * 5
+    assert '32 22 22 16 16 16' in proc.stdout
     assert dense['frame_pkr'] == 1.0
-    assert abs(vpp['frame_pkr'] - (1 + 5 * 0.5) / 6) < 1e-6
+    assert staged['frame_pkr'] == pytest.approx((32 + 2 * 22 + 3 * 16) /
+                                                (6 * 32))
+    assert single['frame_pkr'] == pytest.approx((1 + 5 * 0.5) / 6)
+    # a 2-frame clip: frame 0 dense, frame 1 pruned
+    assert single['video_pkr'] == pytest.approx(
+        (1 + single['frame_pkr']) / 2)
     # the ViT's FLOPs shrink with the kept patches; the pyramid does not
-    assert vpp['vit_GFLOPs'] < 0.7 * dense['vit_GFLOPs']
+    assert single['vit_GFLOPs'] < 0.7 * dense['vit_GFLOPs']
     pyramid = dense['backbone_GFLOPs'] - dense['vit_GFLOPs']
-    assert abs((vpp['backbone_GFLOPs'] - vpp['vit_GFLOPs']) - pyramid) < \
-        1e-3 * dense['backbone_GFLOPs']
-    for row in (dense, vpp):
-        assert row['backbone_ms'] > 0 and row['model_ms'] > row['backbone_ms']
+    assert abs((single['backbone_GFLOPs'] - single['vit_GFLOPs']) -
+               pyramid) < 1e-3 * dense['backbone_GFLOPs']
+    # offline: the dense first frame of the clip counts
+    assert dense['offline_GFLOPs_per_frame'] == pytest.approx(
+        dense['backbone_GFLOPs'], rel=1e-3)
+    assert single['backbone_GFLOPs'] < single['offline_GFLOPs_per_frame'] \
+        < dense['offline_GFLOPs_per_frame']
+    for row in (dense, staged, single):
+        assert row['backbone_ms'] > 0 and row['offline_ms_per_frame'] > 0
+        assert row['model_ms'] > row['backbone_ms']
         assert row['backbone_ideal_x'] == dense['backbone_GFLOPs'] / \
             row['backbone_GFLOPs']
+        assert row['offline_measured_x'] == dense['offline_ms_per_frame'] / \
+            row['offline_ms_per_frame']
+
+
+def test_schedule_syntax():
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_vpp',
+        osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_vpp.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    paper = '1:0.7,3:0.56,6:0.448,9:0.358'
+    assert tool.parse_schedule(paper) == ([1, 3, 6, 9],
+                                          [0.7, 0.56, 0.448, 0.358])
+    assert tool.schedule_name(*tool.parse_schedule(paper)) == paper
+    assert tool.parse_schedule('dense') == ([1], [1.0])
+    assert tool.parse_schedule('config') is None
+    for bad in ('1-0.4', '1:a', '0.4', '1:0.4:2'):
+        with pytest.raises(ValueError, match=f"schedule '{bad}'"):
+            tool.parse_schedule(bad)

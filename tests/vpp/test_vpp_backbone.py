@@ -137,14 +137,17 @@ def test_stream_continues_a_video():
     (dict(prior_layer=7), 'prior_layer'),
     (dict(selector='dynamicvit'), 'selector'),
     (dict(num_frames=0), 'num_frames'),
+    (dict(smooth_kernel=2), 'smooth_kernel'),
+    (dict(map_loss_weight=-1.), 'map_loss_weight'),
 ])
 def test_bad_arguments_raise(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    # the message speaks as the class the user built, not its parts
+    with pytest.raises(ValueError, match='^VPPBackbone: .*' + match):
         build(**kwargs)
 
 
 def test_unwrappable_backbones_raise():
-    with pytest.raises(TypeError, match='cannot wrap Conv2d'):
+    with pytest.raises(TypeError, match='^VPPBackbone: cannot wrap Conv2d'):
         VPPBackbone(nn.Conv2d(3, 8, 3))
     with pytest.raises(TypeError, match='config dict or an nn.Module'):
         VPPBackbone('ViTPyramid')

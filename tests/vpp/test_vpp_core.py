@@ -4,11 +4,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmsparse.vpp import (TemporalMapping, VideoPatchPruner, check_schedule,
-                          gather_tokens, manhattan_prior, num_keep,
-                          patch_keep_ratio, scatter_tokens, schedule_pkr,
-                          smooth_logits, token_positions, tokens_per_block,
-                          topk_keep_mask)
+from mmsparse.vpp import (FrameStats, TemporalMapping, VideoPatchPruner,
+                          check_schedule, gather_tokens, manhattan_prior,
+                          num_keep, patch_keep_ratio, scatter_tokens,
+                          schedule_pkr, smooth_logits, token_positions,
+                          tokens_per_block, topk_keep_mask)
 
 C, L, H, W = 16, 6, 6, 8
 N = H * W
@@ -75,6 +75,8 @@ def test_gather_scatter_roundtrip_keeps_grid_order():
 
 def test_schedule_checks_and_pkr():
     assert check_schedule(0.4, 1, 12) == ((0.4, ), (1, ))
+    with pytest.raises(ValueError, match='^Owner: keep_ratio'):
+        check_schedule(1.5, 1, 12, owner='Owner')
     for ratio in (0, 1.5, -0.1, 'a', [0.5, 0.7], [1.0, 0.5]):
         with pytest.raises(ValueError, match='keep_ratio'):
             check_schedule(ratio, 1 if not isinstance(ratio, list) else
@@ -220,19 +222,70 @@ def test_random_selector_has_no_parameters_and_no_loss(blocks):
     assert pruner.loss([s0, s1]) == {}
 
 
-def test_bad_arguments():
-    with pytest.raises(ValueError, match='selector'):
-        VideoPatchPruner(C, L, 0.5, 1, 'foo')
-    with pytest.raises(ValueError, match='prior_layer'):
-        VideoPatchPruner(C, L, 0.5, 1, prior_layer=L)
-    with pytest.raises(ValueError, match='smooth_kernel'):
-        VideoPatchPruner(C, L, 0.5, 1, smooth_kernel=4)
-    with pytest.raises(ValueError, match='keep_ratio'):
-        VideoPatchPruner(C, L, 1.2, 1)
-    with pytest.raises(ValueError, match=r'prune_layer must be an int in \[0, 5\]'):
-        VideoPatchPruner(C, L, 0.5, 6)
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(selector='foo'), 'selector must be one of'),
+    (dict(prior_layer=L), 'prior_layer'),
+    (dict(smooth_kernel=4), 'smooth_kernel'),
+    (dict(keep_ratio=1.2), r'keep_ratio must be in \(0, 1\]'),
+    (dict(prune_layer=6), r'prune_layer must be an int in \[0, 5\]'),
+    (dict(keep_ratio=[0.5, 0.6], prune_layer=[1, 2]), 'strictly decreasing'),
+    (dict(keep_ratio=[0.5], prune_layer=[1, 2]), 'same length'),
+    (dict(keep_ratio=[]), 'must not be empty'),
+    (dict(tau_match=0), 'tau_match'),
+    (dict(tau_select=-1), 'tau_select'),
+    (dict(loss_weight=-1), 'loss_weight'),
+    (dict(map_loss_weight='x'), 'map_loss_weight'),
+    (dict(soft_target=1.0), 'soft_target'),
+])
+def test_bad_arguments_name_the_class(kwargs, match):
+    args = dict(embed_dims=C, num_layers=L, keep_ratio=0.5, prune_layer=1)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match='^VideoPatchPruner: .*' + match):
+        VideoPatchPruner(**args)
+
+
+def test_bad_blocks_and_dense():
     dense = VideoPatchPruner(C, L, 1.0, 1)
     assert dense.dense and len(dense.scorers) == 0
     p = VideoPatchPruner(C, L, 0.5, 1)
     with pytest.raises(ValueError, match='blocks'):
         p(torch.zeros(1, 1 + N, C), (H, W), [nn.Identity()] * 3, None)
+
+
+def test_selection_loss_has_the_official_weighting():
+    """40 * (10 * (s0 - 0.5)^2 + sum_s (k_s - r_s)^2) / (10 + S), summed
+    over the pruned frames (the official code adds one loss per frame)."""
+    pruner = VideoPatchPruner(C, L, [0.7, 0.5, 0.3], [1, 3, 4], 'temporal')
+    frame = FrameStats(True, [N] * L, N,
+                       soft_keep=[torch.tensor(0.3), torch.tensor(0.6),
+                                  torch.tensor(0.2)])
+    dense = FrameStats(False, [N] * L, N)
+    one = 40 * (10 * 0.2**2 + 0.1**2 + 0.1**2) / 12
+    loss = pruner.loss([dense, frame])['loss_vpp_select']
+    assert loss.item() == pytest.approx(one)
+    assert pruner.loss([dense, frame, frame])['loss_vpp_select'].item() == \
+        pytest.approx(2 * one)
+    # one stage: 40 x the Map-SM term; weights are arguments
+    single = VideoPatchPruner(C, L, 0.4, 1, loss_weight=4.,
+                              map_loss_weight=3.)
+    frame = FrameStats(True, [N] * L, N, soft_keep=[torch.tensor(0.3)])
+    assert single.loss([frame])['loss_vpp_select'].item() == \
+        pytest.approx(4 * 0.2**2)
+
+
+def test_selection_loss_terms_from_a_forward(blocks):
+    """Stage 0: mean soft keep; later stages: the expected kept share of the
+    grid (soft score x the earlier gate), which the loss alone trains."""
+    pruner = VideoPatchPruner(C, L, [0.7, 0.5, 0.3], [1, 3, 4], 'image',
+                              smooth_kernel=3, gumbel_noise=False).train()
+    x0, x1, _ = frames()
+    _, prior, st0 = pruner(x0, (H, W), blocks, None)
+    _, _, st1 = pruner(x1, (H, W), blocks, prior)
+    assert st0.soft_keep == [] and len(st1.soft_keep) == 3
+    s0, k1, k2 = st1.soft_keep
+    assert 0 < s0 < 1
+    # a later stage keeps in expectation less than the patches it sees
+    assert 0 < k1 < num_keep(N, 0.7) / N and 0 < k2 < num_keep(N, 0.5) / N
+    pruner.loss([st0, st1])['loss_vpp_select'].backward()
+    for head in pruner.scorers:
+        assert head.mlp[0].weight.grad.abs().sum() > 0

@@ -101,6 +101,16 @@ def test_test_prunes_frames_in_order_and_draws(vpp_run):
     assert hub.get_scalar('test/vpp_keep').current() == pytest.approx(0.5)
     assert hub.get_scalar('test/vpp_pkr').current() == pytest.approx(
         (1 + 3 * (1 + 5 * 0.5) / 6) / 4)
+    # per block, over all frames (frame 0 of each video dense): their mean
+    # is the PKR; the pruned frames' patch counts are in the log
+    blocks = [hub.get_scalar(f'test/vpp_keep_block{i}').current()
+              for i in range(6)]
+    assert blocks == pytest.approx([1.0] + [(1 + 3 * 0.5) / 4] * 5)
+    assert sum(blocks) / 6 == pytest.approx(
+        hub.get_scalar('test/vpp_pkr').current())
+    assert 'patches per block (pruned frames, mean) 240 120 120 120 120 ' \
+        '120' in log
+    assert 'vpp_keep_block1: 0.6250' in log  # next to the AP
     # the held-out videos have ground truth: share of object pixels kept
     recall = hub.get_scalar('test/vpp_fg_recall').current()
     assert 0.0 <= recall <= 1.0
@@ -110,6 +120,8 @@ def test_test_prunes_frames_in_order_and_draws(vpp_run):
     lines = re.findall(r'VPP test \S+: keep ratio per frame ([\d. ]+)\|',
                        log)
     assert len(lines) == 3  # the 3 held-out videos
+    assert len(re.findall(r'\| patches per block \(frame 1\) 240 120 120 '
+                          r'120 120 120', log)) == 3
     assert all(ln.split() == ['1.00', '0.50', '0.50', '0.50']
                for ln in lines)
     # the last video: frame 0 dense, then exactly 120 of 240 patches

@@ -17,8 +17,9 @@ pruning method is compared against; several configs given at once are
 measured side by side, in the same run.
 
 Given a VPP config (backbone ``VPPBackbone``), it hands over to
-``benchmark_vpp.py`` (same flags, plus ``--keep-ratios 1.0 0.7 0.55 0.4``):
-dense vs VPP side by side, with the FLOPs ratio beside the measured one.
+``benchmark_vpp.py`` (same flags, plus ``--schedules dense config 1:0.4 ...``
+and ``--keep-ratios``): dense vs VPP schedules side by side, streaming and
+offline, with the FLOPs ratio beside the measured one.
 """
 import argparse
 import os.path as osp
@@ -122,7 +123,7 @@ def is_vpp_config(path: str) -> bool:
 
 
 def main():
-    if '--keep-ratios' in sys.argv or any(
+    if {'--keep-ratios', '--schedules'} & set(sys.argv) or any(
             is_vpp_config(a) for a in sys.argv[1:] if a.endswith('.py')):
         runpy.run_path(
             osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_vpp.py'),

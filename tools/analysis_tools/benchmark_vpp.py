@@ -1,24 +1,43 @@
-"""Dense vs VPP side by side: FLOPs and wall-clock per frame at keep ratios.
+"""Dense vs VPP schedules side by side: FLOPs and wall-clock per frame.
 
     python tools/analysis_tools/benchmark_vpp.py CONFIG
-        [--keep-ratios 1.0 0.7 0.55 0.4] [--shape 368 640] [--frames 4]
-        [--repeat 5] [--threads N] [--out work_dirs/benchmark/vpp.json]
-        [--checkpoint CKPT] [--cfg-options k=v ...]
+        [--schedules dense config 1:0.4 1:0.7,3:0.56,6:0.448,9:0.358 ...]
+        [--keep-ratios 1.0 0.4 ...] [--shape 368 640] [--frames 4]
+        [--repeat 5] [--model-repeat N] [--threads N] [--device cpu]
+        [--out work_dirs/benchmark/vpp.json] [--checkpoint CKPT]
+        [--cfg-options k=v ...]
 
-CONFIG is a VPP config (``model.backbone.type='VPPBackbone'``); each keep
-ratio is built with ``model.backbone.keep_ratio=r`` (1.0 is the wrapped dense
-backbone, bit-exact). Measured in one process, the timings interleaved (one
-run of every row per round, median over rounds, every run in the JSON) so
-that load changes on a shared machine hit all rows alike:
+CONFIG is a VPP config (``model.backbone.type='VPPBackbone'``). Every row is
+a *schedule*, built with ``model.backbone.prune_layer`` /
+``model.backbone.keep_ratio`` set from it:
 
-* backbone, one *pruned* frame in steady state (the prior comes from the
-  frame before, as in a video): FLOPs and wall-clock, also of the ViT
-  part alone (embedding, blocks, norm; timed with the pyramid left out) and
-  of the feature pyramid, which runs on the full grid whatever is pruned;
-* whole model per frame: the pruned backbone frame plus the head
-  (``track_head.predict``, post-processing included) on a ``--frames`` clip
-  divided by the number of frames (the head's cost does not depend on
-  pruning).
+* ``dense``: keep ratio 1.0 (the wrapped dense backbone, bit-exact);
+* ``config``: the config's own schedule (one or several stages);
+* ``L:r[,L:r...]``: stages, e.g. ``1:0.4`` (one stage at block 1) or the
+  paper's ViT-S schedule ``1:0.7,3:0.56,6:0.448,9:0.358``.
+
+``--keep-ratios r ...`` is short for one stage per ratio at the config's
+first pruning block (1.0 = ``dense``). Default rows: ``dense config``.
+
+Two ways to run a video, both measured (per frame):
+
+* **streaming**: one frame at a time, batch 1, as a frame arrives. Dense:
+  ``backbone(frame)``; VPP: a *pruned* frame in steady state (its prior from
+  the frame before). This is the setting of the paper's claim (online VIS,
+  frame t needs frame t-1) and what FLOPs per pruned frame describe.
+* **offline**: a whole ``--frames`` clip at once. Dense: one forward batched
+  over the clip; VPP: the clip frame by frame at batch 1 (it cannot batch:
+  frame t's selection needs frame t-1), frame 0 dense. On a GPU, batch-1
+  steps are launch-bound, so the streaming speed-up need not carry over.
+
+Also per row: the patches every block processes in a pruned frame (the PKR is
+their mean / N), FLOPs and time of the ViT part alone (embedding, blocks,
+norm; timed with the pyramid left out) and of the pyramid, which runs on the
+full grid whatever is pruned; the whole model per frame (streaming backbone
++ ``track_head.predict`` on a ``--frames`` clip / frames; the head does not
+depend on pruning). The timings are interleaved (one run of every row per
+round, median over rounds, every run in the JSON) so that load changes on a
+shared machine hit all rows alike.
 
 FLOPs use ``mmengine.analysis`` (fvcore convention, 1 multiply-add = 1 FLOP)
 with the attention switched to its explicit matmul path while counting
@@ -34,7 +53,7 @@ import statistics
 import time
 
 import torch
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
 
 from mmsparse.utils.benchmark import count_flops, format_table, write_json
 
@@ -46,6 +65,38 @@ def _dense_tool():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def parse_schedule(spec: str):
+    """``'dense'`` | ``'config'`` | ``'L:r[,L:r...]'`` -> (layers, ratios).
+
+    Returns None for ``'config'`` (keep the config's schedule) and
+    ``([1], [1.0])`` for ``'dense'``. Raises ValueError on bad syntax (the
+    backbone checks the values).
+    """
+    if spec == 'config':
+        return None
+    if spec == 'dense':
+        return [1], [1.0]
+    layers, ratios = [], []
+    try:
+        for stage in spec.split(','):
+            layer, ratio = stage.split(':')
+            layers.append(int(layer))
+            ratios.append(float(ratio))
+    except ValueError:
+        raise ValueError(
+            f"schedule {spec!r}: use 'dense', 'config' or "
+            "'LAYER:KEEP[,LAYER:KEEP...]', e.g. 1:0.7,3:0.56") from None
+    return layers, ratios
+
+
+def schedule_name(layers, ratios) -> str:
+    """Inverse of :func:`parse_schedule` (``'dense'`` for keep 1.0)."""
+    if list(ratios) == [1.0]:
+        return 'dense'
+    return ','.join(f'{layer}:{ratio:g}'
+                    for layer, ratio in zip(layers, ratios))
 
 
 @contextlib.contextmanager
@@ -70,19 +121,25 @@ class _NoPyramid(torch.nn.Module):
         return [x]
 
 
-def measure_row(model, keep, frames, sample_fn, h, w):
-    """FLOPs, PKR and the timed callables of one keep ratio."""
+def measure_row(model, frames, sample_fn, h, w):
+    """FLOPs, keep counts and the timed callables of one built model."""
     model.eval()
     bb = model.backbone
     if not hasattr(bb, 'forward_stream'):
         raise TypeError(f'{type(bb).__name__} is not a VPPBackbone; give a '
                         'VPP config (model.backbone.type=VPPBackbone)')
     T = frames.shape[0]
+    pruner = bb.pruner
     with torch.no_grad():
         _, prior = bb.forward_stream(frames[:1])
         feat = bb.backbone.tokens_to_featmap(*bb.backbone.embed(frames[1:2]))
         bb.forward_stream(frames[1:2], prior)
-        frame_pkr = bb.last_stats[-1].pkr if bb.last_stats else 1.0
+        if bb.last_stats:
+            frame_stats = bb.last_stats[-1]
+            counts, n = frame_stats.counts, frame_stats.num_tokens
+        else:  # dense
+            n = feat.shape[-2] * feat.shape[-1]
+            counts = [n] * pruner.num_layers
         feats = tuple(bb(frames))
         video_pkr = (sum(s.pkr for s in bb.last_stats) / T
                      if bb.last_stats else 1.0)
@@ -95,15 +152,21 @@ def measure_row(model, keep, frames, sample_fn, h, w):
 
     with explicit_attention(model):
         bb_flops = count_flops(bb, frames[1:2], fn=frame_fn)
+        clip_flops = count_flops(bb, frames)
         pyr_flops = count_flops(bb.backbone.pyramid, feat)
         head_flops = count_flops(model.track_head, feats, fn=head_fn)
     head_per_frame = head_flops['flops'] / 1e9 / T
     row = dict(
-        keep_ratio=keep,
-        frame_pkr=frame_pkr,
+        schedule=schedule_name(pruner.prune_layers, pruner.keep_ratios),
+        prune_layer=list(pruner.prune_layers),
+        keep_ratio=list(pruner.keep_ratios),
+        num_patches=n,
+        patches_per_block=list(counts),
+        frame_pkr=sum(counts) / (len(counts) * n),
         video_pkr=video_pkr,
         backbone_GFLOPs=bb_flops['flops'] / 1e9,
         vit_GFLOPs=(bb_flops['flops'] - pyr_flops['flops']) / 1e9,
+        offline_GFLOPs_per_frame=clip_flops['flops'] / 1e9 / T,
         head_GFLOPs_per_frame=head_per_frame,
         model_GFLOPs=bb_flops['flops'] / 1e9 + head_per_frame,
         uncounted_ops=sorted(set(bb_flops['uncounted'])
@@ -119,16 +182,19 @@ def measure_row(model, keep, frames, sample_fn, h, w):
 
     calls = dict(
         backbone=lambda: frame_fn(frames[1:2]),
+        offline=lambda: bb(frames),
         vit=vit_only,
         pyramid=lambda: bb.backbone.pyramid(feat),
         head=lambda: model.track_head.predict(feats, sample_fn(T, h, w)))
     return row, calls
 
 
-def interleaved_times(calls_per_row, repeat, model_repeat):
+def interleaved_times(calls_per_row, repeat, model_repeat, sync=None):
     """Median (and min) seconds of every call over rounds (one run of every
     row per round); the expensive ``head`` call only in the first
-    ``model_repeat`` rounds."""
+    ``model_repeat`` rounds. ``sync`` (e.g. ``torch.cuda.synchronize``) is
+    called before the clock is read."""
+    sync = sync or (lambda: None)
     runs = [{k: [] for k in calls} for calls in calls_per_row]
     with torch.no_grad():
         for calls in calls_per_row:  # warm-up
@@ -139,100 +205,174 @@ def interleaved_times(calls_per_row, repeat, model_repeat):
                 for key, fn in calls.items():
                     if key == 'head' and r >= model_repeat:
                         continue
+                    sync()
                     start = time.perf_counter()
                     fn()
+                    sync()
                     out[key].append(time.perf_counter() - start)
     return [{k: statistics.median(v) for k, v in r.items()}
             | {f'{k}_min': min(v) for k, v in r.items()}
             | {'runs': r} for r in runs]
 
 
+def row_specs(args, cfg) -> list:
+    """The schedule strings of the rows, from the arguments."""
+    specs = list(args.schedules or [])
+    if args.keep_ratios:
+        layer = cfg.model.backbone.get('prune_layer', 1)
+        first = layer[0] if isinstance(layer, (list, tuple)) else layer
+        specs += ['dense' if r == 1 else f'{first}:{r:g}'
+                  for r in args.keep_ratios]
+    return specs or ['dense', 'config']
+
+
+def add_times(rows, times, frames):
+    """Milliseconds and speed-ups against the dense (else the first) row."""
+    for row, t in zip(rows, times):
+        row['backbone_ms'] = t['backbone'] * 1e3
+        row['offline_ms_per_frame'] = t['offline'] * 1e3 / frames
+        row['pyramid_ms'] = t['pyramid'] * 1e3
+        row['vit_ms'] = t['vit'] * 1e3
+        row['head_ms_per_frame'] = t['head'] * 1e3 / frames
+        row['model_ms'] = row['backbone_ms'] + row['head_ms_per_frame']
+        row['offline_model_ms'] = (row['offline_ms_per_frame'] +
+                                   row['head_ms_per_frame'])
+        row['runs_s'] = t['runs']
+    base = next((r for r in rows if r['schedule'] == 'dense'), rows[0])
+    for row in rows:
+        for part, flops, ms in (
+                ('backbone', 'backbone_GFLOPs', 'backbone_ms'),
+                ('offline', 'offline_GFLOPs_per_frame',
+                 'offline_ms_per_frame'),
+                ('vit', 'vit_GFLOPs', 'vit_ms'),
+                ('model', 'model_GFLOPs', 'model_ms')):
+            row[f'{part}_ideal_x'] = base[flops] / row[flops]
+            row[f'{part}_measured_x'] = base[ms] / row[ms]
+        row['blocks'] = ' '.join(str(c) for c in row['patches_per_block'])
+        for key in list(row):
+            if key.endswith('_x'):
+                row[key + '_str'] = f'{row[key]:.2f}x'
+    return base
+
+
+def tables(rows):
+    """The printed markdown tables (main, ViT/offline detail)."""
+    main = format_table(rows, [
+        'schedule', 'frame_pkr', 'blocks', 'backbone_GFLOPs',
+        'backbone_ideal_x_str', 'backbone_ms', 'backbone_measured_x_str',
+        'offline_ms_per_frame', 'offline_measured_x_str', 'model_GFLOPs',
+        'model_ms', 'model_ideal_x_str', 'model_measured_x_str'
+    ], [
+        'schedule', 'PKR', 'patches per block', 'backbone GFLOPs',
+        'FLOPs ratio', 'streaming ms', 'measured', 'offline ms/frame',
+        'measured', 'model GFLOPs', 'model ms', 'FLOPs ratio', 'measured'
+    ])
+    detail = format_table(rows, [
+        'schedule', 'vit_GFLOPs', 'vit_ms', 'vit_ideal_x_str',
+        'vit_measured_x_str', 'pyramid_ms', 'video_pkr',
+        'offline_GFLOPs_per_frame', 'offline_ideal_x_str'
+    ], [
+        'schedule', 'ViT GFLOPs', 'ViT ms', 'FLOPs ratio', 'measured',
+        'pyramid ms', 'clip PKR', 'offline GFLOPs/frame', 'FLOPs ratio'
+    ])
+    return main, detail
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='a VPP config')
-    parser.add_argument('--keep-ratios', type=float, nargs='+',
-                        default=[1.0, 0.7, 0.55, 0.4])
+    parser.add_argument('--schedules', nargs='+', default=None,
+                        help="rows: 'dense', 'config' or 'L:r[,L:r...]'")
+    parser.add_argument('--keep-ratios', type=float, nargs='+', default=None,
+                        help="one stage per ratio at the config's first "
+                        'pruning block (1.0 = dense); added after '
+                        '--schedules')
     parser.add_argument('--checkpoint', default=None)
     parser.add_argument('--shape', type=int, nargs=2, default=[368, 640],
                         metavar=('H', 'W'))
     parser.add_argument('--frames', type=int, default=4,
-                        help='clip length for the head numbers')
+                        help='clip length of the offline and head numbers')
     parser.add_argument('--repeat', type=int, default=5,
                         help='timed rounds of the backbone parts')
     parser.add_argument('--model-repeat', type=int, default=None,
                         help='timed rounds of the head (default: --repeat)')
     parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--device', default='cpu',
+                        help="'cpu' or 'cuda' (CUDA timings synchronise "
+                        'before reading the clock)')
     parser.add_argument('--out', default='work_dirs/benchmark/vpp.json')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
     if args.frames < 2 or args.repeat < 1:
         parser.error('--frames must be >= 2 and --repeat >= 1')
-    if any(not 0 < r <= 1 for r in args.keep_ratios):
+    if any(not 0 < r <= 1 for r in args.keep_ratios or []):
         parser.error('--keep-ratios must be in (0, 1]')
     h, w = args.shape
     if h % 16 or w % 16:
         parser.error(f'--shape {h} {w}: both must be multiples of the patch '
                      'size 16 (368x640 = a 23x40 grid; real 640x360 frames '
                      'are padded to 384x640 by the data preprocessor)')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if cfg.model.get('backbone', {}).get('type') != 'VPPBackbone':
+        parser.error(f'{args.config} is not a VPP config '
+                     '(model.backbone.type must be VPPBackbone)')
+    specs = row_specs(args, cfg)
+    try:
+        schedules = [parse_schedule(s) for s in specs]
+    except ValueError as err:
+        parser.error(str(err))
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == 'cuda' else None
     tool = _dense_tool()
 
     torch.manual_seed(0)
-    frames = torch.randn(args.frames, 3, h, w)
+    frames = torch.randn(args.frames, 3, h, w, device=device)
     rows, calls = [], []
-    for keep in args.keep_ratios:
+    for spec, schedule in zip(specs, schedules):
         opts = dict(args.cfg_options or {})
-        opts['model.backbone.keep_ratio'] = keep
+        if schedule is not None:
+            opts['model.backbone.prune_layer'] = schedule[0]
+            opts['model.backbone.keep_ratio'] = schedule[1]
         opts['model.backbone.backbone.init_cfg'] = None  # no downloads
-        model = tool.build(args.config, args.checkpoint, opts)
-        print(f'keep {keep}: counting FLOPs ...', flush=True)
-        row, fns = measure_row(model, keep, frames, tool.make_track_sample,
-                               h, w)
+        model = tool.build(args.config, args.checkpoint, opts).to(device)
+        print(f'{spec}: counting FLOPs ...', flush=True)
+        row, fns = measure_row(model, frames, tool.make_track_sample, h, w)
         rows.append(row)
         calls.append(fns)
     print(f'timing {len(rows)} rows x {args.repeat} rounds ...', flush=True)
     model_repeat = min(args.model_repeat or args.repeat, args.repeat)
-    times = interleaved_times(calls, args.repeat, model_repeat)
-    base = rows[0]
-    for row, t in zip(rows, times):
-        row['backbone_ms'] = t['backbone'] * 1e3
-        row['pyramid_ms'] = t['pyramid'] * 1e3
-        row['vit_ms'] = t['vit'] * 1e3
-        row['head_ms_per_frame'] = t['head'] * 1e3 / args.frames
-        row['model_ms'] = row['backbone_ms'] + row['head_ms_per_frame']
-        row['runs_s'] = t['runs']
-        for part, flops, ms in (('backbone', 'backbone_GFLOPs', 'backbone_ms'),
-                                ('vit', 'vit_GFLOPs', 'vit_ms'),
-                                ('model', 'model_GFLOPs', 'model_ms')):
-            row[f'{part}_ideal_x'] = base[flops] / row[flops]
-            row[f'{part}_measured_x'] = base[ms] / row[ms]
-    cols = ['keep_ratio', 'frame_pkr', 'backbone_GFLOPs', 'backbone_ms',
-            'backbone_ideal_x', 'backbone_measured_x', 'vit_GFLOPs', 'vit_ms',
-            'vit_ideal_x', 'vit_measured_x', 'model_GFLOPs', 'model_ms',
-            'model_ideal_x', 'model_measured_x']
-    table = format_table(rows, cols, [
-        'keep', 'PKR', 'backbone GFLOPs', 'backbone ms', 'ideal x',
-        'measured x', 'ViT GFLOPs', 'ViT ms', 'ideal x', 'measured x',
-        'model GFLOPs', 'model ms', 'ideal x', 'measured x'
-    ])
-    note = (f'per frame at {h}x{w}; first row = dense (keep 1.0). A pruned '
-            'frame in steady state (prior from the previous frame). backbone '
-            f'= ViT + pyramid (pyramid {base["pyramid_ms"]:.0f} ms, '
+    times = interleaved_times(calls, args.repeat, model_repeat, sync)
+    base = add_times(rows, times, args.frames)
+    table, detail = tables(rows)
+    where = (torch.cuda.get_device_name(device) if device.type == 'cuda'
+             else f'CPU, {torch.get_num_threads()} threads')
+    note = (f'per frame at {h}x{w} ({base["num_patches"]} patches), '
+            f'{where}; ratios against the {base["schedule"]} row. PKR and '
+            'patches per block: a pruned frame. streaming = one frame at '
+            'batch 1 (VPP: a pruned frame, prior from the frame before); '
+            f'offline = a {args.frames}-frame clip / {args.frames} (dense '
+            'batched over the clip, VPP frame by frame, frame 0 dense: '
+            '"clip PKR"). backbone = ViT + pyramid (pyramid '
+            f'{base["pyramid_ms"]:.0f} ms, '
             f'{base["backbone_GFLOPs"] - base["vit_GFLOPs"]:.1f} GFLOPs, '
             'the same in every row); ViT = embedding + blocks + norm (timed '
-            'without the pyramid); model = '
-            'backbone + track_head.predict on a '
-            f'{args.frames}-frame clip / {args.frames}. '
-            f'{torch.get_num_threads()} threads; median of {args.repeat} '
-            f'interleaved rounds ({model_repeat} for the head; all runs in '
-            'the json).')
+            'without the pyramid); model = streaming backbone + '
+            f'track_head.predict on a {args.frames}-frame clip / '
+            f'{args.frames}. Median of {args.repeat} interleaved rounds '
+            f'({model_repeat} for the head; all runs in the json).')
     print(table)
+    print()
+    print(detail)
     print(note)
     out = write_json(
-        dict(config=args.config, rows=rows, table=table, note=note,
-             shape=[h, w], frames=args.frames, repeat=args.repeat,
-             torch=torch.__version__, threads=torch.get_num_threads(),
+        dict(config=args.config, rows=rows, table=table, detail=detail,
+             note=note, shape=[h, w], frames=args.frames, repeat=args.repeat,
+             device=str(device), torch=torch.__version__,
+             threads=torch.get_num_threads(),
              cpu=platform.processor() or platform.machine()), args.out)
     print(f'wrote {out}')
 

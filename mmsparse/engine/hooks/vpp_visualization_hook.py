@@ -102,6 +102,10 @@ class VPPVisualizationHook(Hook):
     * at the end of the epoch the mean PKR over all frames and the mean
       keep ratio of the pruned frames (summed over ranks) are logged and
       written as ``test/vpp_pkr``, ``test/vpp_keep`` (``val/...``) scalars;
+      so is the share of patches each block processes, averaged over all
+      frames (``test/vpp_keep_block{i}``; their mean is ``vpp_pkr``, the
+      paper's PKR), with the per-block patch counts of the pruned frames
+      in the log line;
     * where the samples carry ground-truth masks (local evaluation), the
       **foreground recall** of the pruned frames: the fraction of object
       pixels whose patch was kept (``test/vpp_fg_recall``), and its ratio
@@ -124,23 +128,33 @@ class VPPVisualizationHook(Hook):
                  out_dir: str = 'vpp_kept_patches',
                  draw_in_val: bool = False) -> None:
         if num_videos < 0:
-            raise ValueError(f'num_videos must be >= 0, got {num_videos}')
+            raise ValueError(f'VPPVisualizationHook: num_videos must be >= 0, '
+                             f'got {num_videos}')
         if max_frames < 1:
-            raise ValueError(f'max_frames must be >= 1, got {max_frames}')
+            raise ValueError(f'VPPVisualizationHook: max_frames must be >= 1, '
+                             f'got {max_frames}')
         self.num_videos = num_videos
         self.max_frames = max_frames
         self.out_dir = out_dir
         self.draw_in_val = draw_in_val
         self.saved_files: List[str] = []
-        self._reset()
+        self._reset(0)
 
-    def _reset(self) -> None:
+    def _reset(self, num_layers: int) -> None:
         self._seen = 0
+        self._num_layers = num_layers
         # frames, sum of PKR, pruned frames, sum of their keep ratios,
         # object pixels of pruned frames kept, object pixels of pruned
         # frames, sum of the keep ratios of the pruned frames with objects,
-        # number of those frames
-        self._sums = torch.zeros(8, dtype=torch.float64)
+        # number of those frames; then per block: sum over all frames of
+        # the share of patches processed, sum over the pruned frames of the
+        # patches processed
+        self._sums = torch.zeros(8 + 2 * num_layers, dtype=torch.float64)
+
+    def _reset_for(self, runner) -> None:
+        backbone = self._backbone(runner)
+        pruner = getattr(backbone, 'pruner', None)
+        self._reset(getattr(pruner, 'num_layers', 0))
 
     @staticmethod
     def _backbone(runner):
@@ -152,10 +166,10 @@ class VPPVisualizationHook(Hook):
         return backbone
 
     def before_val(self, runner) -> None:
-        self._reset()
+        self._reset_for(runner)
 
     def before_test(self, runner) -> None:
-        self._reset()
+        self._reset_for(runner)
 
     def after_val_iter(self, runner, batch_idx: int, data_batch=None,
                        outputs: Optional[Sequence] = None) -> None:
@@ -183,8 +197,17 @@ class VPPVisualizationHook(Hook):
         self._sums[:4] += torch.tensor([
             len(stats), sum(s.pkr for s in stats), len(pruned), sum(pruned)
         ], dtype=torch.float64)
+        L = self._num_layers
+        if L and all(len(s.counts) == L for s in stats):
+            counts = torch.tensor([s.counts for s in stats],
+                                  dtype=torch.float64)
+            share = counts / torch.tensor([[s.num_tokens] for s in stats],
+                                          dtype=torch.float64)
+            self._sums[8:8 + L] += share.sum(0)
+            is_pruned = torch.tensor([s.pruned for s in stats])
+            self._sums[8 + L:] += counts[is_pruned].sum(0)
         if outputs:
-            self._sums[4:] += torch.tensor(
+            self._sums[4:8] += torch.tensor(
                 foreground_recall(backbone, stats,
                                   list(outputs[0].video_data_samples)),
                 dtype=torch.float64)
@@ -195,9 +218,12 @@ class VPPVisualizationHook(Hook):
         video = osp.basename(osp.dirname(frames[0].img_path)) \
             if frames and 'img_path' in frames[0] else f'video{self._seen}'
         pkr = sum(s.pkr for s in stats) / len(stats)
+        blocks = next((s.counts for s in stats if s.pruned), None)
         runner.logger.info(
             f'VPP {tag} {video}: keep ratio per frame ' +
-            ' '.join(f'{k:.2f}' for k in keep) + f' | PKR {pkr:.3f}')
+            ' '.join(f'{k:.2f}' for k in keep) + f' | PKR {pkr:.3f}' +
+            ('' if blocks is None else ' | patches per block (frame 1) ' +
+             ' '.join(str(c) for c in blocks)))
         if draw and len(frames) == len(stats):
             self._draw(runner, backbone, frames, stats, video, tag)
 
@@ -230,7 +256,7 @@ class VPPVisualizationHook(Hook):
         sums = self._sums.clone()
         all_reduce(sums)
         frames, pkr_sum, pruned, keep_sum, fg_kept, fg, fg_keep_sum, \
-            fg_frames = sums.tolist()
+            fg_frames = sums[:8].tolist()
         if frames == 0:
             return
         pkr = pkr_sum / frames
@@ -239,6 +265,18 @@ class VPPVisualizationHook(Hook):
         runner.message_hub.update_scalar(f'{mode}/vpp_keep', keep)
         msg = (f'VPP {mode}: {int(frames)} frames, {int(pruned)} pruned; '
                f'keep ratio of pruned frames {keep:.3f}, mean PKR {pkr:.3f}')
+        L = self._num_layers
+        if L:
+            share = (sums[8:8 + L] / frames).tolist()
+            for i, value in enumerate(share):
+                runner.message_hub.update_scalar(f'{mode}/vpp_keep_block{i}',
+                                                 value)
+            msg += ('; share of patches per block (all frames) ' +
+                    ' '.join(f'{v:.3f}' for v in share))
+            if pruned:
+                counts = (sums[8 + L:] / pruned).tolist()
+                msg += ('; patches per block (pruned frames, mean) ' +
+                        ' '.join(f'{v:.0f}' for v in counts))
         if fg > 0:
             recall = fg_kept / fg
             selectivity = recall / (fg_keep_sum / fg_frames)

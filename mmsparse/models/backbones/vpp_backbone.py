@@ -81,8 +81,13 @@ class VPPBackbone(BaseModule):
             Defaults to 10.
         tau_select (float): Gumbel temperature of the keep scores.
             Defaults to 10.
-        loss_weight (float): Weight of ``loss_vpp_select``. Defaults to 10.
-        soft_target (float): Target mean soft keep probability.
+        loss_weight (float): Overall weight of ``loss_vpp_select`` (the
+            official ``ratio_sm_sparsity_loss``). Defaults to 40.
+        map_loss_weight (float): Weight of the stage-0 (Map-SM) term
+            against each later stage's ratio term inside the normalisation
+            (the official ``ratio_match_module_sparsity_loss``).
+            Defaults to 10.
+        soft_target (float): Target mean soft keep probability of stage 0.
             Defaults to 0.5.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
@@ -102,7 +107,8 @@ class VPPBackbone(BaseModule):
                  smooth_kernel: int = 9,
                  tau_match: float = 10.,
                  tau_select: float = 10.,
-                 loss_weight: float = 10.,
+                 loss_weight: float = 40.,
+                 map_loss_weight: float = 10.,
                  soft_target: float = 0.5,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -115,21 +121,29 @@ class VPPBackbone(BaseModule):
                             f'an nn.Module, got {type(backbone).__name__}')
         self._check_wrappable(self.backbone)
         self.num_frames = num_frames
-        self.pruner = VideoPatchPruner(
-            embed_dims=self.backbone.embed_dims,
-            num_layers=len(self.backbone.blocks),
-            keep_ratio=keep_ratio,
-            prune_layer=prune_layer,
-            selector=selector,
-            prior_layer=prior_layer,
-            num_extra_tokens=self.backbone.num_extra_tokens,
-            hidden_ratio=hidden_ratio,
-            stage_hidden_ratio=stage_hidden_ratio,
-            smooth_kernel=smooth_kernel,
-            tau_match=tau_match,
-            tau_select=tau_select,
-            loss_weight=loss_weight,
-            soft_target=soft_target)
+        try:
+            self.pruner = VideoPatchPruner(
+                embed_dims=self.backbone.embed_dims,
+                num_layers=len(self.backbone.blocks),
+                keep_ratio=keep_ratio,
+                prune_layer=prune_layer,
+                selector=selector,
+                prior_layer=prior_layer,
+                num_extra_tokens=self.backbone.num_extra_tokens,
+                hidden_ratio=hidden_ratio,
+                stage_hidden_ratio=stage_hidden_ratio,
+                smooth_kernel=smooth_kernel,
+                tau_match=tau_match,
+                tau_select=tau_select,
+                loss_weight=loss_weight,
+                map_loss_weight=map_loss_weight,
+                soft_target=soft_target)
+        except ValueError as err:  # same argument names: speak as the wrapper
+            msg = str(err)
+            prefix = f'{VideoPatchPruner.__name__}: '
+            raise ValueError(f'{type(self).__name__}: ' + (
+                msg[len(prefix):] if msg.startswith(prefix) else msg)) \
+                from None
         self.out_channels = getattr(self.backbone, 'out_channels', None)
         self.last_stats: List[FrameStats] = []
         self.last_hw: Optional[Tuple[int, int]] = None
@@ -152,7 +166,7 @@ class VPPBackbone(BaseModule):
                                    'attention mask)')
         if missing:
             raise TypeError(
-                f'VPPBackbone cannot wrap {name}: it lacks {missing}. It '
+                f'VPPBackbone: cannot wrap {name}: it lacks {missing}. It '
                 f'needs a ViT with the seams {list(cls._SEAMS)} and blocks '
                 "called as block(x, attn_mask), e.g. type='ViTPyramid'")
 
@@ -198,7 +212,7 @@ class VPPBackbone(BaseModule):
             T = self.num_frames
             if T is None:
                 raise ValueError(
-                    'VPPBackbone needs the clip length in training: use '
+                    'VPPBackbone: needs the clip length in training: use '
                     "model type='VPPMask2FormerVideo' (ties it to "
                     'track_head.num_frames) or set num_frames')
             if B % T:
@@ -266,7 +280,7 @@ class VPPBackbone(BaseModule):
             out['vpp_pkr'] = torch.tensor(
                 sum(s.pkr for s in stats) / len(stats), device=device)
         for s in stats:
-            s.soft = []
+            s.soft_keep = []
         return out
 
     def keep_masks(self) -> Optional[torch.Tensor]:

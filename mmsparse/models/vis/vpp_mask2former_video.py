@@ -47,7 +47,7 @@ class VPPMask2FormerVideo(Mask2FormerVideo):
             init_cfg=init_cfg)
         if not hasattr(self.backbone, 'pop_losses'):
             raise TypeError(
-                f'VPPMask2FormerVideo needs a VPPBackbone, got '
+                f'VPPMask2FormerVideo: needs a VPPBackbone, got '
                 f"{type(self.backbone).__name__}; use type='Mask2FormerVideo'"
                 ' for a dense backbone')
         head_frames = self.track_head.num_frames
@@ -55,8 +55,9 @@ class VPPMask2FormerVideo(Mask2FormerVideo):
             self.backbone.num_frames = head_frames
         elif self.backbone.num_frames != head_frames:
             raise ValueError(
-                f'VPPBackbone num_frames={self.backbone.num_frames} differs '
-                f'from track_head.num_frames={head_frames}; leave it unset')
+                f'VPPMask2FormerVideo: backbone.num_frames='
+                f'{self.backbone.num_frames} differs from '
+                f'track_head.num_frames={head_frames}; leave it unset')
 
     def loss(self, inputs: Tensor, data_samples: TrackSampleList,
              **kwargs) -> dict:

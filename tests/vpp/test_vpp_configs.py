@@ -1,0 +1,83 @@
+"""The ViT-S VPP configs: the paper's schedules and fine-tuning recipe."""
+import pytest
+from mmengine.config import Config
+
+from mmsparse.vpp import check_schedule, schedule_pkr
+
+DEFAULT = 'configs/vpp_mask2former_ytvis21.py'
+SCHEDULES = {
+    # config: (prune_layer, keep_ratio, PKR of a pruned frame)
+    DEFAULT: ([1, 3, 6, 9], [0.7, 0.56, 0.448, 0.358], 0.54),
+    'configs/vpp_mask2former_ytvis21_pkr0.4.py':
+    ([1, 3, 6, 9], [0.5, 0.4, 0.32, 0.256], 0.41),
+    'configs/vpp_mask2former_ytvis21_keep0.4.py': (1, 0.4, 0.45),
+}
+
+
+@pytest.mark.parametrize('path', sorted(SCHEDULES))
+def test_schedules_and_pkr(path):
+    layers, ratios, pkr = SCHEDULES[path]
+    bb = Config.fromfile(path).model.backbone
+    assert bb.type == 'VPPBackbone' and bb.selector == 'temporal'
+    assert bb.prune_layer == layers and bb.keep_ratio == ratios
+    assert bb.prior_layer == 5  # official prev_x_update_layer
+    assert (bb.loss_weight, bb.map_loss_weight) == (40., 10.)
+    ratios, layers = check_schedule(ratios, layers, 12)
+    assert schedule_pkr(ratios, layers, 12) == pytest.approx(pkr, abs=0.005)
+    # on the 23 x 40 grid of 368 x 640 frames, with exact top-k counts
+    assert schedule_pkr(ratios, layers, 12, 920) == pytest.approx(
+        pkr, abs=0.005)
+
+
+@pytest.mark.parametrize('path', sorted(SCHEDULES))
+def test_paper_fine_tuning_recipe(path):
+    cfg = Config.fromfile(path)
+    optim = cfg.optim_wrapper
+    assert optim.optimizer.type == 'AdamW'
+    assert optim.optimizer.lr == 2.5e-5
+    assert optim.optimizer.weight_decay == 0.05
+    assert optim.clip_grad.max_norm == 0.01
+    keys = optim.paramwise_cfg.custom_keys
+    assert keys['backbone'].lr_mult == 0.1
+    assert keys['backbone.pruner'].lr_mult == 1.0
+    # 6 epochs of ~81k key frames at 4 clips/iteration; step after epoch 4
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop'
+    assert cfg.train_cfg.max_iters == 121500
+    sched = cfg.param_scheduler
+    assert sched.type == 'RelativeMultiStepLR' and sched.by_epoch is False
+    assert round(sched.milestone_fractions[0] * 121500) == 81000
+    assert 'end' not in sched  # the runner sets it to max_iters
+    assert cfg.train_dataloader.batch_size == 1
+    assert cfg.auto_scale_lr.base_batch_size == 4
+    # 3-frame clips, in the head and in the sampler
+    assert cfg.model.track_head.num_frames == 3
+    sampler = cfg.train_dataloader.dataset.pipeline[0]
+    assert sampler.type == 'UniformRefFrameSample'
+    assert sampler.num_ref_imgs == 2
+
+
+def test_default_config_param_groups():
+    """The lr multipliers reach the parameters they are meant for: ViT x0.1,
+    the new selectors x1 (the longest matching key wins)."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+
+    from mmsparse.registry import MODELS
+    cfg = Config.fromfile(DEFAULT)
+    init_default_scope('mmdet')
+    cfg.model.backbone.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    assert model.backbone.pruner.prune_layers == (1, 3, 6, 9)
+    assert model.backbone.num_frames == 3
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    names = {id(p): n for n, p in model.named_parameters()}
+    lrs = {}
+    for group in wrapper.optimizer.param_groups:
+        for p in group['params']:
+            lrs[names[id(p)]] = group['lr']
+    assert lrs['backbone.pruner.scorers.0.mlp.0.weight'] == pytest.approx(2.5e-5)
+    assert lrs['backbone.pruner.scorers.3.mlp.2.weight'] == pytest.approx(2.5e-5)
+    assert lrs['backbone.backbone.blocks.4.attn.qkv.weight'] == \
+        pytest.approx(2.5e-6)
+    assert lrs['track_head.transformer_decoder.layers.0.cross_attn.attn'
+               '.in_proj_weight'] == pytest.approx(2.5e-5)

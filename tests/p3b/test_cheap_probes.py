@@ -5,8 +5,7 @@ import copy
 import pytest
 import torch
 
-from mmsparse.p3b import (CheapProbeBank, P3BPruner, ProbeBank,
-                          non_block_params)
+from mmsparse.p3b import CheapProbeBank, P3BPruner, ProbeBank, non_block_params
 from .toy_vit import ToyViT, train_steps
 
 

@@ -153,3 +153,130 @@ def test_registered_under_both_scopes(scope):
         assert slim.layers[0].mlp.mode == 'const'
         out = slim(torch.randn(1, 3, 16, 16))
         assert out[0].shape == (1, 8)
+
+
+# ------------------------------------------------------------------ review
+def test_resume_of_a_finished_run_evaluates_the_pruned_model(full_run,
+                                                             tmp_path):
+    """runner.test()/val() right after resuming a finished run must see the
+    pruned model, not the dense one."""
+    cfg = Config(tiny_cfg(str(tmp_path), HOOK))
+    cfg.experiment_name = 'p3b_resume_done'
+    cfg.resume = True
+    cfg.load_from = osp.join(full_run.work_dir, 'epoch_6.pth')
+    runner = Runner.from_cfg(cfg)
+    runner.train()  # nothing left to train
+    assert p3b_hook(runner).pruner.gated.active
+    x = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            runner.model.eval()(x, mode='tensor'),
+            full_run.model.eval()(x, mode='tensor'))
+
+
+def test_load_from_loads_weights_only_and_prunes_anew(full_run, tmp_path):
+    """A keep-0.25 run started (load_from) from a finished keep-0.5 run
+    prunes to 0.25; it must not inherit the finalized gates."""
+    hook = dict(HOOK, keep_ratio=0.25)
+    cfg = Config(tiny_cfg(str(tmp_path), hook))
+    cfg.experiment_name = 'p3b_load_from'
+    cfg.load_from = osp.join(full_run.work_dir, 'epoch_6.pth')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    pruner = p3b_hook(runner).pruner
+    assert len(pruner.history) == len(p3b_hook(full_run).pruner.history)
+    assert pruner.history[-1]['global_keep'] == pytest.approx(0.25,
+                                                              abs=0.03)
+
+
+def test_resume_with_another_keep_ratio_fails_before_training(full_run,
+                                                              tmp_path):
+    cfg = Config(tiny_cfg(str(tmp_path), dict(HOOK, keep_ratio=0.25)))
+    cfg.experiment_name = 'p3b_resume_kr'
+    cfg.resume = True
+    cfg.load_from = osp.join(full_run.work_dir, 'epoch_3.pth')
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match='^P3BHook: cannot resume.*'
+                       'keep_ratio=0.5.*keep_ratio=0.25.*load_from'):
+        runner.train()
+    cfg = Config(tiny_cfg(str(tmp_path / 'b'),
+                          dict(HOOK, prune_finalize=6)))
+    cfg.experiment_name = 'p3b_resume_sched'
+    cfg.resume = True
+    cfg.load_from = osp.join(full_run.work_dir, 'epoch_3.pth')
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match='^P3BHook: cannot resume.*'
+                       'schedule'):
+        runner.train()
+    assert runner.iter == 12  # resumed at epoch 3, not one step further
+
+
+class _FakeDataset:
+
+    def __init__(self, sample):
+        self.sample = sample
+
+    def __getitem__(self, idx):
+        return self.sample
+
+
+def _fake_runner(backbone, sample):
+    import logging
+    from types import SimpleNamespace
+    model = torch.nn.Module()
+    model.backbone = backbone
+    return SimpleNamespace(
+        model=model, logger=logging.getLogger('p3b_test'),
+        train_dataloader=SimpleNamespace(dataset=_FakeDataset(sample)))
+
+
+def _pyramid():
+    return MODELS.build(dict(
+        type='ViTPyramid', arch=dict(embed_dims=32, num_layers=4,
+                                     num_heads=2, feedforward_channels=64),
+        img_size=(64, 96), drop_path_rate=0.0, out_channels=16))
+
+
+def test_models_p3b_cannot_prune_fail_in_before_train_with_advice():
+    from mmengine.structures import BaseDataElement, InstanceData
+    labelled = dict(inputs=torch.zeros(3, 64, 96),
+                    data_samples=BaseDataElement(gt_label=torch.tensor([1])))
+    # a VPP-wrapped backbone
+    vpp = MODELS.build(dict(type='VPPBackbone', backbone=_pyramid(),
+                            smooth_kernel=3))
+    with pytest.raises(TypeError, match='^P3BHook: cannot prune '
+                       'VPPBackbone.*classification model.*slim ViT.*'
+                       'VPPBackbone'):
+        P3BHook(num_classes=5).before_train(_fake_runner(vpp, labelled))
+    # a video model: ViT backbone, but samples without class labels
+    video = dict(inputs=torch.zeros(2, 3, 64, 96),
+                 data_samples=BaseDataElement(
+                     gt_instances=InstanceData(labels=torch.tensor([0]))))
+    runner = _fake_runner(_pyramid(), video)
+    with pytest.raises(ValueError, match='^P3BHook: the training samples '
+                       'have no class labels.*classification model'):
+        P3BHook(num_classes=5).before_train(runner)
+
+
+def test_hook_errors_start_with_the_class_name():
+    for kwargs in (dict(keep_ratio=2), dict(prune_start=9, prune_sparse=3),
+                   dict(update_interval=0), dict(block_budget='x'),
+                   dict(width_multiple=0), dict(num_classes=1),
+                   dict(probe='tiny'), dict(probe_fraction=1.5),
+                   dict(probe_window=0)):
+        with pytest.raises(ValueError, match='^P3BHook: '):
+            P3BHook(**kwargs)
+
+
+def test_loss_scale_is_read_before_the_step():
+    from types import SimpleNamespace
+    scaler = torch.amp.GradScaler('cpu', init_scale=2.0**10)
+    runner = SimpleNamespace(optim_wrapper=SimpleNamespace(
+        loss_scaler=scaler))
+    assert float(P3BHook._loss_scale(runner)) == 2.0**10
+    scaler.scale(torch.ones(()))  # initialises the scale tensor
+    scale = P3BHook._loss_scale(runner)
+    scaler._scale.mul_(0.5)  # what update() does after an overflow
+    assert float(scale) == 2.0**10
+    runner.optim_wrapper = SimpleNamespace()
+    assert P3BHook._loss_scale(runner) is None

@@ -20,14 +20,24 @@ from mmengine.runner.checkpoint import save_checkpoint
 
 from mmsparse.models.backbones.slim_vit import SLIM_BACKBONES
 from mmsparse.p3b import (BLOCK_BUDGETS, ELEMENT_SCORES, P3BPruner,
-                          check_keep_ratio, check_schedule, find_backbone,
-                          non_block_params, vit_view)
+                          check_keep_ratio, check_probe_args, check_schedule,
+                          find_backbone, non_block_params, vit_view)
 from mmsparse.registry import HOOKS, MODELS
 from mmsparse.utils.p3b_plots import (plot_benefit_history,
                                       plot_keep_ratio_history,
                                       plot_param_allocation)
 
 CKPT_KEY = 'p3b'
+
+#: What to do with a model P3B cannot prune directly.
+PIPELINE_HINT = (
+    'P3B measures block benefit with classification probes, so it runs on '
+    'an image classifier with class labels. To prune the ViT of a video / '
+    'detection model (e.g. a VPP-wrapped Mask2Former): run P3BHook on a '
+    'classification model with the same ViT, take the slim ViT it exports '
+    '(<work_dir>/p3b/slim_model.py + slim_model.pth, a SlimViTPyramid / '
+    'SlimVisionTransformer) and use it as the backbone of that model '
+    '(wrapped by VPPBackbone for VPP)')
 
 
 def _all_reduce(tensor: torch.Tensor, op: str) -> None:
@@ -94,7 +104,20 @@ class P3BHook(Hook):
         probe_lr (float): Learning rate of the probe heads. Defaults to 5e-4.
         probe_weight_decay (float): Weight decay of the probe heads.
             Defaults to 0.05.
-        probe_convs (int): Conv stages of each patch probe. Defaults to 2.
+        probe_convs (int, optional): Conv stages of each patch probe; None =
+            2 (reference) / 1 (cheap). Defaults to None.
+        probe (str): Probe design: 'reference' (the paper's probes: per
+            sub-block a linear cls head and 2 x Conv3x3 D->D patch head on
+            its input and output) or 'cheap' (one narrow probe per position
+            of the residual stream, shared classifiers; see
+            ``mmsparse.p3b.probes.CheapProbeBank`` and the cost table in
+            ``projects/p3b/README.md``). Defaults to 'reference'.
+        probe_width (int): Width of the cheap probes. Defaults to 32.
+        probe_fraction (float): Fraction of each batch the probes see.
+            Defaults to 1.
+        probe_window (int, optional): Train the probes only in the last
+            ``probe_window`` iterations before each mask update; None =
+            every iteration. Defaults to None.
         num_classes (int, optional): Classes of the probes; None reads
             ``model.head.num_classes``. Defaults to None.
         block_budget (str): 'benefit' (P3B) or 'uniform' (ablation: equal
@@ -131,7 +154,11 @@ class P3BHook(Hook):
                  benefit_scale: float = 10.0,
                  probe_lr: float = 5e-4,
                  probe_weight_decay: float = 0.05,
-                 probe_convs: int = 2,
+                 probe_convs: Optional[int] = None,
+                 probe: str = 'reference',
+                 probe_width: int = 32,
+                 probe_fraction: float = 1.0,
+                 probe_window: Optional[int] = None,
                  num_classes: Optional[int] = None,
                  block_budget: str = 'benefit',
                  element_score: str = 'taylor',
@@ -139,27 +166,30 @@ class P3BHook(Hook):
                  verify_slim: bool = True,
                  seed: int = 0,
                  width_multiple: int = 8) -> None:
-        check_keep_ratio(keep_ratio)
+        owner = type(self).__name__
+        check_keep_ratio(keep_ratio, owner)
         unit = 'epochs' if by_epoch else 'iterations'
         check_schedule(prune_start, prune_sparse,
                        prune_sparse if prune_finalize is None else
-                       prune_finalize, update_interval, unit)
+                       prune_finalize, update_interval, unit, owner)
+        check_probe_args(probe, probe_width, probe_fraction, probe_window,
+                         update_interval, owner)
         if prune_finalize is None and prune_sparse == prune_start:
-            raise ValueError('prune_sparse must come after prune_start when '
-                             'prune_finalize is None')
+            raise ValueError(f'{owner}: prune_sparse must come after '
+                             'prune_start when prune_finalize is None')
         if block_budget not in BLOCK_BUDGETS:
-            raise ValueError(f'block_budget must be one of {BLOCK_BUDGETS}, '
-                             f'got {block_budget!r}')
+            raise ValueError(f'{owner}: block_budget must be one of '
+                             f'{BLOCK_BUDGETS}, got {block_budget!r}')
         if element_score not in ELEMENT_SCORES:
-            raise ValueError(f'element_score must be one of '
+            raise ValueError(f'{owner}: element_score must be one of '
                              f'{ELEMENT_SCORES}, got {element_score!r}')
         if not isinstance(width_multiple, int) or width_multiple < 1:
-            raise ValueError(f'width_multiple must be an int >= 1, got '
-                             f'{width_multiple!r}')
+            raise ValueError(f'{owner}: width_multiple must be an int >= 1, '
+                             f'got {width_multiple!r}')
         if num_classes is not None and (not isinstance(num_classes, int)
                                         or num_classes < 2):
-            raise ValueError(f'num_classes must be an int >= 2 or None, got '
-                             f'{num_classes!r}')
+            raise ValueError(f'{owner}: num_classes must be an int >= 2 or '
+                             f'None, got {num_classes!r}')
         self.keep_ratio = keep_ratio
         self.schedule = (prune_start, prune_sparse, prune_finalize)
         self.by_epoch = by_epoch
@@ -173,6 +203,8 @@ class P3BHook(Hook):
             tau_max=tau_max, tau_min=tau_min, alpha=alpha,
             benefit_scale=benefit_scale, probe_lr=probe_lr,
             probe_weight_decay=probe_weight_decay, probe_convs=probe_convs,
+            probe=probe, probe_width=probe_width,
+            probe_fraction=probe_fraction, probe_window=probe_window,
             block_budget=block_budget, element_score=element_score,
             seed=seed, width_multiple=width_multiple)
         self.pruner: Optional[P3BPruner] = None
@@ -180,6 +212,7 @@ class P3BHook(Hook):
         self._targets: Optional[torch.Tensor] = None
         self._capture = False
         self._handle = None
+        self._grad_scale = None
         self.iters_per_epoch = 1
 
     # ----------------------------------------------------------- set-up
@@ -201,13 +234,47 @@ class P3BHook(Hook):
                 f'P3BHook: prune_finalize={final} {unit} is after the end of '
                 f'training ({limit} {unit}); lower prune_finalize or train '
                 'longer')
-        check_schedule(start, sparse, final, self.update_interval, unit)
+        check_schedule(start, sparse, final, self.update_interval, unit,
+                       'P3BHook')
         return start * scale, sparse * scale, final * scale
+
+    @staticmethod
+    def _check_task(runner, model) -> None:
+        """Fail before training on models P3B cannot prune: a backbone
+        that wraps another one (VPP) or training data without class
+        labels."""
+        backbone = find_backbone(model)
+        inner = getattr(backbone, 'backbone', None)
+        if isinstance(inner, torch.nn.Module):
+            raise TypeError(
+                f'P3BHook: cannot prune {type(backbone).__name__} (a '
+                f'backbone wrapping {type(inner).__name__}). '
+                + PIPELINE_HINT)
+        try:
+            sample = runner.train_dataloader.dataset[0]
+        except Exception as err:  # data the check cannot read: skip it
+            runner.logger.warning(f'P3BHook: could not read a training '
+                                  f'sample to check its labels ({err!r})')
+            return
+        samples = sample.get('data_samples') if isinstance(sample,
+                                                           dict) else None
+        if isinstance(samples, (list, tuple)):
+            samples = samples[0] if samples else None
+        if samples is not None and hasattr(samples, 'keys') and not (
+                'gt_label' in samples or 'gt_score' in samples):
+            raise ValueError(
+                'P3BHook: the training samples have no class labels '
+                f'(gt_label / gt_score; found {type(samples).__name__} with '
+                f'{sorted(samples.keys())[:8]}). ' + PIPELINE_HINT)
 
     def before_train(self, runner) -> None:
         """Check the model and the schedule, attach gates and probes."""
         model = self._model(runner)
-        view = vit_view(model)  # TypeError naming what it found
+        self._check_task(runner, model)
+        try:
+            view = vit_view(model)  # TypeError naming what it found
+        except TypeError as err:
+            raise TypeError(f'P3BHook: {err}') from err
         if type(view.backbone) not in SLIM_BACKBONES:
             raise TypeError(
                 f'P3BHook: cannot export a slim model for backbone '
@@ -220,14 +287,17 @@ class P3BHook(Hook):
             getattr(model, 'head', None), 'num_classes', None)
         if num_classes is None:
             raise ValueError('P3BHook: set num_classes; the model has no '
-                             '`head.num_classes` to read it from')
+                             '`head.num_classes` to read it from. '
+                             + PIPELINE_HINT)
         start, sparse, final = self._iterations(runner)
         nb = non_block_params(model) if self.count_non_block else 0
         self.pruner = P3BPruner(
             model, int(num_classes), self.keep_ratio, start, sparse, final,
             self.update_interval, non_block_params=nb,
-            all_reduce=_all_reduce, **self.pruner_kwargs)
+            all_reduce=_all_reduce, warn=runner.logger.warning,
+            **self.pruner_kwargs)
         if self._resume_state is not None:
+            self.pruner.check_state(self._resume_state, 'P3BHook')
             self.pruner.set_state(self._resume_state)
             self._resume_state = None
             runner.logger.info('P3BHook: restored gates, scores, EMA and '
@@ -258,7 +328,22 @@ class P3BHook(Hook):
                           data_batch=None) -> None:
         self._capture = True
         self._targets = None
+        self._grad_scale = self._loss_scale(runner)
         self.pruner.before_iter(runner.iter)
+
+    @staticmethod
+    def _loss_scale(runner):
+        """The loss scale of this iteration's backward pass (mixed
+        precision), None without one. A copy: the scaler updates in place
+        after the step."""
+        scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
+        if scaler is None:
+            return None
+        scale = getattr(scaler, '_scale', None)
+        if isinstance(scale, torch.Tensor):
+            return scale.detach().clone()
+        get_scale = getattr(scaler, 'get_scale', None)
+        return None if get_scale is None else float(get_scale())
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
@@ -267,7 +352,8 @@ class P3BHook(Hook):
             raise RuntimeError(
                 'P3BHook: no class labels (gt_label / gt_score) in the '
                 'batch; the probes of P3B need classification targets')
-        record = self.pruner.after_iter(runner.iter, self._targets)
+        record = self.pruner.after_iter(runner.iter, self._targets,
+                                        self._grad_scale)
         self._targets = None
         if record is None:
             return
@@ -298,15 +384,32 @@ class P3BHook(Hook):
             checkpoint[CKPT_KEY] = self.pruner.get_state()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """On ``resume`` restore the P3B state (the same keep ratio and
+        schedule only); ``load_from`` loads the weights only."""
         state = checkpoint.get(CKPT_KEY)
+        if not getattr(runner, '_resume', False):
+            if state is not None:
+                runner.logger.info(
+                    'P3BHook: load_from loads the weights only; the P3B '
+                    f'state of that run (keep_ratio {state["keep_ratio"]}) '
+                    'is not restored and pruning starts from dense gates '
+                    '(use resume=True to continue that run)')
+            return
         if state is None:
             runner.logger.warning(
                 'P3BHook: the checkpoint has no P3B state; pruning starts '
                 'from dense gates')
             return
+        if abs(float(state['keep_ratio']) - self.keep_ratio) > 1e-12:
+            raise ValueError(
+                f'P3BHook: cannot resume: the checkpoint was written with '
+                f'keep_ratio={state["keep_ratio"]}, this run has '
+                f'keep_ratio={self.keep_ratio}; to start a new pruning run '
+                'from its weights, load it with load_from and resume=False')
         if self.pruner is None:
-            self._resume_state = state
+            self._resume_state = state  # the schedule is checked then
         else:
+            self.pruner.check_state(state, 'P3BHook')
             self.pruner.set_state(state)
 
     # ---------------------------------------------------------- logging

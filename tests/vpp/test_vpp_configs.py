@@ -81,3 +81,9 @@ def test_default_config_param_groups():
         pytest.approx(2.5e-6)
     assert lrs['track_head.transformer_decoder.layers.0.cross_attn.attn'
                '.in_proj_weight'] == pytest.approx(2.5e-5)
+    # the lr step: after 81,000 of 121,500 iterations (the runner sets end)
+    from mmengine.registry import PARAM_SCHEDULERS
+    sched = PARAM_SCHEDULERS.build(
+        dict(cfg.param_scheduler, optimizer=wrapper,
+             end=cfg.train_cfg.max_iters))
+    assert list(sched.milestones) == [81000]

@@ -9,13 +9,13 @@ from .hypersparse import (HS_INFLECTION, REGULARIZERS, HyperSparseFunction,
                           check_regularizer, hypersparse_grad,
                           hypersparse_loss, hypersparse_scale,
                           hypersparse_stats, l1_loss, l2_loss,
-                          regularization_loss)
-from .magnitude import (apply_masks_, check_sparsity, flat_magnitudes,
-                        global_magnitude_masks, kth_smallest,
-                        magnitude_quantile, magnitude_threshold,
+                          regularization_loss, regularizer_stats)
+from .magnitude import (MaskApplier, apply_masks_, check_sparsity,
+                        flat_magnitudes, global_magnitude_masks, kth_smallest,
+                        layers_above, magnitude_quantile, magnitude_threshold,
                         mask_optimizer_state_, mask_sparsity, masks_equal,
                         num_pruned, weight_sparsity)
-from .prunable import count_elements, prunable_weights
+from .prunable import DEFAULT_EXCLUDE, count_elements, prunable_weights
 from .schedules import art_lambda, gmp_sparsity, step_decay_factor
 from .window import SlidingWindow
 
@@ -23,10 +23,11 @@ __all__ = [
     'HS_INFLECTION', 'REGULARIZERS', 'HyperSparseFunction',
     'check_regularizer', 'hypersparse_grad', 'hypersparse_loss',
     'hypersparse_scale', 'hypersparse_stats', 'l1_loss', 'l2_loss',
-    'regularization_loss', 'apply_masks_', 'check_sparsity',
+    'regularization_loss', 'regularizer_stats', 'apply_masks_', 'check_sparsity',
     'flat_magnitudes', 'global_magnitude_masks', 'kth_smallest',
     'magnitude_quantile', 'magnitude_threshold', 'mask_optimizer_state_',
     'mask_sparsity', 'masks_equal', 'num_pruned', 'weight_sparsity',
-    'count_elements', 'prunable_weights', 'art_lambda', 'gmp_sparsity',
+    'MaskApplier', 'layers_above', 'DEFAULT_EXCLUDE', 'count_elements',
+    'prunable_weights', 'art_lambda', 'gmp_sparsity',
     'step_decay_factor', 'SlidingWindow'
 ]

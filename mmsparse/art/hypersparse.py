@@ -38,7 +38,9 @@ class HyperSparseFunction(torch.autograd.Function):
     and the value is 0. The general form lets ``gradcheck`` verify the
     backward against finite differences.
 
-    Call as ``HyperSparseFunction.apply(s, t0, *weights)``.
+    Call as ``HyperSparseFunction.apply(s, t0, *weights)``; ``t0=None``
+    means ``T0 = sg(T)`` computed in the same pass (one ``tanh`` per weight
+    instead of two).
     """
 
     @staticmethod
@@ -52,6 +54,9 @@ class HyperSparseFunction(torch.autograd.Function):
             tanhs.append(th)
             l1 = l1 + w.abs().sum()
             total_tanh = total_tanh + th.sum()
+        if t0 is None:
+            t0 = total_tanh.detach().clamp_min(
+                torch.finfo(total_tanh.dtype).tiny)
         ctx.save_for_backward(s, t0, l1, total_tanh, *weights, *tanhs)
         ctx.num_weights = len(weights)
         return l1 * total_tanh / t0 - l1
@@ -97,10 +102,7 @@ def hypersparse_loss(weights: Sequence[torch.Tensor],
     """
     weights = list(weights)
     s = hypersparse_scale(weights, kappa)
-    with torch.no_grad():
-        t0 = sum(torch.tanh(s * w.abs()).sum() for w in weights)
-        t0 = t0.clamp_min(torch.finfo(t0.dtype).tiny)
-    return HyperSparseFunction.apply(s, t0, *weights)
+    return HyperSparseFunction.apply(s, None, *weights)
 
 
 @torch.no_grad()
@@ -121,21 +123,55 @@ def hypersparse_grad(weights: Sequence[torch.Tensor],
 @torch.no_grad()
 def hypersparse_stats(weights: Sequence[torch.Tensor],
                       kappa: float) -> Dict[str, float]:
-    """Diagnostics of the HyperSparse term.
+    """Diagnostics of the HyperSparse term (its value is 0 by construction).
 
     Returns:
-        dict: ``scale`` (s), ``quantile`` (q_κ) and ``gain`` — the gradient
+        dict: ``scale`` (s), ``quantile`` (q_κ), ``gain`` — the gradient
         magnitude on a weight near zero, ``s·‖w‖₁/T`` (≥ 1; ≈ 1 for a dense
-        model, growing as the large weights saturate tanh).
+        model, growing as the large weights saturate tanh) —, ``grad_norm``
+        ``‖∇R_HS‖₂`` and ``small_share``, the share of ``‖w‖₁`` held by
+        the weights the term still pushes, ``Σ|w|·sech²(s|w|) / ‖w‖₁``
+        (falls as ART drives the small weights to zero).
     """
     weights = [w.detach() for w in weights]
     s = hypersparse_scale(weights, kappa)
-    l1 = sum(w.abs().sum() for w in weights)
-    total = sum(torch.tanh(s * w.abs()).sum() for w in weights)
+    l1 = weights[0].new_zeros((), dtype=torch.float64)
+    total = torch.zeros_like(l1)
+    small = torch.zeros_like(l1)
+    sq = torch.zeros_like(l1)
+    for w in weights:
+        a = w.abs()
+        th = torch.tanh(s * a)
+        sech2 = 1 - th * th
+        l1 += a.sum(dtype=torch.float64)
+        total += th.sum(dtype=torch.float64)
+        small += (a * sech2).sum(dtype=torch.float64)
+        sq += (sech2 * sech2)[a > 0].sum(dtype=torch.float64)
+    coef = s * l1 / total.clamp_min(1e-30)
     return dict(
         scale=float(s),
         quantile=float(HS_INFLECTION / s),
-        gain=float(s * l1 / total.clamp_min(1e-30)))
+        gain=float(coef),
+        grad_norm=float(coef * sq.sqrt()),
+        small_share=float(small / l1.clamp_min(1e-30)))
+
+
+@torch.no_grad()
+def regularizer_stats(name: str, weights: Sequence[torch.Tensor],
+                      kappa: float) -> Dict[str, float]:
+    """Readable quantities of a regularizer: ``grad_norm`` ``‖∇R‖₂`` for
+    all, ``value`` (R) for L1/L2, and the :func:`hypersparse_stats` for
+    HyperSparse."""
+    name = check_regularizer(name)
+    weights = [w.detach() for w in weights]
+    if name == 'hypersparse':
+        return hypersparse_stats(weights, kappa)
+    if name == 'l1':
+        nnz = sum(int((w != 0).sum()) for w in weights)
+        return dict(value=float(l1_loss(weights)), grad_norm=math.sqrt(nnz))
+    return dict(
+        value=float(l2_loss(weights)),
+        grad_norm=2 * math.sqrt(float(l2_loss(weights))))
 
 
 def l1_loss(weights: Sequence[torch.Tensor], kappa: float = 0.0) -> torch.Tensor:

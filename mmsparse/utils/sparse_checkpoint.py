@@ -1,15 +1,22 @@
 """Compressed (sparse) state dicts whose size scales with the non-zeros.
 
-Each floating tensor is stored in the smallest of three encodings:
+Each floating tensor is stored in the smallest of four encodings:
 
 * ``dense``: the tensor itself (``numel·b`` bytes, ``b`` bytes per value);
 * ``bitmap``: a packed bit mask plus the non-zero values
   (``numel/8 + nnz·b`` bytes);
 * ``coo``: flat positions of the non-zeros (int16 for tensors of at most
-  32,767 elements, else int32) plus their values (``nnz·(2 or 4) + nnz·b``).
+  32,767 elements, else int32) plus their values (``nnz·(2 or 4) + nnz·b``);
+* ``delta``: the gaps between consecutive non-zero positions as uint8, a gap
+  above 255 written as ``0`` bytes (each: advance 255) before its remainder
+  (``nnz + Σ⌊(gap−1)/255⌋ + nnz·b``; ~1 byte per non-zero at densities above
+  ~1/255, e.g. 2.5 % of the dense size at 98 % sparsity for fp32).
 
-Integer tensors and non-tensors are kept as they are. Decoding restores the
-dense tensors bit-exactly, so the result loads with ``strict=True`` into the
+Values keep their dtype. Integer tensors and non-tensors are kept as they
+are. Decoding restores every value exactly (``torch.equal``; the bits of
+every non-zero value; a ``-0.0`` — what ``w.mul_(mask)`` leaves for pruned
+negative weights — comes back as ``+0.0``), on the device of the stored
+values (``map_location``), so the result loads with ``strict=True`` into the
 dense architecture.
 """
 from collections import OrderedDict
@@ -21,19 +28,50 @@ SPARSE_FORMAT = 'mmsparse-sparse-state-dict-v1'
 _TAG = '__mmsparse_sparse__'
 
 
-def _pack_bits(mask: torch.Tensor) -> torch.Tensor:
+ENCODINGS = ('bitmap', 'coo', 'delta')
+_DELTA_MAX = 255
+
+
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """Pack a boolean tensor into uint8 (8 entries per byte, flat order)."""
     flat = mask.flatten().to(torch.uint8)
     pad = (-flat.numel()) % 8
     if pad:
         flat = torch.cat([flat, flat.new_zeros(pad)])
-    weights = (1 << torch.arange(8, dtype=torch.uint8))
+    weights = 1 << torch.arange(8, dtype=torch.uint8, device=flat.device)
     return (flat.view(-1, 8) * weights).sum(1, dtype=torch.uint8)
 
 
-def _unpack_bits(packed: torch.Tensor, numel: int) -> torch.Tensor:
-    shifts = torch.arange(8, dtype=torch.uint8)
+def unpack_bits(packed: torch.Tensor, numel: int) -> torch.Tensor:
+    """Inverse of :func:`pack_bits` (flat boolean tensor of ``numel``)."""
+    shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
     bits = (packed.unsqueeze(1) >> shifts) & 1
     return bits.flatten()[:numel].bool()
+
+
+def _delta_encode(indices: torch.Tensor) -> torch.Tensor:
+    """Sorted flat positions to uint8 gaps with 0-byte escapes."""
+    gaps = torch.diff(indices, prepend=indices.new_full((1, ), -1))
+    escapes = (gaps - 1) // _DELTA_MAX
+    out = torch.zeros(int(escapes.sum()) + gaps.numel(), dtype=torch.uint8)
+    ends = torch.cumsum(escapes + 1, 0) - 1
+    out[ends] = (gaps - _DELTA_MAX * escapes).to(torch.uint8)
+    return out
+
+
+def _delta_decode(codes: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`_delta_encode` (int64 positions)."""
+    steps = codes.long()
+    value = steps != 0
+    steps = torch.where(value, steps, torch.full_like(steps, _DELTA_MAX))
+    return (torch.cumsum(steps, 0) - 1)[value]
+
+
+def _delta_size(indices: torch.Tensor) -> int:
+    if indices.numel() == 0:
+        return 0
+    gaps = torch.diff(indices, prepend=indices.new_full((1, ), -1))
+    return int(((gaps - 1) // _DELTA_MAX).sum()) + gaps.numel()
 
 
 def _index_dtype(numel: int) -> torch.dtype:
@@ -46,7 +84,7 @@ def _index_dtype(numel: int) -> torch.dtype:
 
 def encode_tensor(tensor: torch.Tensor,
                   value_dtype: Optional[torch.dtype] = None) -> Any:
-    """Encode one tensor in the smallest of dense / bitmap / coo.
+    """Encode one tensor in the smallest of dense / bitmap / coo / delta.
 
     Args:
         tensor (Tensor): The tensor (moved to CPU).
@@ -63,14 +101,16 @@ def encode_tensor(tensor: torch.Tensor,
     numel = tensor.numel()
     flat = tensor.flatten()
     nonzero = flat != 0
-    nnz = int(nonzero.sum())
+    positions = torch.nonzero(nonzero).flatten()
+    nnz = positions.numel()
     vbytes = torch.empty((), dtype=dtype).element_size()
     idx_dtype = _index_dtype(numel)
     ibytes = torch.empty((), dtype=idx_dtype).element_size()
     sizes = dict(
         dense=numel * vbytes,
         bitmap=(numel + 7) // 8 + nnz * vbytes,
-        coo=nnz * (ibytes + vbytes))
+        coo=nnz * (ibytes + vbytes),
+        delta=_delta_size(positions) + nnz * vbytes)
     best = min(sizes, key=sizes.get)
     if best == 'dense':
         return tensor if value_dtype is None else tensor.to(value_dtype)
@@ -82,14 +122,21 @@ def encode_tensor(tensor: torch.Tensor,
         'values': values
     }
     if best == 'bitmap':
-        out['bitmap'] = _pack_bits(nonzero)
+        out['bitmap'] = pack_bits(nonzero)
+    elif best == 'coo':
+        out['indices'] = positions.to(idx_dtype)
     else:
-        out['indices'] = torch.nonzero(nonzero).flatten().to(idx_dtype)
+        out['gaps'] = _delta_encode(positions)
     return out
 
 
 def decode_tensor(obj: Any) -> Any:
-    """Inverse of :func:`encode_tensor` (non-encoded objects pass through)."""
+    """Inverse of :func:`encode_tensor` (non-encoded objects pass through).
+
+    Every tensor is created on the device of the stored values (where
+    ``map_location`` put them). On the ``meta`` device, which holds no
+    data, the result is a tensor of the right shape, dtype and device.
+    """
     if not (isinstance(obj, dict) and _TAG in obj):
         return obj
     kind = obj[_TAG]
@@ -101,24 +148,30 @@ def decode_tensor(obj: Any) -> Any:
     numel = 1
     for d in shape:
         numel *= int(d)
-    flat = torch.zeros(numel, dtype=dtype)
+    if kind not in ENCODINGS:
+        raise ValueError(f'malformed sparse tensor: unknown encoding '
+                         f'{kind!r} (allowed: {", ".join(ENCODINGS)})')
     values = obj['values'].to(dtype)
+    device = values.device
+    flat = torch.zeros(numel, dtype=dtype, device=device)
+    if device.type == 'meta':
+        return flat.view(shape)
     if kind == 'bitmap':
-        mask = _unpack_bits(obj['bitmap'], numel)
+        mask = unpack_bits(obj['bitmap'].to(device), numel)
         if int(mask.sum()) != values.numel():
             raise ValueError('malformed sparse tensor: bitmap and values '
                              'disagree')
         flat[mask] = values
-    elif kind == 'coo':
-        idx = obj['indices'].long()
-        if idx.numel() != values.numel() or (idx.numel() and (
-                int(idx.min()) < 0 or int(idx.max()) >= numel)):
-            raise ValueError('malformed sparse tensor: indices out of range '
-                             'or not matching the values')
-        flat[idx] = values
+        return flat.view(shape)
+    if kind == 'coo':
+        idx = obj['indices'].to(device).long()
     else:
-        raise ValueError(f'malformed sparse tensor: unknown encoding '
-                         f'{kind!r} (allowed: bitmap, coo)')
+        idx = _delta_decode(obj['gaps'].to(device))
+    if (idx.numel() != values.numel() or (idx.numel() and (
+            int(idx.min()) < 0 or int(idx.max()) >= numel))):
+        raise ValueError('malformed sparse tensor: indices out of range '
+                         'or not matching the values')
+    flat[idx] = values
     return flat.view(shape)
 
 

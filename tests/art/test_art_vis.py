@@ -35,9 +35,14 @@ def test_art_on_toy_vis(toy_ytvis_root, tmp_path):
     assert [r['unit'] for r in art.history] == [2]
     assert art.phase == 'finetune' and art.switch_unit == 2
     assert all(r['dense'] > 0 and r['pruned'] > 0 for r in art.history)
-    weights = prunable_weights(unwrap(runner.model))
+    weights = prunable_weights(unwrap(runner.model), art.exclude)
     # attention in_proj weights and deformable-attention linears included
     assert any(name.endswith('in_proj_weight') for name in weights)
+    # the default exclusions keep the patch embedding dense
+    patch = dict(unwrap(runner.model).named_parameters())[
+        'backbone.patch_embed.proj.weight']
+    assert 'backbone.patch_embed.proj.weight' not in weights
+    assert int((patch == 0).sum()) == 0
     zeros = sum(int((w == 0).sum()) for w in weights.values())
     total = sum(w.numel() for w in weights.values())
     assert zeros >= round(0.9 * total)

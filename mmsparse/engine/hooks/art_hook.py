@@ -5,15 +5,17 @@ from typing import Dict, Optional, Tuple
 
 import torch
 from mmengine.dataset import DefaultSampler
-from mmengine.dist import all_reduce, is_main_process
+from mmengine.dist import all_reduce, get_rank, get_world_size, is_main_process
 from torch.utils.data import DataLoader
 
 from mmsparse.art import (SlidingWindow, art_lambda, check_regularizer,
-                          check_sparsity, global_magnitude_masks,
-                          hypersparse_stats, magnitude_threshold,
-                          regularization_loss)
+                          check_sparsity, hypersparse_stats,
+                          magnitude_threshold, regularization_loss,
+                          regularizer_stats)
 from mmsparse.registry import HOOKS
-from .pruning_base import BaseMaskedPruningHook
+from mmsparse.utils.sparse_checkpoint import (densify_state_dict, pack_bits,
+                                              sparsify_state_dict, unpack_bits)
+from .pruning_base import BaseMaskedPruningHook, named_errors
 
 PHASES = ('warmup', 'art', 'finetune')
 CRITERIA = ('auto', 'accuracy', 'loss')
@@ -90,9 +92,26 @@ class ARTHook(BaseMaskedPruningHook):
         rollback_to_best (bool): Fine-tune the best pruned model of the
             window (as the reference) instead of the current one.
             Defaults to True.
-        **kwargs: ``exclude``, ``finetune_lr_milestones``,
+        stats_interval (int): ART iterations between logs of the
+            regularizer's readable quantities (one extra pass over the
+            weights each). Defaults to 10.
+        clip_regularizer (bool): True: ``λ·R`` is part of the loss, so
+            gradient clipping (``optim_wrapper.clip_grad``) scales its
+            gradient together with the task gradient (the reference has no
+            clipping). False: ``λ·∇R`` is added to the gradients after
+            clipping (an optimizer step pre-hook), so clipping bounds the
+            task gradient only and λ keeps its meaning. Defaults to True.
+        **kwargs: ``exclude``, ``include_frozen``, ``min_layer_density``,
+            ``warn_layer_sparsity``, ``finetune_lr_milestones``,
             ``finetune_lr_gamma``, ``reset_optimizer``, ``plot``,
             ``plot_dir`` of :class:`BaseMaskedPruningHook`.
+
+    Logged every ``stats_interval`` ART iterations (the loss term
+    ``loss_art_reg`` of HyperSparse is 0 by construction): ``art_reg_grad``
+    (``λ·‖∇R‖₂``, compare it with the gradient clipping norm: clipping
+    rescales the task gradient with it once ``λ·‖∇R‖`` dominates),
+    ``art_small_share`` (HyperSparse: share of ``‖w‖₁`` in the weights the
+    term still pushes) or ``art_reg_value`` (L1/L2: ``R``).
     """
 
     state_key = 'art_state'
@@ -114,8 +133,38 @@ class ARTHook(BaseMaskedPruningHook):
                  min_finetune: int = 0,
                  max_finetune: Optional[int] = None,
                  rollback_to_best: bool = True,
+                 stats_interval: int = 10,
+                 clip_regularizer: bool = True,
                  **kwargs) -> None:
         super().__init__(by_epoch=by_epoch, **kwargs)
+        with named_errors(type(self).__name__):
+            self._init_art(target_sparsity, regularizer, lambda_init, eta,
+                           warmup, interval, buffer, criterion,
+                           dense_reference, eval_batches, max_art_steps,
+                           min_finetune, max_finetune, stats_interval)
+        self.rollback_to_best = bool(rollback_to_best)
+        self.clip_regularizer = bool(clip_regularizer)
+        self._step_handles: list = []
+        self.phase = 'warmup' if warmup > 0 else 'art'
+        self.art_step = 0
+        self.art_begin = 0 if warmup == 0 else None
+        self.resolved_criterion: Optional[str] = None
+        self.history: list = []
+        self.val_history: list = []
+        self.switch_info: Optional[dict] = None
+        self._running = [0.0, 0.0]  # training score sum and count of a step
+        self._snapshots: deque = deque(maxlen=buffer + 1)
+        self._best_snapshot: Optional[dict] = None
+        self._reg_active = False
+        self._reg_handle = None
+        self._reg_calls = 0
+        self._reg_checked = False
+        self._clip_warned = False
+
+    def _init_art(self, target_sparsity, regularizer, lambda_init, eta,
+                  warmup, interval, buffer, criterion, dense_reference,
+                  eval_batches, max_art_steps, min_finetune, max_finetune,
+                  stats_interval) -> None:
         self.target_sparsity = check_sparsity(target_sparsity)
         self.regularizer = check_regularizer(regularizer)
         if not (isinstance(lambda_init, (int, float))
@@ -134,6 +183,7 @@ class ARTHook(BaseMaskedPruningHook):
             _check_int('eval_batches', eval_batches, 1)
         if max_finetune is not None:
             _check_int('max_finetune', max_finetune, 1)
+        _check_int('stats_interval', stats_interval, 1)
         if criterion not in CRITERIA:
             raise ValueError(f'criterion must be one of {CRITERIA}, got '
                              f'{criterion!r}')
@@ -150,21 +200,8 @@ class ARTHook(BaseMaskedPruningHook):
         self.max_art_steps = max_art_steps
         self.min_finetune = min_finetune
         self.max_finetune = max_finetune
-        self.rollback_to_best = bool(rollback_to_best)
-
+        self.stats_interval = stats_interval
         self.window = SlidingWindow(buffer)
-        self.phase = 'warmup' if warmup > 0 else 'art'
-        self.art_step = 0
-        self.art_begin = 0 if warmup == 0 else None
-        self.resolved_criterion: Optional[str] = None
-        self.history: list = []
-        self.val_history: list = []
-        self.switch_info: Optional[dict] = None
-        self._running = [0.0, 0.0]  # training score sum and count of a step
-        self._snapshots: deque = deque(maxlen=buffer + 1)
-        self._best_snapshot: Optional[dict] = None
-        self._reg_active = False
-        self._reg_handle = None
 
     @property
     def lambda_(self) -> float:
@@ -187,6 +224,8 @@ class ARTHook(BaseMaskedPruningHook):
             raise ValueError('ARTHook: an iteration-based run needs '
                              'eval_batches (the number of training batches '
                              'the stop criterion is measured on)')
+        clip = getattr(runner.optim_wrapper, 'clip_grad_kwargs', None) or {}
+        self._clip_norm = clip.get('max_norm')
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -194,15 +233,20 @@ class ARTHook(BaseMaskedPruningHook):
         if self._reg_handle is None:
             self._reg_handle = self._model(runner).register_forward_hook(
                 self._add_regularizer, with_kwargs=True)
+        if not self.clip_regularizer and not self._step_handles:
+            self._step_handles = [
+                opt.register_step_pre_hook(self._add_regularizer_grad)
+                for opt in self._optimizers(runner)
+            ]
         runner.logger.info(
             f'ARTHook: phase {self.phase}, κ={self.target_sparsity}, '
             f'regularizer {self.regularizer}, λ0={self.lambda_init:g}, '
-            f'η={self.eta}, {len(self._weights)} prunable tensors with '
-            f'{sum(w.numel() for w in self._weights.values())} weights')
+            f'η={self.eta}')
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
         self._reg_active = True
+        self._reg_calls = 0
 
     def after_train_iter(self,
                          runner,
@@ -211,15 +255,65 @@ class ARTHook(BaseMaskedPruningHook):
                          outputs=None) -> None:
         self._reg_active = False
         if self.phase == 'art':
+            self._check_reg_reached_loss(outputs)
             if self.resolved_criterion is None:
                 self.resolved_criterion = self._resolve_criterion(data_batch)
             if self.dense_reference == 'train':
-                self._running[0] += self._train_score(outputs)
-                self._running[1] += 1
+                self._accumulate_running(self._train_score(outputs))
+            if (runner.iter + 1) % self.stats_interval == 0:
+                self._log_reg_stats(runner)
         runner.message_hub.update_scalar('train/art_lambda', self.lambda_)
         runner.message_hub.update_scalar('train/art_phase',
                                          PHASES.index(self.phase))
         super().after_train_iter(runner, batch_idx, data_batch, outputs)
+
+    def _check_reg_reached_loss(self, outputs) -> None:
+        """Fail after the first ART iteration whose loss lacks the term."""
+        if self._reg_checked or not self.clip_regularizer:
+            return
+        if self._reg_calls == 0 or not (isinstance(outputs, dict)
+                                        and 'loss_art_reg' in outputs):
+            logged = isinstance(outputs, dict) and 'loss_art_reg' in outputs
+            raise RuntimeError(
+                'ARTHook: the ART term did not reach the loss in this '
+                f'iteration (forward hook calls: {self._reg_calls}; '
+                f'"loss_art_reg" in the train step outputs: {logged}). The '
+                "hook adds it to the loss dict of model(..., mode='loss'); a "
+                'train_step that computes the loss another way trains '
+                'without the regularizer.')
+        self._reg_checked = True
+
+    def _accumulate_running(self, score: float) -> None:
+        """Add one iteration's training score. With several ranks the sum
+        is all-reduced at once, so every rank (and rank 0's checkpoint)
+        holds the global partial sum of the step."""
+        if get_world_size() > 1:
+            pair = torch.tensor([score, 1.0], dtype=torch.float64)
+            all_reduce(pair, op='sum')
+            score, count = pair.tolist()
+        else:
+            count = 1.0
+        self._running[0] += score
+        self._running[1] += count
+
+    def _log_reg_stats(self, runner) -> None:
+        """Readable quantities of the regularizer (see class docstring)."""
+        stats = regularizer_stats(self.regularizer, self._weights.values(),
+                                  self.target_sparsity)
+        lam = self.lambda_
+        hub = runner.message_hub
+        hub.update_scalar('train/art_reg_grad', lam * stats['grad_norm'])
+        if 'small_share' in stats:
+            hub.update_scalar('train/art_small_share', stats['small_share'])
+        else:
+            hub.update_scalar('train/art_reg_value', stats['value'])
+        if (self._clip_norm is not None and not self._clip_warned
+                and lam * stats['grad_norm'] > self._clip_norm):
+            self._clip_warned = True
+            runner.logger.warning(
+                f'ARTHook: λ·‖∇R‖ = {lam * stats["grad_norm"]:.4g} exceeds '
+                f'the gradient clipping norm {self._clip_norm:g}: clipping '
+                'now scales the task gradient down with the regularizer\'s')
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         if metrics:
@@ -234,6 +328,9 @@ class ARTHook(BaseMaskedPruningHook):
         if self._reg_handle is not None:
             self._reg_handle.remove()
             self._reg_handle = None
+        for handle in self._step_handles:
+            handle.remove()
+        self._step_handles = []
         if self.phase != 'finetune':
             runner.logger.warning(
                 'ARTHook: the run ended in the ART phase; the model was '
@@ -270,7 +367,17 @@ class ARTHook(BaseMaskedPruningHook):
                 and isinstance(output, dict)):
             return output
         output = dict(output)
-        if self.phase == 'art':
+        self._reg_calls += 1
+        if self.phase == 'art' and not self.clip_regularizer:
+            # the gradient is added after clipping; the value is logged
+            with torch.no_grad():
+                reg = regularization_loss(self.regularizer,
+                                          self._weights.values(),
+                                          self.target_sparsity) \
+                    if self.regularizer != 'hypersparse' else \
+                    next(iter(self._weights.values())).new_zeros(())
+            output['loss_art_reg'] = reg * self.lambda_
+        elif self.phase == 'art':
             reg = regularization_loss(self.regularizer,
                                       self._weights.values(),
                                       self.target_sparsity)
@@ -279,6 +386,31 @@ class ARTHook(BaseMaskedPruningHook):
             weight = next(iter(self._weights.values()))
             output['loss_art_reg'] = weight.new_zeros(())
         return output
+
+    @torch.no_grad()
+    def _add_regularizer_grad(self, optimizer, args, kwargs) -> None:
+        """Optimizer step pre-hook (``clip_regularizer=False``): add
+        ``λ·∇R`` to the gradients, after the optimizer wrapper clipped (and
+        unscaled) them."""
+        if self.phase != 'art':
+            return
+        owned = {id(p) for group in optimizer.param_groups
+                 for p in group['params']}
+        weights = [w for w in self._weights.values() if id(w) in owned]
+        if not weights:
+            return
+        with torch.enable_grad():
+            reg = regularization_loss(self.regularizer, self._weights.values(),
+                                      self.target_sparsity)
+            grads = torch.autograd.grad(reg, weights, allow_unused=True)
+        lam = self.lambda_
+        for w, g in zip(weights, grads):
+            if g is None:
+                continue
+            if w.grad is None:
+                w.grad = g * lam
+            else:
+                w.grad.add_(g, alpha=lam)
 
     # ------------------------------------------------------------ phases
     def after_unit(self, runner, completed: int) -> None:
@@ -300,7 +432,7 @@ class ARTHook(BaseMaskedPruningHook):
 
     def _art_step(self, runner, completed: int) -> None:
         lam = self.lambda_
-        masks = global_magnitude_masks(self._weights, self.target_sparsity)
+        masks = self._global_masks(self.target_sparsity)
         dense, pruned = self._evaluate(runner, masks)
         step = self.art_step
         improved = self.window.update(step, pruned)
@@ -361,8 +493,9 @@ class ARTHook(BaseMaskedPruningHook):
         threshold = magnitude_threshold(self._weights, self.target_sparsity)
         best = self._best_snapshot if self.rollback_to_best else None
         if best is not None:
-            self._model(runner).load_state_dict(best['state_dict'])
-            masks = best['masks']
+            self._model(runner).load_state_dict(
+                densify_state_dict(best['state_dict']))
+            masks = _unpack_masks(best['masks'])
             chosen = best['step']
         else:
             masks, chosen = current_masks, self.art_step - 1
@@ -370,6 +503,7 @@ class ARTHook(BaseMaskedPruningHook):
         self.switch_unit = completed
         self._set_masks(runner, masks, reset=self.reset_optimizer)
         self._record_base_lrs(runner)
+        self._warn_collapsed_layers(runner)
         self._snapshots.clear()
         self._best_snapshot = None
         self.switch_info = dict(
@@ -441,7 +575,9 @@ class ARTHook(BaseMaskedPruningHook):
             model.train(was_training)
             rng.__exit__(None, None, None)
         if self.dense_reference == 'train':
-            totals[2:] = torch.tensor(self._running, dtype=torch.float64)
+            # already summed over ranks (_accumulate_running): rank 0 only
+            if get_rank() == 0:
+                totals[2:] = torch.tensor(self._running, dtype=torch.float64)
             self._running = [0.0, 0.0]
         all_reduce(totals, op='sum')
         if totals[1] == 0 or totals[3] == 0:
@@ -500,16 +636,27 @@ class ARTHook(BaseMaskedPruningHook):
     # ------------------------------------------------------------- state
     def _snapshot(self, runner, step: int,
                   masks: Dict[str, torch.Tensor]) -> dict:
-        """CPU copy of the model, magnitude-pruned with ``masks``."""
-        state = OrderedDict(
-            (k, v.detach().cpu().clone())
-            for k, v in self._model(runner).state_dict().items())
-        for name, mask in masks.items():
-            state[name].masked_fill_(~mask.cpu(), 0)
+        """Compressed CPU copy of the model, magnitude-pruned with
+        ``masks``: tensors in the smallest sparse encoding of
+        :mod:`mmsparse.utils.sparse_checkpoint` (bit-exact), masks as packed
+        bits. At sparsity κ the prunable weights take ~(1 − κ) of their
+        dense size, so the window's snapshots in every ART-phase checkpoint
+        add little to the model's size."""
+        state = OrderedDict()
+        for key, value in self._model(runner).state_dict().items():
+            value = value.detach()
+            if key in masks:
+                value = value * masks[key].to(value.device)
+                value += 0  # -0.0 -> +0.0, as masked_fill
+            else:
+                value = value.clone()
+            state[key] = value
         return dict(
             step=step,
-            state_dict=state,
-            masks=OrderedDict((k, v.cpu()) for k, v in masks.items()))
+            state_dict=sparsify_state_dict(state),
+            masks=OrderedDict(
+                (k, (tuple(v.shape), pack_bits(v.cpu())))
+                for k, v in masks.items()))
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -569,6 +716,20 @@ class ARTHook(BaseMaskedPruningHook):
             switch=self.switch_unit,
             val_history=val if self.resolved_criterion == 'accuracy' else
             None)
+
+
+def _unpack_masks(packed: Dict[str, tuple]) -> Dict[str, torch.Tensor]:
+    masks = OrderedDict()
+    for name, item in packed.items():
+        if torch.is_tensor(item):  # checkpoints before the packed format
+            masks[name] = item.bool()
+            continue
+        shape, bits = item
+        numel = 1
+        for d in shape:
+            numel *= d
+        masks[name] = unpack_bits(bits, numel).view(shape)
+    return masks
 
 
 def _check_int(name: str, value, minimum: int) -> None:

@@ -1,10 +1,9 @@
 """Magnitude pruning baselines: one-shot + fine-tune, and gradual (GMP)."""
 from typing import Optional
 
-from mmsparse.art import (check_sparsity, global_magnitude_masks, gmp_sparsity,
-                          magnitude_threshold)
+from mmsparse.art import check_sparsity, gmp_sparsity, magnitude_threshold
 from mmsparse.registry import HOOKS
-from .pruning_base import BaseMaskedPruningHook
+from .pruning_base import BaseMaskedPruningHook, named_errors
 
 
 def _check_int(name: str, value, minimum: int) -> None:
@@ -32,7 +31,8 @@ class OneShotMagnitudePruningHook(BaseMaskedPruningHook):
             pretrained ``load_from`` model).
         by_epoch (bool): Units are epochs (True) or iterations.
             Defaults to True.
-        **kwargs: ``exclude``, ``finetune_lr_milestones``,
+        **kwargs: ``exclude``, ``include_frozen``, ``min_layer_density``,
+            ``warn_layer_sparsity``, ``finetune_lr_milestones``,
             ``finetune_lr_gamma``, ``reset_optimizer``, ``plot``,
             ``plot_dir`` of :class:`BaseMaskedPruningHook`.
     """
@@ -46,8 +46,9 @@ class OneShotMagnitudePruningHook(BaseMaskedPruningHook):
                  by_epoch: bool = True,
                  **kwargs) -> None:
         super().__init__(by_epoch=by_epoch, **kwargs)
-        self.target_sparsity = check_sparsity(target_sparsity)
-        _check_int('prune_at', prune_at, 0)
+        with named_errors(type(self).__name__):
+            self.target_sparsity = check_sparsity(target_sparsity)
+            _check_int('prune_at', prune_at, 0)
         self.prune_at = prune_at
 
     def _check_run(self, runner) -> None:
@@ -69,10 +70,11 @@ class OneShotMagnitudePruningHook(BaseMaskedPruningHook):
     def _prune(self, runner, completed: int) -> None:
         magnitudes = self._magnitudes()
         threshold = magnitude_threshold(self._weights, self.target_sparsity)
-        masks = global_magnitude_masks(self._weights, self.target_sparsity)
+        masks = self._global_masks(self.target_sparsity)
         self.switch_unit = completed
         self._set_masks(runner, masks, reset=self.reset_optimizer)
         self._record_base_lrs(runner)
+        self._warn_collapsed_layers(runner)
         runner.logger.info(
             f'OneShotMagnitudePruningHook: pruned to '
             f'{100 * self.sparsity:.3f}% after {completed} '
@@ -104,7 +106,8 @@ class GradualMagnitudePruningHook(BaseMaskedPruningHook):
             Defaults to 0.
         by_epoch (bool): Units are epochs (True) or iterations.
             Defaults to True.
-        **kwargs: ``exclude``, ``finetune_lr_milestones`` (counted from
+        **kwargs: ``exclude``, ``include_frozen``, ``min_layer_density``,
+            ``warn_layer_sparsity``, ``finetune_lr_milestones`` (counted from
             ``end``), ``finetune_lr_gamma``, ``reset_optimizer`` (at ``end``;
             defaults to False here), ``plot``, ``plot_dir`` of
             :class:`BaseMaskedPruningHook`.
@@ -124,16 +127,18 @@ class GradualMagnitudePruningHook(BaseMaskedPruningHook):
                  **kwargs) -> None:
         super().__init__(
             by_epoch=by_epoch, reset_optimizer=reset_optimizer, **kwargs)
-        self.target_sparsity = check_sparsity(target_sparsity)
-        _check_int('begin', begin, 0)
-        _check_int('interval', interval, 1)
-        if isinstance(end, bool) or not isinstance(end, int) or end <= begin:
-            raise ValueError(f'end must be an int > begin ({begin}), got '
-                             f'{end!r}')
-        if not 0.0 <= float(initial_sparsity) < self.target_sparsity:
-            raise ValueError('initial_sparsity must be in [0, '
-                             f'target_sparsity={self.target_sparsity}), got '
-                             f'{initial_sparsity}')
+        with named_errors(type(self).__name__):
+            self.target_sparsity = check_sparsity(target_sparsity)
+            _check_int('begin', begin, 0)
+            _check_int('interval', interval, 1)
+            if isinstance(end, bool) or not isinstance(end, int) \
+                    or end <= begin:
+                raise ValueError(f'end must be an int > begin ({begin}), '
+                                 f'got {end!r}')
+            if not 0.0 <= float(initial_sparsity) < self.target_sparsity:
+                raise ValueError('initial_sparsity must be in [0, '
+                                 f'target_sparsity={self.target_sparsity}), '
+                                 f'got {initial_sparsity}')
         self.begin = begin
         self.end = end
         self.interval = interval
@@ -160,7 +165,7 @@ class GradualMagnitudePruningHook(BaseMaskedPruningHook):
         final = completed == self.end
         magnitudes = self._magnitudes() if final else None
         threshold = magnitude_threshold(self._weights, sparsity)
-        masks = global_magnitude_masks(self._weights, sparsity)
+        masks = self._global_masks(sparsity)
         if self.masks is not None:  # no regrowth
             masks = {n: m & self.masks[n].to(m.device)
                      for n, m in masks.items()}
@@ -169,6 +174,7 @@ class GradualMagnitudePruningHook(BaseMaskedPruningHook):
         self._set_masks(runner, masks, reset=final and self.reset_optimizer)
         if final:
             self._record_base_lrs(runner)
+            self._warn_collapsed_layers(runner)
         self.current_sparsity = self.sparsity
         suffix = ', final mask fixed' if final else ''
         runner.logger.info(

@@ -3,10 +3,15 @@
 Holds no algorithm: it keeps the boolean keep-masks of the prunable weights,
 trains under them (gradients masked in backward, weights and optimizer state
 masked after every step, no regrowth), applies an optional step decay of the
-learning rate relative to the switch to fine-tuning, writes the masks into
-the checkpoint and restores them on resume.
+learning rate relative to the switch to fine-tuning, writes the masks and
+the global random streams into the checkpoint and restores them on resume,
+guards against collapsed layers (default exclusions for ViT models, an
+optional per-layer density floor, a warning naming every layer pruned above a
+threshold).
 """
+import contextlib
 import copy
+import math
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
@@ -19,8 +24,26 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import IterBasedTrainLoop
 
-from mmsparse.art import (apply_masks_, flat_magnitudes, mask_optimizer_state_,
-                          mask_sparsity, prunable_weights, step_decay_factor)
+from mmsparse.art import (DEFAULT_EXCLUDE, MaskApplier, flat_magnitudes,
+                          global_magnitude_masks, layers_above, mask_sparsity,
+                          num_pruned, prunable_weights, step_decay_factor)
+from mmsparse.utils.rng_state import (RNGRestoringIterator, get_rng_state,
+                                      set_rng_state)
+
+#: Top-level checkpoint key of the global random streams.
+RNG_STATE_KEY = 'rng_state'
+
+
+@contextlib.contextmanager
+def named_errors(owner: str):
+    """Prefix a ``ValueError``/``TypeError`` raised inside with ``owner: ``
+    (construction errors name the class that raised them)."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        if str(err).startswith(f'{owner}:'):
+            raise
+        raise type(err)(f'{owner}: {err}') from err
 
 
 class BaseMaskedPruningHook(Hook):
@@ -33,8 +56,18 @@ class BaseMaskedPruningHook(Hook):
         by_epoch (bool): Count in epochs (True) or iterations.
             Defaults to True.
         exclude (Sequence[str], optional): Regular expressions of parameter
-            names that are never pruned. Defaults to None (every Conv/Linear
-            weight is prunable).
+            names that are never pruned. Defaults to None:
+            :data:`mmsparse.art.DEFAULT_EXCLUDE` (patch embedding, VPP
+            pruner, position embeddings, norms; matches nothing in a CNN).
+            ``[]`` makes every Conv/Linear weight prunable.
+        include_frozen (bool): Prune parameters with ``requires_grad=False``
+            too (they count in the quantile and the masks but cannot
+            shrink). Defaults to False.
+        min_layer_density (float): Per-layer floor in [0, 1): every layer
+            keeps at least this fraction of its weights (the largest ones);
+            the global sparsity is unchanged. Defaults to 0 (none).
+        warn_layer_sparsity (float, optional): At the final mask, warn about
+            every layer pruned above this fraction. Defaults to 0.99.
         finetune_lr_milestones (Sequence[int]): Units after the switch to
             fine-tuning at which the learning rate is multiplied by
             ``finetune_lr_gamma``; the rate is the one at the switch before
@@ -60,11 +93,36 @@ class BaseMaskedPruningHook(Hook):
     def __init__(self,
                  by_epoch: bool = True,
                  exclude: Optional[Sequence[str]] = None,
+                 include_frozen: bool = False,
+                 min_layer_density: float = 0.0,
+                 warn_layer_sparsity: Optional[float] = 0.99,
                  finetune_lr_milestones: Sequence[int] = (),
                  finetune_lr_gamma: float = 0.1,
                  reset_optimizer: bool = True,
                  plot: bool = True,
                  plot_dir: str = 'plots') -> None:
+        with named_errors(type(self).__name__):
+            self._init_base(by_epoch, exclude, include_frozen,
+                            min_layer_density, warn_layer_sparsity,
+                            finetune_lr_milestones, finetune_lr_gamma)
+        self.reset_optimizer = bool(reset_optimizer)
+        self.plot = bool(plot)
+        self.plot_dir = plot_dir
+
+        self.masks: Optional[Dict[str, torch.Tensor]] = None
+        self.switch_unit: Optional[int] = None
+        self.base_lrs: Optional[List[List[float]]] = None
+        self._weights: Optional[Dict[str, torch.nn.Parameter]] = None
+        self._grad_handles: list = []
+        self._loaded_state: Optional[dict] = None
+        self._loaded_rng: Optional[dict] = None
+        self._pending_rng: Optional[dict] = None
+        self._applier: Optional[MaskApplier] = None
+        self._sparsity_cache: Optional[float] = None
+
+    def _init_base(self, by_epoch, exclude, include_frozen,
+                   min_layer_density, warn_layer_sparsity,
+                   finetune_lr_milestones, finetune_lr_gamma) -> None:
         if not isinstance(by_epoch, bool):
             raise TypeError(f'by_epoch must be a bool, got {by_epoch!r}')
         if exclude is not None and (isinstance(exclude, str) or not all(
@@ -78,20 +136,22 @@ class BaseMaskedPruningHook(Hook):
         if not 0.0 < float(finetune_lr_gamma) <= 1.0:
             raise ValueError('finetune_lr_gamma must be in (0, 1], got '
                              f'{finetune_lr_gamma}')
+        if not (isinstance(min_layer_density, (int, float))
+                and 0.0 <= min_layer_density < 1.0):
+            raise ValueError('min_layer_density must be in [0, 1), got '
+                             f'{min_layer_density!r}')
+        if warn_layer_sparsity is not None and not (
+                isinstance(warn_layer_sparsity, (int, float))
+                and 0.0 < warn_layer_sparsity <= 1.0):
+            raise ValueError('warn_layer_sparsity must be in (0, 1] or None, '
+                             f'got {warn_layer_sparsity!r}')
         self.by_epoch = by_epoch
-        self.exclude = list(exclude) if exclude else None
+        self.exclude = list(DEFAULT_EXCLUDE if exclude is None else exclude)
+        self.include_frozen = bool(include_frozen)
+        self.min_layer_density = float(min_layer_density)
+        self.warn_layer_sparsity = warn_layer_sparsity
         self.finetune_lr_milestones = sorted(milestones)
         self.finetune_lr_gamma = float(finetune_lr_gamma)
-        self.reset_optimizer = bool(reset_optimizer)
-        self.plot = bool(plot)
-        self.plot_dir = plot_dir
-
-        self.masks: Optional[Dict[str, torch.Tensor]] = None
-        self.switch_unit: Optional[int] = None
-        self.base_lrs: Optional[List[List[float]]] = None
-        self._weights: Optional[Dict[str, torch.nn.Parameter]] = None
-        self._grad_handles: list = []
-        self._loaded_state: Optional[dict] = None
 
     # ------------------------------------------------------------ helpers
     @staticmethod
@@ -115,8 +175,13 @@ class BaseMaskedPruningHook(Hook):
 
     @property
     def sparsity(self) -> float:
-        """Sparsity of the current masks (0 without masks)."""
-        return 0.0 if self.masks is None else mask_sparsity(self.masks)[0]
+        """Sparsity of the current masks (0 without masks; computed once per
+        mask set, no per-iteration host syncs)."""
+        if self.masks is None:
+            return 0.0
+        if self._sparsity_cache is None:
+            self._sparsity_cache = mask_sparsity(self.masks)[0]
+        return self._sparsity_cache
 
     def _work_path(self, runner, name: str) -> str:
         return osp.join(runner.work_dir, self.plot_dir,
@@ -132,19 +197,31 @@ class BaseMaskedPruningHook(Hook):
                 'iteration-based (IterBasedTrainLoop); set by_epoch=False '
                 'and give the counts in iterations')
         model = self._model(runner)
-        self._weights = prunable_weights(model, self.exclude)
+        skipped: Dict[str, int] = {}
+        self._weights = prunable_weights(model, self.exclude,
+                                         self.include_frozen, skipped)
         if not self._weights:
             raise ValueError(
                 f'{type(self).__name__}: the model {type(model).__name__} has '
                 'no prunable layers (nn.Conv*, nn.Linear, '
-                f'nn.MultiheadAttention) left after exclude={self.exclude}')
+                f'nn.MultiheadAttention) left after exclude={self.exclude}, '
+                f'include_frozen={self.include_frozen}')
+        hint = '' if self.include_frozen else \
+            '; include_frozen=True prunes them'
+        runner.logger.info(
+            f'{type(self).__name__}: {len(self._weights)} prunable tensors '
+            f'with {sum(w.numel() for w in self._weights.values())} weights; '
+            f'left out: {skipped["excluded"]} weights matching exclude, '
+            f'{skipped["frozen"]} frozen (requires_grad=False{hint})')
         if self.finetune_lr_milestones and runner.param_schedulers:
             raise ValueError(
                 f'{type(self).__name__}: finetune_lr_milestones sets the '
                 'learning rate itself; remove param_scheduler from the '
                 'config or set finetune_lr_milestones=()')
         self._check_run(runner)
+        self._check_floor()
         self._restore(runner)
+        self._restore_rng(runner)
         self._register_grad_masks()
         if self.masks is not None:
             self._set_masks(runner, self.masks, reset=False)
@@ -153,6 +230,21 @@ class BaseMaskedPruningHook(Hook):
 
     def _check_run(self, runner) -> None:
         """Validate the hook against the run (subclasses)."""
+
+    def _restore_rng(self, runner) -> None:
+        """Continue the saved random streams: right before the first batch
+        (epoch-based loops draw it after ``before_train_epoch``; the
+        iteration-based loop first replays ``runner.iter`` batches, which
+        must not consume the stream)."""
+        state, self._loaded_rng = self._loaded_rng, None
+        if state is None or runner.iter == 0:
+            return
+        loop = runner.train_loop
+        if isinstance(loop, IterBasedTrainLoop):
+            loop.dataloader_iterator = RNGRestoringIterator(
+                loop.dataloader_iterator, runner.iter, state)
+        else:
+            self._pending_rng = state
 
     def _restore(self, runner) -> None:
         state, self._loaded_state = self._loaded_state, None
@@ -168,6 +260,10 @@ class BaseMaskedPruningHook(Hook):
         self.load_state_dict(state)
 
     def before_train_epoch(self, runner) -> None:
+        state = self._pending_rng
+        if state is not None:
+            self._pending_rng = None
+            set_rng_state(state)
         if self.by_epoch:
             self._apply_finetune_lr(runner, runner.epoch)
 
@@ -206,8 +302,13 @@ class BaseMaskedPruningHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[self.state_key] = self.state_dict()
+        # rank 0 saves (mmengine's save_checkpoint is master-only): its
+        # streams; other ranks continue from the seed on resume
+        checkpoint[RNG_STATE_KEY] = get_rng_state()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if checkpoint.get(RNG_STATE_KEY) is not None and is_main_process():
+            self._loaded_rng = checkpoint[RNG_STATE_KEY]
         state = checkpoint.get(self.state_key)
         if state is None:
             print_log(
@@ -229,6 +330,8 @@ class BaseMaskedPruningHook(Hook):
 
     def load_state_dict(self, state: dict) -> None:
         self.masks = state['masks']
+        self._applier = None
+        self._sparsity_cache = None
         self.switch_unit = state['switch_unit']
         self.base_lrs = state['base_lrs']
 
@@ -237,25 +340,63 @@ class BaseMaskedPruningHook(Hook):
         for handle in self._grad_handles:
             handle.remove()
         self._grad_handles = []
-        for name, weight in self._weights.items():
+        for index, weight in enumerate(self._weights.values()):
             if weight.requires_grad:
                 self._grad_handles.append(
-                    weight.register_hook(self._grad_mask_fn(name)))
+                    weight.register_hook(self._grad_mask_fn(index)))
 
-    def _grad_mask_fn(self, name: str):
+    def _grad_mask_fn(self, index: int):
 
         def mask_grad(grad: torch.Tensor) -> torch.Tensor:
-            if self.masks is None:
+            # runs before accumulation and before DDP's all-reduce
+            if self._applier is None:
                 return grad
-            return grad.masked_fill(~self.masks[name], 0)
+            return grad * self._applier.factors[index]
 
         return mask_grad
 
     @torch.no_grad()
     def _enforce_masks(self, runner) -> None:
-        apply_masks_(self._weights, self.masks)
-        for optimizer in self._optimizers(runner):
-            mask_optimizer_state_(optimizer, self._weights, self.masks)
+        if self._applier is None:
+            self._applier = MaskApplier(self._weights, self.masks)
+        self._applier.weights_()
+        self._applier.optimizer_state_(self._optimizers(runner))
+
+    def _check_floor(self) -> None:
+        """The density floor must leave room for the target sparsity."""
+        target = getattr(self, 'target_sparsity', None)
+        if not self.min_layer_density or target is None:
+            return
+        numels = [w.numel() for w in self._weights.values()]
+        floor = sum(
+            min(math.ceil(self.min_layer_density * n), n) for n in numels)
+        left = sum(numels) - num_pruned(sum(numels), target)
+        if floor > left:
+            raise ValueError(
+                f'{type(self).__name__}: min_layer_density='
+                f'{self.min_layer_density} keeps {floor} weights, more than '
+                f'the {left} that target_sparsity {target} leaves')
+
+    def _global_masks(self, sparsity: float) -> Dict[str, torch.Tensor]:
+        """Global magnitude masks with the hook's per-layer floor."""
+        try:
+            return global_magnitude_masks(self._weights, sparsity,
+                                          self.min_layer_density)
+        except ValueError as err:
+            raise ValueError(f'{type(self).__name__}: {err}') from err
+
+    def _warn_collapsed_layers(self, runner) -> None:
+        """Warn about every layer pruned above ``warn_layer_sparsity``."""
+        if self.warn_layer_sparsity is None:
+            return
+        above = layers_above(self.masks, self.warn_layer_sparsity)
+        if above:
+            listed = ', '.join(f'{n} ({100 * v:.2f}%)'
+                               for n, v in above.items())
+            runner.logger.warning(
+                f'{type(self).__name__}: {len(above)} layer(s) pruned above '
+                f'{100 * self.warn_layer_sparsity:g}%: {listed}. Exclude them '
+                '(exclude=[...]) or set min_layer_density.')
 
     def _set_masks(self, runner, masks: Dict[str, torch.Tensor],
                    reset: bool) -> None:
@@ -278,6 +419,8 @@ class BaseMaskedPruningHook(Hook):
             broadcast(mask, src=0)
             synced[name] = mask.bool()
         self.masks = synced
+        self._applier = None
+        self._sparsity_cache = None
         if reset:
             for optimizer in self._optimizers(runner):
                 optimizer.state.clear()

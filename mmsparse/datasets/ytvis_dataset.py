@@ -77,6 +77,9 @@ class CheckedYouTubeVISDataset(YouTubeVISDataset):
                  check_files: bool = True,
                  check_rle_counts: bool = True,
                  **kwargs) -> None:
+        if dataset_version not in ('2019', '2021'):
+            raise ValueError(f"{type(self).__name__}: dataset_version must be '2019' or "
+                             f"'2021', got {dataset_version!r}")
         self.check_files = check_files
         self.check_rle_counts = check_rle_counts
         super().__init__(dataset_version, *args, **kwargs)

@@ -287,3 +287,14 @@ def test_check_rle_counts_can_be_skipped(toy_dataset_root):
         CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, ann_file))
     dataset = CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, ann_file, check_rle_counts=False))
     assert len(dataset) == 10
+
+
+def test_construction_errors_name_the_class(toy_dataset_root):
+    with pytest.raises(ValueError, match="^CheckedYouTubeVISDataset: dataset_version must be "
+                       "'2019' or '2021', got '2022'"):
+        CheckedYouTubeVISDataset(
+            **_cfg(toy_dataset_root, 'annotations/youtube_vis_2021_train.json',
+                   dataset_version='2022'))
+    (toy_dataset_root / 'annotations' / 'bad.json').write_text('{"videos": [')
+    with pytest.raises(ValueError, match='^CheckedYouTubeVISDataset: .*bad.json: not valid json'):
+        CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, 'annotations/bad.json'))

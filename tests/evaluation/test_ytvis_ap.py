@@ -172,9 +172,11 @@ def test_video_mask_iou_by_hand():
     assert video_mask_iou([[to_rle(_uncompressed_rle(dt0)), None, None]],
                           [gt])[0, 0] == 2 / 11
     assert video_mask_iou([], [gt]).shape == (0, 1)
-    with pytest.raises(ValueError, match='one entry per frame'):
+    with pytest.raises(ValueError,
+                       match='^video_mask_iou: all instances of a video need one '
+                       'entry per frame'):
         video_mask_iou([dt[:2]], [gt])
-    with pytest.raises(ValueError, match='Mask sizes differ'):
+    with pytest.raises(ValueError, match='^video_mask_iou: mask sizes differ'):
         video_mask_iou([[_rle(np.ones((4, 5))), None, None]], [gt])
 
 
@@ -314,7 +316,8 @@ def test_crowd_and_edge_cases():
         .125, abs=1e-9)
     bad = preds + [dict(video_id=7, category_id=1, score=.1,
                         segmentations=seg_a)]
-    with pytest.raises(ValueError, match='missing from the ground truth'):
+    with pytest.raises(ValueError, match='^accumulate_ytvis: predictions refer to videos '
+                       'missing from the ground truth'):
         evaluate_ytvis(gt, bad)
 
 
@@ -538,11 +541,11 @@ def test_metric_perfect_empty_and_format_only(tmp_path):
 
 def test_metric_rejects_bad_arguments():
     from mmsparse.evaluation import YouTubeVISAPMetric
-    with pytest.raises(ValueError, match='metric_items'):
+    with pytest.raises(ValueError, match='^YouTubeVISAPMetric: metric_items'):
         YouTubeVISAPMetric(metric_items=['mAP', 'AP50'])
-    with pytest.raises(ValueError, match='collect_device'):
+    with pytest.raises(ValueError, match='^YouTubeVISAPMetric: collect_device'):
         YouTubeVISAPMetric(collect_device='gpu')
-    with pytest.raises(KeyError, match='youtube_vis_ap'):
+    with pytest.raises(KeyError, match="YouTubeVISAPMetric: metric must be 'youtube_vis_ap'"):
         YouTubeVISAPMetric(metric='bbox')
 
 

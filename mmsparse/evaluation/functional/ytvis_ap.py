@@ -71,7 +71,7 @@ def to_rle(segm: Segmentation,
         return None
     if isinstance(segm, list):
         if height is None or width is None:
-            raise ValueError('A polygon segmentation needs the video height '
+            raise ValueError('to_rle: a polygon segmentation needs the video height '
                              'and width (`videos` entries).')
         return mask_util.merge(mask_util.frPyObjects(segm, height, width))
     if isinstance(segm, dict) and 'counts' in segm and 'size' in segm:
@@ -79,7 +79,7 @@ def to_rle(segm: Segmentation,
             h, w = segm['size']
             return mask_util.frPyObjects(segm, h, w)
         return segm
-    raise TypeError('A segmentation must be an RLE dict with "counts" and '
+    raise TypeError('to_rle: a segmentation must be an RLE dict with "counts" and '
                     f'"size", a polygon list or None, got {type(segm)}.')
 
 
@@ -119,7 +119,7 @@ def video_mask_iou(dt_rles: Sequence[Sequence[Optional[RLE]]],
         return np.zeros((num_dt, num_gt))
     lengths = {len(s) for s in dt_rles} | {len(s) for s in gt_rles}
     if len(lengths) != 1:
-        raise ValueError('All instances of a video need one entry per frame, '
+        raise ValueError('video_mask_iou: all instances of a video need one entry per frame, '
                          f'got sequence lengths {sorted(lengths)}.')
     inter = np.zeros((num_dt, num_gt))
     for f in range(lengths.pop()):
@@ -131,7 +131,7 @@ def video_mask_iou(dt_rles: Sequence[Sequence[Optional[RLE]]],
         g_f = [gt_rles[j][f] for j in g_idx]
         sizes = {tuple(r['size']) for r in d_f + g_f}
         if len(sizes) != 1:
-            raise ValueError(f'Mask sizes differ in frame {f}: {sorted(sizes)}.')
+            raise ValueError(f'video_mask_iou: mask sizes differ in frame {f}: {sorted(sizes)}.')
         # Crowd mode of pycocotools' iou gives |d & g| / |d| exactly as a
         # ratio of integers; multiplying back recovers the integer count.
         ratio = np.asarray(mask_util.iou(d_f, g_f, [1] * len(g_f)))
@@ -227,14 +227,14 @@ def _prepare(
             cat_ids = sorted({a['category_id'] for a in gt_anns})
         unknown = {p['video_id'] for p in predictions} - set(videos)
         if 'videos' in gt and unknown:
-            raise ValueError('Predictions refer to videos missing from the '
+            raise ValueError('accumulate_ytvis: predictions refer to videos missing from the '
                              f'ground truth "videos": {sorted(unknown)[:10]}.')
     elif isinstance(gt, Sequence):
         gt_anns = list(gt)
         videos = {}
         cat_ids = sorted({a['category_id'] for a in gt_anns})
     else:
-        raise TypeError('gt must be a YouTube-VIS dict or a list of ground-'
+        raise TypeError('accumulate_ytvis: gt must be a YouTube-VIS dict or a list of ground-'
                         f'truth instances, got {type(gt)}.')
     vid_ids = sorted(set(videos) | {a['video_id'] for a in gt_anns}
                      | {p['video_id'] for p in predictions})

@@ -1,0 +1,16 @@
+# Baseline: the same gates, Taylor ranking and schedule as P3B, every block
+# keeps the same ratio (no block benefit, no probes).
+_base_ = ['./p3b_deit-toy8_shifted-digits-transfer.py']
+
+custom_hooks = [
+    dict(
+        type='P3BHook',
+        keep_ratio=0.5,
+        prune_start=2,
+        prune_sparse=15,
+        prune_finalize=40,
+        by_epoch=True,
+        update_interval=68,
+        width_multiple=1,
+        block_budget='uniform')
+]

@@ -7,10 +7,11 @@ Each floating tensor is stored in the smallest of four encodings:
   (``numel/8 + nnz·b`` bytes);
 * ``coo``: flat positions of the non-zeros (int16 for tensors of at most
   32,767 elements, else int32) plus their values (``nnz·(2 or 4) + nnz·b``);
-* ``delta``: the gaps between consecutive non-zero positions as uint8, a gap
-  above 255 written as ``0`` bytes (each: advance 255) before its remainder
-  (``nnz + Σ⌊(gap−1)/255⌋ + nnz·b``; ~1 byte per non-zero at densities above
-  ~1/255, e.g. 2.5 % of the dense size at 98 % sparsity for fp32).
+* ``delta``: the gaps between consecutive non-zero positions as 8-bit (or
+  16-bit) codes, a gap above ``M`` = 255 (65,535) written as ``0`` codes
+  (each: advance ``M``) before its remainder
+  (``(nnz + Σ⌊(gap−1)/M⌋)·(1 or 2) + nnz·b``; ~1 byte per non-zero at
+  densities above ~1/255, 2 bytes below, against 4 for int32 coo).
 
 Values keep their dtype. Integer tensors and non-tensors are kept as they
 are. Decoding restores every value exactly (``torch.equal``; the bits of
@@ -29,7 +30,8 @@ _TAG = '__mmsparse_sparse__'
 
 
 ENCODINGS = ('bitmap', 'coo', 'delta')
-_DELTA_MAX = 255
+#: Code width in bits to (largest gap of one code, storage dtype, offset).
+_DELTA_CODES = {8: (255, torch.uint8, 0), 16: (65535, torch.int16, 32768)}
 
 
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:
@@ -49,29 +51,36 @@ def unpack_bits(packed: torch.Tensor, numel: int) -> torch.Tensor:
     return bits.flatten()[:numel].bool()
 
 
-def _delta_encode(indices: torch.Tensor) -> torch.Tensor:
-    """Sorted flat positions to uint8 gaps with 0-byte escapes."""
-    gaps = torch.diff(indices, prepend=indices.new_full((1, ), -1))
-    escapes = (gaps - 1) // _DELTA_MAX
-    out = torch.zeros(int(escapes.sum()) + gaps.numel(), dtype=torch.uint8)
+def _gaps(indices: torch.Tensor) -> torch.Tensor:
+    return torch.diff(indices, prepend=indices.new_full((1, ), -1))
+
+
+def _delta_encode(indices: torch.Tensor, bits: int) -> torch.Tensor:
+    """Sorted flat positions to gap codes with 0-code escapes."""
+    largest, dtype, offset = _DELTA_CODES[bits]
+    gaps = _gaps(indices)
+    escapes = (gaps - 1) // largest
+    codes = torch.zeros(int(escapes.sum()) + gaps.numel(), dtype=torch.long)
     ends = torch.cumsum(escapes + 1, 0) - 1
-    out[ends] = (gaps - _DELTA_MAX * escapes).to(torch.uint8)
-    return out
+    codes[ends] = gaps - largest * escapes
+    return (codes - offset).to(dtype)
 
 
-def _delta_decode(codes: torch.Tensor) -> torch.Tensor:
+def _delta_decode(codes: torch.Tensor, bits: int) -> torch.Tensor:
     """Inverse of :func:`_delta_encode` (int64 positions)."""
-    steps = codes.long()
+    largest, _, offset = _DELTA_CODES[bits]
+    steps = codes.long() + offset
     value = steps != 0
-    steps = torch.where(value, steps, torch.full_like(steps, _DELTA_MAX))
+    steps = torch.where(value, steps, torch.full_like(steps, largest))
     return (torch.cumsum(steps, 0) - 1)[value]
 
 
-def _delta_size(indices: torch.Tensor) -> int:
+def _delta_size(indices: torch.Tensor, bits: int) -> int:
     if indices.numel() == 0:
         return 0
-    gaps = torch.diff(indices, prepend=indices.new_full((1, ), -1))
-    return int(((gaps - 1) // _DELTA_MAX).sum()) + gaps.numel()
+    largest = _DELTA_CODES[bits][0]
+    codes = int(((_gaps(indices) - 1) // largest).sum()) + indices.numel()
+    return codes * bits // 8
 
 
 def _index_dtype(numel: int) -> torch.dtype:
@@ -110,7 +119,8 @@ def encode_tensor(tensor: torch.Tensor,
         dense=numel * vbytes,
         bitmap=(numel + 7) // 8 + nnz * vbytes,
         coo=nnz * (ibytes + vbytes),
-        delta=_delta_size(positions) + nnz * vbytes)
+        delta8=_delta_size(positions, 8) + nnz * vbytes,
+        delta16=_delta_size(positions, 16) + nnz * vbytes)
     best = min(sizes, key=sizes.get)
     if best == 'dense':
         return tensor if value_dtype is None else tensor.to(value_dtype)
@@ -126,7 +136,9 @@ def encode_tensor(tensor: torch.Tensor,
     elif best == 'coo':
         out['indices'] = positions.to(idx_dtype)
     else:
-        out['gaps'] = _delta_encode(positions)
+        out[_TAG] = 'delta'
+        out['bits'] = int(best[5:])
+        out['gaps'] = _delta_encode(positions, out['bits'])
     return out
 
 
@@ -166,7 +178,11 @@ def decode_tensor(obj: Any) -> Any:
     if kind == 'coo':
         idx = obj['indices'].to(device).long()
     else:
-        idx = _delta_decode(obj['gaps'].to(device))
+        bits = obj.get('bits', 8)
+        if bits not in _DELTA_CODES:
+            raise ValueError(f'malformed sparse tensor: delta code width '
+                             f'{bits!r} (allowed: 8, 16)')
+        idx = _delta_decode(obj['gaps'].to(device), bits)
     if (idx.numel() != values.numel() or (idx.numel() and (
             int(idx.min()) < 0 or int(idx.max()) >= numel))):
         raise ValueError('malformed sparse tensor: indices out of range '

@@ -1,0 +1,16 @@
+# ART + L1 (the paper's ablation) in the reproduction; the same schedule as
+# repro_art_hypersparse.py, λ0 tuned separately on the validation split.
+_base_ = './repro_art_hypersparse.py'
+
+custom_hooks = [
+    dict(
+        type='ARTHook',
+        target_sparsity=0.98,
+        regularizer='l1',
+        lambda_init=5e-6,
+        eta=1.05**(160 / 48),
+        warmup=0,
+        min_finetune=48,
+        max_finetune=48,
+        finetune_lr_milestones=[24, 36])
+]

@@ -1,0 +1,688 @@
+"""Reproduction of the HyperSparse comparison in the paper's regime (CPU).
+
+ResNet-8 (the paper's CIFAR ResNet at depth 8) on ``HardDigitsDataset``
+(scikit-learn's digits, rendered harder: 16x16, rotated, scaled, shifted,
+distractor, noise; 1,080 test images, one image is 0.093 %). The schedule
+is the reference's, scaled in iterations (``configs/repro_*.py``): warm-up :
+fine-tune = 60 : 160, the same fine-tune length for every method, lr steps
+at 50 % and 75 % of it, the criterion on the full training set. Every phase
+has 1/21 of the reference's iterations and λ's growth is compressed by the
+same factor (η = 1.05 ** (160 / 48) per epoch); ``--lambda-growth
+per-iteration`` keeps the reference's growth per iteration instead.
+
+Stages (each run writes ``<out-dir>/runs/<name>.json``, its done-marker; a
+killed reproduction restarts where it stopped, a run in flight starts over):
+
+1. ``warmup``: per seed, dense training at lr 0.1 (one checkpoint per seed,
+   shared by every method and sparsity of that seed, as the reference's
+   warm-up precedes ART);
+2. ``tune``: λ0 of ART + HyperSparse / L1 / L2 from a grid in the paper's
+   range, one run each at ``--tune-sparsity`` with ``--tune-seed``,
+   selected on the validation split (never the test split);
+3. ``main``: dense reference and every (method, sparsity, seed) row: ART +
+   HyperSparse / L1 / L2 with the tuned λ0, one-shot magnitude + fine-tune,
+   GMP; every final model is scored on the test split (per-image
+   correctness stored);
+4. ``summary``: table (mean ± std, forced switches, ART length), paired
+   differences to ART + HyperSparse with 95 % intervals
+   (``mmsparse.utils.stats``: t over seeds, bootstrap over test digits),
+   ``results.json``, ``results.md``, ``accuracy.png``, ``diff_to_hs.png``.
+
+Usage (the full reproduction, one job on the 2-core machine):
+    python projects/hypersparse/run_reproduction.py --jobs 2
+    python projects/hypersparse/run_reproduction.py --dry-run   # plan + cost
+Smaller: ``--seeds 0 --sparsities 0.98 --methods art_hs oneshot``;
+shorter schedule for a smoke test: ``--schedule warmup_epochs=1
+finetune_epochs=2 art_max_epochs=2 prune_window=1`` and
+``--cfg-options train_dataloader.dataset.variants=1``.
+"""
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import os.path as osp
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Dict, List, Optional
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG_DIR = osp.join('projects', 'hypersparse', 'configs')
+BASE_CONFIG = 'repro_resnet8_harddigits.py'
+CONFIGS = {
+    'dense': 'repro_dense.py',
+    'art_hs': 'repro_art_hypersparse.py',
+    'art_l1': 'repro_art_l1.py',
+    'art_l2': 'repro_art_l2.py',
+    'oneshot': 'repro_oneshot.py',
+    'gmp': 'repro_gmp.py',
+}
+LABELS = {
+    'dense': 'dense (same fine-tune schedule)',
+    'art_hs': 'ART + HyperSparse',
+    'art_l1': 'ART + L1',
+    'art_l2': 'ART + L2',
+    'oneshot': 'one-shot magnitude + FT',
+    'gmp': 'GMP (cubic)',
+}
+ART_METHODS = ('art_hs', 'art_l1', 'art_l2')
+PRUNING_METHODS = ART_METHODS + ('oneshot', 'gmp')
+SCHEDULE_KEYS = ('warmup_epochs', 'finetune_epochs', 'art_max_epochs',
+                 'prune_window')
+#: Estimated cost of one training iteration with the hooks (ms, batch 64,
+#: one thread per run, idle machine); see the README for the measurement.
+MS_PER_ITER = 22.0
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--seeds', type=int, nargs='+',
+                        default=[0, 1, 2, 3, 4])
+    parser.add_argument('--sparsities', type=float, nargs='+',
+                        default=[0.9, 0.98, 0.995, 0.998])
+    parser.add_argument('--methods', nargs='+', default=list(CONFIGS),
+                        choices=list(CONFIGS))
+    parser.add_argument('--stages', nargs='+',
+                        default=['warmup', 'tune', 'main', 'summary'],
+                        choices=['warmup', 'tune', 'main', 'summary'])
+    parser.add_argument('--tune-seed', type=int, default=100,
+                        help='training seed of the λ0 tuning runs')
+    parser.add_argument('--tune-sparsity', type=float, default=0.98)
+    parser.add_argument(
+        '--lambda-grid', type=float, nargs='+', default=[5e-7, 5e-6, 5e-5],
+        help='λ0 candidates (the paper tunes in 5e-7 .. 5e-5)')
+    parser.add_argument(
+        '--lambda-growth', default='compressed',
+        choices=['compressed', 'per-iteration'],
+        help="'compressed': η = 1.05 ** (160 / finetune_epochs) per epoch, "
+        'λ compressed in iterations like every phase; '
+        "'per-iteration': η = 1.05 ** (iters_per_epoch / 782), the "
+        "reference's growth per iteration")
+    parser.add_argument(
+        '--schedule', nargs='*', default=[], metavar='KEY=EPOCHS',
+        help=f'override the epochs of {SCHEDULE_KEYS} (smoke tests)')
+    parser.add_argument(
+        '--cfg-options', nargs='*', default=[], metavar='KEY=VALUE',
+        help='config overrides applied to every run (python literals)')
+    parser.add_argument('--work-dir', default='work_dirs/hypersparse_repro')
+    parser.add_argument('--out-dir',
+                        default='projects/hypersparse/results/repro')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs in parallel (processes)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads per run')
+    parser.add_argument('--n-boot', type=int, default=2000)
+    parser.add_argument('--dry-run', action='store_true',
+                        help='print the plan and the cost estimate only')
+    return parser.parse_args(argv)
+
+
+def _literal(value: str):
+    import ast
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def _pairs(items: List[str], what: str) -> Dict:
+    out = {}
+    for item in items:
+        if '=' not in item:
+            raise ValueError(f'run_reproduction: {what} entries must be '
+                             f'KEY=VALUE, got {item!r}')
+        key, value = item.split('=', 1)
+        out[key] = _literal(value)
+    return out
+
+
+def load_schedule(overrides: Dict) -> Dict:
+    """The schedule of the base config, with overrides (epochs)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, CONFIG_DIR, BASE_CONFIG))
+    schedule = {k: cfg[k] for k in SCHEDULE_KEYS}
+    schedule.update(
+        ref_iters_per_epoch=cfg.ref_iters_per_epoch,
+        ref_eta=cfg.ref_eta,
+        ref_finetune_epochs=cfg.ref_finetune_epochs,
+        iters_per_epoch=cfg.iters_per_epoch)
+    for key, value in overrides.items():
+        if key not in SCHEDULE_KEYS or not isinstance(value, int) \
+                or value < 1:
+            raise ValueError(f'run_reproduction: --schedule takes '
+                             f'{SCHEDULE_KEYS} = int >= 1, got {key}={value}')
+        schedule[key] = value
+    return schedule
+
+
+def milestones(finetune_epochs: int) -> List[int]:
+    """lr steps at 50 % and 75 % of the fine-tuning (increasing, >= 1)."""
+    first = max(1, round(0.5 * finetune_epochs))
+    return [first, max(first + 1, round(0.75 * finetune_epochs))]
+
+
+def run_name(kind: str, method: str, sparsity: Optional[float], seed: int,
+             lambda_init: Optional[float] = None) -> str:
+    name = f'{kind}_{method}'
+    if sparsity is not None:
+        name += f'_s{sparsity:g}'
+    if kind == 'tune':
+        name += f'_lam{lambda_init:g}'
+    return f'{name}_seed{seed}'
+
+
+def warmup_checkpoint(work_dir: str, seed: int, schedule: Dict) -> str:
+    return osp.join(work_dir, run_name('warmup', 'dense', None, seed),
+                    f"epoch_{schedule['warmup_epochs']}.pth")
+
+
+# --------------------------------------------------------------- one run
+def build_config(spec: Dict):
+    """The mmengine config of one run (warm-up, tuning or main row)."""
+    from mmengine.config import Config
+    schedule = spec['schedule']
+    method, kind = spec['method'], spec['kind']
+    path = BASE_CONFIG if kind == 'warmup' else CONFIGS[method]
+    cfg = Config.fromfile(osp.join(ROOT, CONFIG_DIR, path))
+    if spec['cfg_options']:
+        cfg.merge_from_dict(spec['cfg_options'])
+    cfg.work_dir = osp.join(spec['work_dir'], spec['name'])
+    cfg.experiment_name = spec['name']
+    cfg.randomness = dict(seed=spec['seed'], deterministic=False)
+    cfg.default_hooks.logger.interval = 200
+    warm, ft = schedule['warmup_epochs'], schedule['finetune_epochs']
+    steps = milestones(ft)
+    if kind == 'warmup':
+        cfg.train_cfg.max_epochs = warm
+        cfg.train_cfg.val_interval = warm
+        cfg.default_hooks.checkpoint = dict(
+            type='CheckpointHook', interval=warm, max_keep_ckpts=1)
+        return cfg
+    cfg.load_from = warmup_checkpoint(spec['work_dir'], spec['seed'],
+                                      schedule)
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=10**6, save_last=False)
+    if method == 'dense':
+        cfg.train_cfg.max_epochs = ft
+        cfg.param_scheduler = dict(
+            type='MultiStepLR', by_epoch=True, milestones=steps, gamma=0.1)
+        return cfg
+    hook = cfg.custom_hooks[-1]
+    hook.target_sparsity = spec['sparsity']
+    hook.finetune_lr_milestones = steps
+    hook.plot = spec['plot']
+    if method in ART_METHODS:
+        cfg.train_cfg.max_epochs = schedule['art_max_epochs'] + ft
+        hook.update(
+            lambda_init=spec['lambda_init'],
+            eta=spec['eta'],
+            warmup=0,
+            min_finetune=ft,
+            max_finetune=ft)
+    elif method == 'oneshot':
+        cfg.train_cfg.max_epochs = schedule['prune_window'] + ft
+        hook.prune_at = schedule['prune_window']
+    elif method == 'gmp':
+        cfg.train_cfg.max_epochs = schedule['prune_window'] + ft
+        hook.update(begin=0, end=schedule['prune_window'], interval=1)
+    return cfg
+
+
+def predict(runner, dataloader_cfg) -> Dict:
+    """Per-image correctness of the runner's model on a dataloader."""
+    import numpy as np
+    import torch
+    from mmengine.runner import Runner
+    loader = Runner.build_dataloader(dataloader_cfg)
+    model = runner.model
+    model.eval()
+    correct = []
+    with torch.no_grad():
+        for data in loader:
+            for sample in model.test_step(data):
+                correct.append(
+                    int(sample.pred_label.flatten()[0]) == int(
+                        sample.gt_label.flatten()[0]))
+    dataset = loader.dataset
+    digit = [dataset.get_data_info(i)['digit_index']
+             for i in range(len(dataset))]
+    correct = np.asarray(correct, dtype=np.int64)
+    return dict(
+        accuracy=float(100.0 * correct.mean()),
+        correct=''.join(str(c) for c in correct),
+        digit_index=digit)
+
+
+def _prunable_sparsity(model) -> Dict:
+    from mmsparse.art import prunable_weights
+    weights = prunable_weights(model)
+    total = sum(w.numel() for w in weights.values())
+    zeros = sum(int((w == 0).sum()) for w in weights.values())
+    return dict(prunable_weights=total, zero_weights=zeros,
+                final_sparsity=zeros / total)
+
+
+def run_one(spec: Dict) -> Dict:
+    """Train one run in this process and score it; returns its result."""
+    import torch
+    from mmengine.runner import Runner
+
+    import mmsparse  # noqa: F401
+    torch.set_num_threads(spec['threads'])
+    cfg = build_config(spec)
+    start = time.time()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    seconds = time.time() - start
+    iters = runner.iter
+    result = dict(
+        name=spec['name'], kind=spec['kind'], method=spec['method'],
+        sparsity=spec['sparsity'], seed=spec['seed'],
+        lambda_init=spec.get('lambda_init'), eta=spec.get('eta'),
+        epochs=runner.epoch, iterations=iters,
+        train_seconds=round(seconds, 1),
+        ms_per_iter=round(1000.0 * seconds / max(iters, 1), 2),
+        threads=spec['threads'], schedule=spec['schedule'])
+    if spec['kind'] == 'warmup':
+        return result
+    model = runner.model.module if hasattr(runner.model, 'module') \
+        else runner.model
+    result.update(_prunable_sparsity(model))
+    val = predict(runner, cfg.val_dataloader)
+    result['val_accuracy'] = val['accuracy']
+    if spec['kind'] == 'main':
+        test = predict(runner, cfg.test_dataloader)
+        result.update(test_accuracy=test['accuracy'],
+                      test_correct=test['correct'],
+                      test_digit_index=test['digit_index'])
+    hooks = [h for h in runner.hooks if hasattr(h, 'target_sparsity')]
+    if hooks:
+        hook = hooks[0]
+        result['switch_epoch'] = hook.switch_unit
+        info = getattr(hook, 'switch_info', None)
+        if info:
+            result.update(
+                switch_reason=info['reason'],
+                forced=info['reason'] != 'criterion',
+                art_epochs=len(hook.history),
+                model_step=info['model_step'],
+                art_history=hook.history)
+    result['seconds'] = round(time.time() - start, 1)
+    return result
+
+
+def _job(spec: Dict) -> Dict:
+    path = osp.join(spec['out_dir'], 'runs', spec['name'] + '.json')
+    if osp.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    os.chdir(ROOT)
+    result = run_one(spec)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(result, f)
+    os.replace(tmp, path)  # the done-marker appears complete or not at all
+    keys = ('name', 'test_accuracy', 'val_accuracy', 'switch_reason',
+            'seconds')
+    brief = {k: result.get(k) for k in keys}
+    print(f'[done] {brief}', flush=True)
+    return result
+
+
+def run_jobs(specs: List[Dict], jobs: int) -> List[Dict]:
+    """Run specs: in this process with ``jobs=1``, otherwise in ``jobs``
+    forked worker processes (each run builds its own Runner)."""
+    if not specs:
+        return []
+    if jobs <= 1:
+        return [_job(spec) for spec in specs]
+    with ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=multiprocessing.get_context('fork')) as pool:
+        return list(pool.map(_job, specs))
+
+
+# ----------------------------------------------------------------- plan
+def current_eta(schedule: Dict, growth: str, cfg_options: Dict) -> Dict:
+    """η per epoch from the actual training set size."""
+    from mmengine.config import Config
+
+    import mmsparse  # noqa: F401
+    from mmsparse.registry import DATASETS
+    cfg = Config.fromfile(osp.join(ROOT, CONFIG_DIR, BASE_CONFIG))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    iters = math.ceil(len(dataset) / cfg.train_dataloader.batch_size)
+    ref_iters = schedule['ref_iters_per_epoch']
+    # one epoch here stands for this many reference epochs
+    if growth == 'compressed':
+        ref_epochs = schedule['ref_finetune_epochs'] / schedule[
+            'finetune_epochs']
+    else:
+        ref_epochs = iters / ref_iters
+    return dict(
+        iters_per_epoch=iters, train_images=len(dataset),
+        lambda_growth=growth, ref_epochs_per_epoch=ref_epochs,
+        time_compression=ref_epochs * ref_iters / iters,
+        eta=schedule['ref_eta']**ref_epochs)
+
+
+def make_spec(args, schedule, kind, method, seed, sparsity=None,
+              lambda_init=None, eta=None) -> Dict:
+    return dict(
+        kind=kind, method=method, seed=seed, sparsity=sparsity,
+        lambda_init=lambda_init, eta=eta,
+        name=run_name(kind, method, sparsity, seed, lambda_init),
+        schedule=schedule, work_dir=args.work_dir, out_dir=args.out_dir,
+        threads=args.threads, cfg_options=args.cfg_options_dict,
+        plot=seed == min(args.seeds) and kind == 'main')
+
+
+def select_lambda(results: List[Dict], regularizer_method: str) -> Dict:
+    """Best λ0 of one ART variant on the validation split; ties go to the
+    run that switched by the criterion, then to the λ0 closest (in log) to
+    the reference's 5e-6."""
+    rows = [r for r in results if r['method'] == regularizer_method]
+    if not rows:
+        raise ValueError(f'run_reproduction: no tuning run for '
+                         f'{regularizer_method}')
+    best = max(rows, key=lambda r: (r['val_accuracy'], not r.get('forced'),
+                                    -abs(math.log(r['lambda_init'] / 5e-6))))
+    return dict(
+        lambda_init=best['lambda_init'], val_accuracy=best['val_accuracy'],
+        candidates=[
+            dict(lambda_init=r['lambda_init'],
+                 val_accuracy=r['val_accuracy'],
+                 switch_reason=r.get('switch_reason'),
+                 art_epochs=r.get('art_epochs')) for r in sorted(
+                     rows, key=lambda r: r['lambda_init'])
+        ])
+
+
+def estimate_iterations(schedule: Dict, args) -> Dict:
+    """Upper bound of training iterations (+ criterion passes) per stage."""
+    ipe = schedule['iters_per_epoch']
+    ft, cap = schedule['finetune_epochs'], schedule['art_max_epochs']
+    window = schedule['prune_window']
+    # one criterion pass = a forward pass over the training set in eval mode,
+    # about a third of a training epoch
+    art_run = (cap + ft) * ipe + cap * ipe / 3
+    per_method = dict(dense=ft * ipe, oneshot=(window + ft) * ipe,
+                      gmp=(window + ft) * ipe,
+                      **{m: art_run for m in ART_METHODS})
+    seeds = set(args.seeds)
+    if 'tune' in args.stages:
+        seeds.add(args.tune_seed)
+    warm = len(seeds) * schedule['warmup_epochs'] * ipe
+    tune = 0
+    if 'tune' in args.stages:
+        tune = sum(len(args.lambda_grid) * art_run
+                   for m in ART_METHODS if m in args.methods)
+    main = 0
+    for method in args.methods:
+        n = len(args.seeds) * (1 if method == 'dense' else len(
+            args.sparsities))
+        main += n * per_method[method]
+    return dict(warmup=warm, tune=tune, main=main,
+                total=warm + tune + main)
+
+
+# -------------------------------------------------------------- summary
+def summarize(args, schedule: Dict, tuning: Dict) -> str:
+    """Tables, intervals, plots and results.json from the run files."""
+    import numpy as np
+
+    from mmsparse.utils.stats import (format_diff, paired_bootstrap,
+                                      paired_seed_interval)
+    runs_dir = osp.join(args.out_dir, 'runs')
+    results = []
+    for fname in sorted(os.listdir(runs_dir)):
+        if fname.endswith('.json'):
+            with open(osp.join(runs_dir, fname)) as f:
+                results.append(json.load(f))
+    main = [r for r in results if r['kind'] == 'main']
+    if not main:
+        raise RuntimeError('run_reproduction: no finished main run to '
+                           f'summarize in {runs_dir}')
+
+    def rows(method, sparsity=None):
+        return {r['seed']: r for r in main if r['method'] == method and (
+            method == 'dense' or r['sparsity'] == sparsity)}
+
+    def per_digit(run_list):
+        """Correctness per test digit (mean over variants and runs)."""
+        digits = np.asarray(run_list[0]['test_digit_index'])
+        uniq, inv = np.unique(digits, return_inverse=True)
+        total = np.zeros(len(uniq))
+        for r in run_list:
+            c = np.frombuffer(r['test_correct'].encode(), np.uint8) - 48
+            total += np.bincount(inv, weights=c, minlength=len(uniq))
+        return total / (len(run_list) * np.bincount(inv))
+
+    dense = rows('dense')
+    dense_acc = [dense[s]['test_accuracy'] for s in sorted(dense)]
+    n_test = len(main[0]['test_correct'])
+    sparsities = sorted({r['sparsity'] for r in main
+                         if r['sparsity'] is not None})
+    methods = [m for m in PRUNING_METHODS
+               if any(r['method'] == m for r in main)]
+    summary = dict(schedule=schedule, tuning=tuning, n_test_images=n_test,
+                   n_test_digits=len(set(main[0]['test_digit_index'])),
+                   dense=dict(seeds=sorted(dense), accuracy=dense_acc),
+                   rows=[])
+    for method in methods:
+        for sparsity in sparsities:
+            runs = rows(method, sparsity)
+            if not runs:
+                continue
+            acc = [runs[s]['test_accuracy'] for s in sorted(runs)]
+            row = dict(method=method, sparsity=sparsity,
+                       seeds=sorted(runs), accuracy=acc,
+                       mean=float(np.mean(acc)), std=float(np.std(acc)),
+                       iterations=[runs[s]['iterations']
+                                   for s in sorted(runs)])
+            if method in ART_METHODS:
+                row.update(
+                    lambda_init=runs[min(runs)]['lambda_init'],
+                    forced=sum(bool(r.get('forced')) for r in runs.values()),
+                    art_epochs=[r.get('art_epochs') for r in
+                                (runs[s] for s in sorted(runs))])
+            ref = rows('art_hs', sparsity)
+            common = sorted(set(runs) & set(ref))
+            if method != 'art_hs' and common:
+                a = [runs[s]['test_accuracy'] for s in common]
+                b = [ref[s]['test_accuracy'] for s in common]
+                pa = per_digit([runs[s] for s in common])
+                pb = per_digit([ref[s] for s in common])
+                row['diff_seeds'] = paired_seed_interval(a, b)
+                row['diff_bootstrap'] = paired_bootstrap(
+                    lambda idx: 100.0 * pa[idx].mean(),
+                    lambda idx: 100.0 * pb[idx].mean(), len(pa),
+                    n_boot=args.n_boot, seed=0)
+            summary['rows'].append(row)
+    with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+
+    def cell(row):
+        if row is None:
+            return '–'
+        text = f"{row['mean']:.2f} ± {row['std']:.2f}"
+        if row.get('forced'):
+            text += f" ({row['forced']}/{len(row['seeds'])} forced)"
+        return text
+
+    def find(method, sparsity):
+        return next((r for r in summary['rows'] if r['method'] == method
+                     and r['sparsity'] == sparsity), None)
+
+    seeds = sorted({r['seed'] for r in main})
+    head = '| method | ' + ' | '.join(
+        f'{100 * s:g} %' for s in sparsities) + ' |'
+    rule = '|---|' + '---:|' * len(sparsities)
+    lines = [
+        f'Test accuracy (%) on {n_test} test images '
+        f"({summary['n_test_digits']} held-out digits), mean ± std over "
+        f'seeds {seeds}. Dense (same fine-tune schedule): '
+        + (f'{np.mean(dense_acc):.2f} ± {np.std(dense_acc):.2f}'
+           if dense_acc else '–') + '.', '', head, rule
+    ]
+    for method in methods:
+        lines.append(f'| {LABELS[method]} | ' + ' | '.join(
+            cell(find(method, s)) for s in sparsities) + ' |')
+    lines += [
+        '', 'Difference to ART + HyperSparse (percentage points), 95 % '
+        'intervals: t over paired seeds / paired bootstrap over test '
+        'digits (seed-averaged correctness).', '', head, rule
+    ]
+    for method in methods:
+        if method == 'art_hs':
+            continue
+        cells = []
+        for s in sparsities:
+            row = find(method, s)
+            if row is None or 'diff_seeds' not in row:
+                cells.append('–')
+            else:
+                cells.append(
+                    format_diff(row['diff_seeds']) + ' / ' +
+                    format_diff(row['diff_bootstrap']).split(' ', 1)[1])
+        lines.append(f'| {LABELS[method]} | ' + ' | '.join(cells) + ' |')
+    lines += ['', 'ART: λ0 (tuned), switches forced / runs, ART epochs '
+              '(mean, min-max):', '']
+    for method in ART_METHODS:
+        for s in sparsities:
+            row = find(method, s)
+            if row is None:
+                continue
+            ep = [e for e in row['art_epochs'] if e is not None]
+            lines.append(
+                f"- {LABELS[method]} @ {100 * s:g} %: λ0 = "
+                f"{row['lambda_init']:g}, forced {row['forced']}/"
+                f"{len(row['seeds'])}, ART epochs "
+                f"{np.mean(ep):.1f} ({min(ep)}-{max(ep)})" if ep else '')
+    if tuning:
+        lines += ['', f'λ0 tuning (validation accuracy %, seed '
+                  f'{args.tune_seed}, {100 * args.tune_sparsity:g} %):', '']
+        for method, sel in tuning.items():
+            cands = ', '.join(
+                f"{c['lambda_init']:g}: {c['val_accuracy']:.2f}"
+                f" ({c['switch_reason']}, {c['art_epochs']} ep)"
+                for c in sel['candidates'])
+            lines.append(f"- {LABELS[method]}: {cands} → "
+                         f"{sel['lambda_init']:g}")
+    table = '\n'.join(lines) + '\n'
+    with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
+        f.write(table)
+    _plots(summary, args.out_dir, sparsities, methods)
+    return table
+
+
+def _plots(summary: Dict, out_dir: str, sparsities, methods) -> None:
+    import numpy as np
+
+    from mmsparse.utils.pruning_plots import _pyplot, plot_comparison
+    by_method = {}
+    for row in summary['rows']:
+        by_method.setdefault(LABELS[row['method']],
+                             {})[row['sparsity']] = row['accuracy']
+    plot_comparison(
+        by_method, osp.join(out_dir, 'accuracy.png'),
+        dense=summary['dense']['accuracy'],
+        title='hard digits, ResNet-8 (77k prunable weights), '
+        f"{summary['n_test_images']} test images")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    others = [m for m in methods if m != 'art_hs']
+    width = 0.8 / max(len(others), 1)
+    for k, method in enumerate(others):
+        xs, ys, lo, hi = [], [], [], []
+        for i, s in enumerate(sparsities):
+            row = next((r for r in summary['rows'] if r['method'] == method
+                        and r['sparsity'] == s and 'diff_seeds' in r), None)
+            if row is None:
+                continue
+            d = row['diff_seeds']
+            xs.append(i + (k - (len(others) - 1) / 2) * width)
+            ys.append(d['diff'])
+            lo.append(d['diff'] - d['low'] if np.isfinite(d['low']) else 0)
+            hi.append(d['high'] - d['diff'] if np.isfinite(d['high']) else 0)
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt='o', capsize=3,
+                    label=LABELS[method])
+    ax.axhline(0, color='k', lw=0.8)
+    ax.set_xticks(range(len(sparsities)))
+    ax.set_xticklabels([f'{100 * s:g} %' for s in sparsities])
+    ax.set_xlabel('sparsity')
+    ax.set_ylabel('test accuracy − ART + HyperSparse (pp)')
+    ax.set_title('paired difference per seed, 95 % t interval')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(osp.join(out_dir, 'diff_to_hs.png'), dpi=120)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------- main
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    os.chdir(ROOT)
+    args.cfg_options_dict = _pairs(args.cfg_options, '--cfg-options')
+    schedule = load_schedule(_pairs(args.schedule, '--schedule'))
+    schedule.update(
+        current_eta(schedule, args.lambda_growth, args.cfg_options_dict))
+    eta = schedule['eta']
+    est = estimate_iterations(schedule, args)
+    print(f"schedule: {schedule}\nupper bound of iterations: {est}; at "
+          f"{MS_PER_ITER:g} ms/iteration and --jobs {args.jobs}: "
+          f"{est['total'] * MS_PER_ITER / 1000 / 3600 / args.jobs:.2f} h "
+          '(ART runs that switch by the criterion are shorter)', flush=True)
+    if args.dry_run:
+        return
+    os.makedirs(osp.join(args.out_dir, 'runs'), exist_ok=True)
+    art = [m for m in ART_METHODS if m in args.methods]
+    seeds = list(args.seeds)
+    if 'tune' in args.stages and art and args.tune_seed not in seeds:
+        seeds.append(args.tune_seed)
+    if 'warmup' in args.stages:
+        run_jobs([make_spec(args, schedule, 'warmup', 'dense', s)
+                  for s in seeds], args.jobs)
+    tuning_path = osp.join(args.out_dir, 'tuning.json')
+    tuning = {}
+    if osp.exists(tuning_path):
+        with open(tuning_path) as f:
+            tuning = json.load(f)
+    if 'tune' in args.stages and art:
+        specs = [make_spec(args, schedule, 'tune', m, args.tune_seed,
+                           args.tune_sparsity, lam, eta)
+                 for m in art for lam in args.lambda_grid]
+        results = run_jobs(specs, args.jobs)
+        tuning = {m: select_lambda(results, m) for m in art}
+        with open(tuning_path, 'w') as f:
+            json.dump(tuning, f, indent=1)
+    if 'main' in args.stages:
+        missing = [m for m in art if m not in tuning]
+        if missing:
+            raise RuntimeError(
+                f'run_reproduction: no tuned λ0 for {missing} in '
+                f'{tuning_path}; run the tune stage first')
+        specs = []
+        for seed in args.seeds:  # seed-major: partial results are paired
+            if 'dense' in args.methods:
+                specs.append(make_spec(args, schedule, 'main', 'dense', seed))
+            for sparsity in args.sparsities:
+                for method in args.methods:
+                    if method == 'dense':
+                        continue
+                    lam = tuning[method]['lambda_init'] \
+                        if method in ART_METHODS else None
+                    specs.append(make_spec(
+                        args, schedule, 'main', method, seed, sparsity, lam,
+                        eta if method in ART_METHODS else None))
+        run_jobs(specs, args.jobs)
+    if 'summary' in args.stages:
+        print(summarize(args, schedule, tuning))
+
+
+if __name__ == '__main__':
+    main()

@@ -71,6 +71,24 @@ def run(cmd, log_file):
     return took
 
 
+class StepTimes(dict):
+    """Seconds per step, kept in a json so that a resumed run still
+    reports the cost of the steps it skipped."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        if osp.exists(path):
+            with open(path) as f:
+                self.update(json.load(f))
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, round(value, 1))
+        os.makedirs(osp.dirname(self.path), exist_ok=True)
+        with open(self.path, 'w') as f:
+            json.dump(self, f, indent=2)
+
+
 def train(config, work, marker, options, times, key):
     """``tools/train.py`` unless ``marker`` exists."""
     if osp.exists(marker):
@@ -83,13 +101,13 @@ def train(config, work, marker, options, times, key):
     return marker
 
 
-def test_classifier(config, ckpt, work, times, key):
+def test_classifier(config, ckpt, work, options, times, key):
     """Top-1 accuracy of a classifier checkpoint (cached)."""
     done = osp.join(work, 'accuracy.json')
     if not osp.exists(done):
         out = osp.join(work, 'test')
         times[key] = run([sys.executable, 'tools/test.py', config, ckpt,
-                          '--work-dir', out],
+                          '--work-dir', out, '--cfg-options'] + options,
                          osp.join(out, 'test_stdout.log'))
         metrics = _last_json(out)
         with open(done, 'w') as f:
@@ -155,14 +173,17 @@ def video_ap_fn(dump):
     return score, len(videos)
 
 
-def schedule_options(epochs):
+def schedule_options(epochs, interval):
+    """P3BHook's schedule scaled to ``epochs`` (start at 1/8, goal keep
+    ratio at 5/8, slim export at the end)."""
     start = max(1, epochs // 8)
     sparse = max(start + 1, (5 * epochs) // 8)
     return [f'train_cfg.max_epochs={epochs}',
             f'train_cfg.val_interval={epochs}',
             f'custom_hooks.0.prune_start={start}',
             f'custom_hooks.0.prune_sparse={sparse}',
-            f'custom_hooks.0.prune_finalize={epochs}']
+            f'custom_hooks.0.prune_finalize={epochs}',
+            f'custom_hooks.0.update_interval={interval}']
 
 
 def vis_iters_options(iters):
@@ -182,6 +203,8 @@ def main():
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--cls-epochs', type=int, default=10)
     parser.add_argument('--p3b-epochs', type=int, default=8)
+    parser.add_argument('--p3b-update-interval', type=int, default=20,
+                        help='iterations between P3B mask updates')
     parser.add_argument('--slim-finetune-epochs', type=int, default=4)
     parser.add_argument('--pretrain-iters', type=int, default=300)
     parser.add_argument('--finetune-iters', type=int, default=150)
@@ -196,7 +219,7 @@ def main():
         parser.error('epochs / iterations must be >= 1 (--p3b-epochs >= 3)')
     ENV['OMP_NUM_THREADS'] = str(args.threads)
     work = osp.join(ROOT, args.work_dir)
-    times, start = {}, time.time()
+    times, start = StepTimes(osp.join(work, 'seconds.json')), time.time()
     results_file = osp.join(work, 'results.json')
 
     # 1. data
@@ -229,7 +252,8 @@ def main():
     p3b_dir = osp.join(work, 'p3b_cls')
     export = osp.join(p3b_dir, 'p3b')
     train(P3B_CLS, p3b_dir, osp.join(export, 'slim_model.pth'),
-          cls_opts + schedule_options(args.p3b_epochs) +
+          cls_opts +
+          schedule_options(args.p3b_epochs, args.p3b_update_interval) +
           [f'load_from={dense_cls}',
            f'default_hooks.checkpoint.interval={args.p3b_epochs}'],
           times, 'p3b_cls')
@@ -245,10 +269,10 @@ def main():
                         f'default_hooks.checkpoint.interval={n}'],
             times, 'slim_cls_finetune')
     acc = dict(
-        dense=test_classifier(CLS, dense_cls, dense_cls_dir, times,
-                              'test_dense_cls'),
+        dense=test_classifier(CLS, dense_cls, dense_cls_dir, cls_opts,
+                              times, 'test_dense_cls'),
         slim=test_classifier(osp.join(export, 'finetune.py'), slim_weights,
-                             osp.join(p3b_dir, 'slim_test'), times,
+                             osp.join(p3b_dir, 'slim_test'), cls_opts, times,
                              'test_slim_cls'))
     with open(osp.join(export, 'history.json')) as f:
         p3b_keep = json.load(f)['history'][-1]['global_keep']

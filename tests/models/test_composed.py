@@ -23,7 +23,6 @@ TOY = 'configs/composed/toy/'
 SLIM_VIS = TOY + 'p3b_mask2former_vit_toy-ytvis21.py'
 SLIM_VPP_VIS = TOY + 'p3b-vpp_mask2former_vit_toy-ytvis21.py'
 ART_VIS = TOY + 'art-p3b-vpp_mask2former_vit_toy-ytvis21.py'
-REAL = 'configs/composed/p3b-vpp_mask2former_vit-s_ytvis21.py'
 
 
 def make_export(out_dir, keep_ratio=0.5, seed=0):
@@ -100,7 +99,7 @@ def test_position_embedding_interpolated_to_video_grid(export):
 
 def test_export_errors(export, tmp_path):
     path, _ = export
-    with pytest.raises(FileNotFoundError, match='P3B export: no checkpoint'):
+    with pytest.raises(FileNotFoundError, match='P3B export: neither'):
         P3BViTPyramid(export=str(tmp_path / 'nothing'))
     with pytest.raises(ValueError, match=r"P3BViTPyramid: \['patch_size'\] "
                        'come from the P3B export'):
@@ -118,6 +117,15 @@ def test_export_errors(export, tmp_path):
                           img_size=64)
     model.init_weights()
     assert model.slim_arch == P3BViTPyramid(export=path).slim_arch
+    # the config alone builds the model (to load a trained composed model)
+    cfg_only = tmp_path / 'cfg_only'
+    cfg_only.mkdir()
+    (cfg_only / 'slim_model.py').write_text(
+        open(osp.join(path, 'slim_model.py')).read())
+    built = P3BViTPyramid(export=str(cfg_only))
+    assert built.slim_arch == model.slim_arch
+    with pytest.raises(FileNotFoundError, match='has no slim_model.pth'):
+        built.init_weights()
     # weights of another P3B run (other kept widths) are refused
     other, _ = make_export(tmp_path / 'other', keep_ratio=0.3, seed=1)
     mixed = P3BViTPyramid(export=path,
@@ -185,14 +193,24 @@ def test_composed_toy_model_trains_and_predicts(config, export,
         assert stats and stats[-1].pruned and stats[-1].keep_ratio < 0.5
 
 
-def test_real_composed_config_points_at_p3b_export():
-    cfg = Config.fromfile(REAL)
-    assert cfg.model.type == 'VPPMask2FormerVideo'
-    assert cfg.model.backbone.type == 'VPPBackbone'
-    inner = cfg.model.backbone.backbone
-    assert inner.type == 'P3BViTPyramid'
-    assert inner.export.endswith('/p3b') and 'init_cfg' not in inner
+@pytest.mark.parametrize('name', [
+    'p3b_mask2former_vit-s_ytvis21.py', 'p3b-vpp_mask2former_vit-s_ytvis21.py',
+    'art-p3b-vpp_mask2former_vit-s_ytvis21.py'
+])
+def test_real_composed_configs_point_at_a_p3b_export(name):
+    cfg = Config.fromfile('configs/composed/' + name)
+    backbone = cfg.model.backbone
+    if 'vpp' in name:
+        assert cfg.model.type == 'VPPMask2FormerVideo'
+        assert backbone.type == 'VPPBackbone'
+        backbone = backbone.backbone
+    assert backbone.type == 'P3BViTPyramid' and 'init_cfg' not in backbone
+    # the P3B run of configs/p3b exports there (P3BHook export_dir 'p3b')
+    assert backbone.export == \
+        'work_dirs/p3b_deit-small_4xb256_in1k/p3b'
     assert list(cfg.model.track_head.in_channels) == [96, 192, 384, 384]
+    hooks = [h.type for h in cfg.custom_hooks]
+    assert ('ARTHook' in hooks) == name.startswith('art')
 
 
 def test_art_on_composed_model_and_sparse_export(export, tmp_path,
@@ -233,3 +251,26 @@ def test_art_on_composed_model_and_sparse_export(export, tmp_path,
     runpy.run_path(tool, run_name='__main__')
     assert 'verified: strict load' in capsys.readouterr().out
     assert osp.getsize(out) < 0.5 * osp.getsize(dense_ckpt)
+
+
+@pytest.mark.parametrize('name', [
+    'deit-toy_shapes-cls.py', 'p3b_deit-toy_shapes-cls.py',
+    'cls-init_mask2former_vit_toy-ytvis21.py',
+    'p3b_mask2former_vit_toy-ytvis21.py',
+    'p3b-vpp_mask2former_vit_toy-ytvis21.py',
+    'art-p3b-vpp_mask2former_vit_toy-ytvis21.py'
+])
+def test_toy_composed_configs_parse(name):
+    """Every toy config of the pipeline parses (inheritance, deletes)."""
+    cfg = Config.fromfile(TOY + name)
+    backbone = cfg.model.backbone
+    if backbone.type == 'VPPBackbone':
+        backbone = backbone.backbone
+    if name.startswith('cls-init'):
+        assert backbone.init_cfg.type == 'Pretrained'
+    elif 'cls' in name:
+        assert backbone.type == 'VisionTransformer'
+        assert backbone.arch.embed_dims == 192  # the toy VIS ViT
+    else:
+        assert backbone.type == 'P3BViTPyramid'
+        assert backbone.export == 'work_dirs/composed_toy/p3b_cls/p3b'

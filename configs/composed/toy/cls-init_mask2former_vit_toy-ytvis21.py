@@ -8,4 +8,5 @@ _base_ = '../../toy/mask2former_vit_toy-ytvis21.py'
 dense_classifier = 'work_dirs/composed_toy/dense_cls/epoch_10.pth'
 model = dict(
     backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint=dense_classifier)))
+        init_cfg=dict(
+            _delete_=True, type='Pretrained', checkpoint=dense_classifier)))

@@ -42,8 +42,8 @@ def export_paths(path: str) -> Dict[str, Optional[str]]:
             ``slim_model.pth`` or its ``slim_model.py``.
 
     Returns:
-        dict: ``checkpoint`` (str) and ``config`` (str, or None when there
-        is no ``slim_model.py`` beside the checkpoint).
+        dict: ``checkpoint`` and ``config`` (str, or None when the file is
+        not there; at least one of them is).
     """
     if osp.isdir(path):
         folder, ckpt = path, osp.join(path, CKPT_NAME)
@@ -53,12 +53,14 @@ def export_paths(path: str) -> Dict[str, Optional[str]]:
     else:
         folder, ckpt = osp.dirname(path), path
     cfg = path if path.endswith('.py') else osp.join(folder, CFG_NAME)
-    if not osp.isfile(ckpt):
+    out = dict(checkpoint=ckpt if osp.isfile(ckpt) else None,
+               config=cfg if osp.isfile(cfg) else None)
+    if out['checkpoint'] is None and out['config'] is None:
         raise FileNotFoundError(
-            f'P3B export: no checkpoint {ckpt!r}. Give the folder P3BHook '
-            f'exported to (<work_dir>/p3b, with {CKPT_NAME} and {CFG_NAME}) '
-            'or the checkpoint itself')
-    return dict(checkpoint=ckpt, config=cfg if osp.isfile(cfg) else None)
+            f'P3B export: neither {ckpt!r} nor {cfg!r} exists. Give the '
+            f'folder P3BHook exported to (<work_dir>/p3b, with {CKPT_NAME} '
+            f'and {CFG_NAME}) or one of its files')
+    return out
 
 
 def _dense_arch(backbone: dict) -> dict:
@@ -120,7 +122,9 @@ def read_p3b_export(path: str, arch: Optional[dict] = None) -> dict:
             Defaults to None.
 
     Returns:
-        dict: ``checkpoint``, ``arch``, ``patch_size``, ``img_size`` (the
+        dict: ``checkpoint`` (None when the export has only its config:
+        enough to build the model, e.g. to test a trained composed model),
+        ``arch``, ``patch_size``, ``img_size`` (the
         pre-training size), ``qkv_bias``, ``with_cls_token``, ``act``,
         ``eps`` and ``slim_arch`` (list of per-block kept widths).
     """
@@ -142,12 +146,12 @@ def read_p3b_export(path: str, arch: Optional[dict] = None) -> dict:
     else:
         out = _backbone_settings(
             dict(type='SlimViTPyramid', arch=dict(arch)))
-    if out['slim_arch'] is None:
+    if out['slim_arch'] is None and paths['checkpoint'] is not None:
         meta = load_export_checkpoint(paths['checkpoint']).get('meta') or {}
         out['slim_arch'] = meta.get('p3b_slim_arch')
-        if out['slim_arch'] is None:
-            raise ValueError(f'P3B export: neither {CFG_NAME} nor the meta of '
-                             f'{paths["checkpoint"]} hold the slim_arch')
+    if out['slim_arch'] is None:
+        raise ValueError(f'P3B export {path!r}: neither {CFG_NAME} nor the '
+                         f'meta of {CKPT_NAME} hold the slim_arch')
     a = out['arch']
     out['slim_arch'] = check_slim_arch(
         out['slim_arch'], a['num_layers'], a['embed_dims'], a['num_heads'],

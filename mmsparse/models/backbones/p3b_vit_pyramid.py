@@ -109,8 +109,13 @@ class P3BViTPyramid(SlimViTPyramid):
         super().init_weights()
         if self.init_cfg is not None or not self.load_weights:
             return
-        ckpt = load_export_checkpoint(self.checkpoint)
         name = type(self).__name__
+        if self.checkpoint is None:
+            raise FileNotFoundError(
+                f'{name}: the export {self.export!r} has no slim_model.pth '
+                'to load; set checkpoint=PATH or load_weights=False (when a '
+                'checkpoint of the whole model is loaded afterwards)')
+        ckpt = load_export_checkpoint(self.checkpoint)
         meta_arch = (ckpt.get('meta') or {}).get('p3b_slim_arch')
         if meta_arch is not None and list(meta_arch) != self.slim_arch:
             raise ValueError(

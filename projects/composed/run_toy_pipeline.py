@@ -3,7 +3,8 @@
     python projects/composed/run_toy_pipeline.py [--work-dir DIR]
         [--seeds 0 1 2] [--cls-epochs 10] [--p3b-epochs 8]
         [--slim-finetune-epochs 4] [--pretrain-iters 300]
-        [--finetune-iters 150] [--n-boot 1000] [--threads 1]
+        [--finetune-iters 150] [--art-iters 300] [--n-boot 1000]
+        [--threads 1]
 
 What a user of the three methods does, at toy scale, with the user-facing
 tools only (``tools/train.py`` / ``tools/test.py`` on the configs of
@@ -24,6 +25,11 @@ tools only (``tools/train.py`` / ``tools/test.py`` on the configs of
    trained model): ``--pretrain-iters`` from the classifier weights, then
    ``--finetune-iters`` more for every row (dense and slim continued, VPP
    switched on);
+   then (``--art-iters``) ART + HyperSparse to 90 % sparsity on the trained
+   slim + VPP model (``art-p3b-vpp_mask2former_vit_toy-ytvis21.py``, the
+   hook's warm-up / fine-tuning scaled to the run) and its sparse export
+   (``export_sparse_checkpoint.py``, strict round trip) against the dense
+   model's state dict;
 4. ``tools/test.py`` on the held-out toy videos, AP with the paired
    bootstrap over videos (``mmsparse.utils.stats.paired_bootstrap``,
    recomputing AP on each resample) and, with several seeds, the paired
@@ -49,8 +55,10 @@ CLS = TOY + 'deit-toy_shapes-cls.py'
 P3B_CLS = TOY + 'p3b_deit-toy_shapes-cls.py'
 VIS = dict(dense=TOY + 'cls-init_mask2former_vit_toy-ytvis21.py',
            slim=TOY + 'p3b_mask2former_vit_toy-ytvis21.py',
-           slim_vpp=TOY + 'p3b-vpp_mask2former_vit_toy-ytvis21.py')
-LABELS = dict(dense='dense', slim='P3B-slim', slim_vpp='P3B-slim + VPP')
+           slim_vpp=TOY + 'p3b-vpp_mask2former_vit_toy-ytvis21.py',
+           slim_vpp_art=TOY + 'art-p3b-vpp_mask2former_vit_toy-ytvis21.py')
+LABELS = dict(dense='dense', slim='P3B-slim', slim_vpp='P3B-slim + VPP',
+              slim_vpp_art='P3B-slim + VPP + ART 90 %')
 ENV = {}
 
 
@@ -193,6 +201,48 @@ def vis_iters_options(iters):
             f'default_hooks.checkpoint.interval={iters}']
 
 
+def art_options(config, iters):
+    """ARTHook of ``config`` scaled to an ``iters`` run: a third dense
+    warm-up, ART steps every ``iters // 30``, at least a third fine-tuning
+    under the mask."""
+    from mmengine.config import Config
+    hooks = Config.fromfile(osp.join(ROOT, config)).custom_hooks
+    idx = next(i for i, h in enumerate(hooks) if h['type'] == 'ARTHook')
+    key = f'custom_hooks.{idx}'
+    return [f'{key}.warmup={iters // 3}',
+            f'{key}.interval={max(1, iters // 30)}',
+            f'{key}.min_finetune={iters // 3}']
+
+
+def sparse_sizes(ckpt, dense_ckpt, config, work, times, key):
+    """Export ``ckpt`` sparse (verified strict round trip) and compare
+    the file with the dense row's state dict (cached)."""
+    import io
+
+    import torch
+    done = osp.join(work, 'sparse_sizes.json')
+    if not osp.exists(done):
+        out = osp.join(work, 'sparse_model.pth')
+        times[key] = run([sys.executable,
+                          'tools/model_converters/export_sparse_checkpoint.py',
+                          ckpt, out, '--config', config],
+                         osp.join(work, 'export_sparse.log'))
+
+        def nbytes(path):
+            state = torch.load(path, map_location='cpu',
+                               weights_only=False)['state_dict']
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            return buf.tell()
+
+        sizes = dict(sparse_file=osp.getsize(out), art_state_dict=nbytes(ckpt),
+                     dense_row_state_dict=nbytes(dense_ckpt))
+        with open(done, 'w') as f:
+            json.dump(sizes, f)
+    with open(done) as f:
+        return json.load(f)
+
+
 def main():
     from mmsparse.utils.stats import (format_diff, paired_bootstrap,
                                       paired_seed_interval)
@@ -210,6 +260,9 @@ def main():
     parser.add_argument('--finetune-iters', type=int, default=150)
     parser.add_argument('--keep-ratio', type=float, default=0.4,
                         help='VPP keep ratio of the slim + VPP row')
+    parser.add_argument('--art-iters', type=int, default=300,
+                        help='ART (90 %%) fine-tuning of the slim + VPP '
+                        'model; 0 leaves the row out')
     parser.add_argument('--cls-train-videos', type=int, default=300)
     parser.add_argument('--n-boot', type=int, default=1000)
     parser.add_argument('--threads', type=int, default=1)
@@ -285,7 +338,10 @@ def main():
         slim_vpp=[f'model.backbone.backbone.export={export}',
                   f'model.backbone.backbone.checkpoint={slim_weights}',
                   f'model.backbone.keep_ratio={args.keep_ratio}'])
-    dumps = {row: {} for row in VIS}
+    backbone_opts['slim_vpp_art'] = backbone_opts['slim_vpp']
+    rows = list(VIS) if args.art_iters else list(VIS)[:3]
+    dumps = {row: {} for row in rows}
+    sizes = {}
     for seed in args.seeds:
         seed_opts = vis_opts + [f'randomness.seed={seed}']
         pre = {}
@@ -296,25 +352,38 @@ def main():
                 seed_opts + backbone_opts[row] +
                 vis_iters_options(args.pretrain_iters), times,
                 f'vis_{row}_pretrain_seed{seed}')
-        for row in VIS:
+        ckpts = {}
+        for row in rows:
             d = osp.join(work, f'vis_{row}_seed{seed}')
-            start_from = pre['dense' if row == 'dense' else 'slim']
-            ckpt = train(
-                VIS[row], d, osp.join(d, f'iter_{args.finetune_iters}.pth'),
-                seed_opts + backbone_opts[row] +
-                vis_iters_options(args.finetune_iters) +
-                [f'load_from={start_from}'], times, f'vis_{row}_seed{seed}')
-            dumps[row][seed] = test_vis(VIS[row], ckpt, d,
+            iters, extra = args.finetune_iters, []
+            if row == 'slim_vpp_art':  # ART on the trained slim + VPP model
+                start_from = ckpts['slim_vpp']
+                iters = args.art_iters
+                extra = art_options(VIS[row], iters)
+            else:
+                start_from = pre['dense' if row == 'dense' else 'slim']
+            ckpts[row] = train(
+                VIS[row], d, osp.join(d, f'iter_{iters}.pth'),
+                seed_opts + backbone_opts[row] + vis_iters_options(iters) +
+                extra + [f'load_from={start_from}'], times,
+                f'vis_{row}_seed{seed}')
+            dumps[row][seed] = test_vis(VIS[row], ckpts[row], d,
                                         vis_opts + backbone_opts[row], times,
                                         f'test_vis_{row}_seed{seed}')
+            if row == 'slim_vpp_art':
+                sizes[seed] = sparse_sizes(
+                    ckpts[row], ckpts['dense'],
+                    osp.join(d, osp.basename(VIS[row])), d, times,
+                    f'export_sparse_seed{seed}')
 
     # AP table with intervals
     scores = {row: {s: video_ap_fn(dumps[row][s]) for s in args.seeds}
-              for row in VIS}
+              for row in rows}
     ap = {row: {s: scores[row][s][0](np.arange(scores[row][s][1]))
-                for s in args.seeds} for row in VIS}
-    comparisons = [('slim', 'dense'), ('slim_vpp', 'dense'),
-                   ('slim_vpp', 'slim')]
+                for s in args.seeds} for row in rows}
+    comparisons = [(r, 'dense') for r in rows[1:]] + [('slim_vpp', 'slim')]
+    if 'slim_vpp_art' in rows:
+        comparisons.append(('slim_vpp_art', 'slim_vpp'))
     boot, seed_cis = {}, {}
     for a, b in comparisons:
         boot[f'{a}-{b}'] = {
@@ -338,7 +407,7 @@ def main():
         '', '| row | AP (mean over seeds) | per seed | vs dense (bootstrap, '
         f'seed {s0}) | vs dense (seeds) |', '|---|---|---|---|---|'
     ]
-    for row in VIS:
+    for row in rows:
         per_seed = ', '.join(f'{100 * ap[row][s]:.1f}' for s in args.seeds)
         mean = 100 * float(np.mean([ap[row][s] for s in args.seeds]))
         if row == 'dense':
@@ -352,6 +421,18 @@ def main():
     lines.append(
         f'\nslim + VPP vs slim (bootstrap, seed {s0}): '
         f'{format_diff(boot["slim_vpp-slim"][s0], 100, 1)} AP points')
+    if sizes:
+        z = sizes[s0]
+        lines.append(
+            f'ART ({args.art_iters} iterations, 90 % sparsity) vs slim + VPP '
+            f'(bootstrap, seed {s0}): '
+            f'{format_diff(boot["slim_vpp_art-slim_vpp"][s0], 100, 1)} AP '
+            f'points. Checkpoint: sparse export '
+            f'{z["sparse_file"] / 2**20:.2f} MiB vs the dense model\'s state '
+            f'dict {z["dense_row_state_dict"] / 2**20:.2f} MiB '
+            f'({z["sparse_file"] / z["dense_row_state_dict"]:.3f}x; the '
+            'ART model dense: '
+            f'{z["art_state_dict"] / 2**20:.2f} MiB).')
     table = '\n'.join(lines)
     print(table)
     with open(osp.join(work, 'results.md'), 'w') as f:
@@ -359,7 +440,8 @@ def main():
     with open(results_file, 'w') as f:
         json.dump(dict(args=vars(args), classifier_top1=acc,
                        p3b_keep_ratio=p3b_keep, ap=ap, bootstrap=boot,
-                       seed_intervals=seed_cis, seconds=times,
+                       seed_intervals=seed_cis, checkpoint_bytes=sizes,
+                       seconds=times,
                        total_seconds=round(time.time() - start, 1)), f,
                   indent=2, default=str)
     print(f'wrote {results_file} and results.md')

@@ -274,3 +274,64 @@ def test_toy_composed_configs_parse(name):
     else:
         assert backbone.type == 'P3BViTPyramid'
         assert backbone.export == 'work_dirs/composed_toy/p3b_cls/p3b'
+
+
+def _load_script(path, name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('score', ['random', 'magnitude'])
+def test_benchmark_makes_slim_export_without_training(score, tmp_path):
+    """benchmark_composed.py's slim ViT goes through the export files that
+    P3BViTPyramid reads, at the requested parameter budget."""
+    tool = _load_script('tools/analysis_tools/benchmark_composed.py',
+                        '_benchmark_composed')
+    vit = Config.fromfile(SLIM_VPP_VIS.replace(
+        'composed/toy/p3b-vpp_', 'toy/vpp_')).model.backbone.backbone
+    info = tool.make_slim_export(vit.to_dict(), str(tmp_path / 'p3b'), 0.5,
+                                 score)
+    assert abs(info['keep_ratio'] - 0.5) < 0.02
+    model = P3BViTPyramid(export=info['out_dir'], img_size=(64, 96))
+    model.init_weights()
+    assert model.slim_arch == info['slim_arch']
+    assert all(d[k] % 8 == 0 for d in model.slim_arch for k in d)
+    assert model(torch.randn(1, 3, 64, 96))[2].shape[-2:] == (4, 6)
+
+
+def test_pipeline_bootstrap_recomputes_ap_on_resampled_videos():
+    """AP of a resample (videos drawn with repetition) from the dump the
+    pipeline's metric writes; independent reference: evaluate_ytvis."""
+    import numpy as np
+    import pycocotools.mask as mask_util
+
+    from mmsparse.evaluation.functional.ytvis_ap import evaluate_ytvis
+    script = _load_script('projects/composed/run_toy_pipeline.py',
+                          '_toy_pipeline')
+
+    def rle(x0):
+        m = np.zeros((8, 8), dtype=np.uint8, order='F')
+        m[2:6, x0:x0 + 3] = 1
+        r = mask_util.encode(m)
+        r['counts'] = r['counts'].decode()
+        return r
+
+    videos = [dict(id=i, height=8, width=8, length=2) for i in (11, 12, 13)]
+    anns = [dict(id=k + 1, video_id=v['id'], category_id=1, iscrowd=0,
+                 segmentations=[rle(1), rle(2)], areas=[12.0, 12.0])
+            for k, v in enumerate(videos)]
+    gt = dict(videos=videos, annotations=anns,
+              categories=[dict(id=1, name='a')])
+    preds = [dict(video_id=v, category_id=1, score=0.9,
+                  segmentations=[rle(1), rle(2)]) for v in (11, 12)]
+    preds.append(dict(video_id=13, category_id=1, score=0.95,
+                      segmentations=[rle(5), rle(5)]))  # a miss
+    score, n = script.video_ap_fn(dict(gt=gt, predictions=preds))
+    assert n == 3
+    assert score(np.arange(3)) == pytest.approx(
+        evaluate_ytvis(gt, preds)['AP'])
+    assert score(np.array([0, 1, 0])) == pytest.approx(1.0)
+    assert score(np.array([2, 2])) == pytest.approx(0.0)

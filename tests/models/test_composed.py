@@ -335,3 +335,17 @@ def test_pipeline_bootstrap_recomputes_ap_on_resampled_videos():
         evaluate_ytvis(gt, preds)['AP'])
     assert score(np.array([0, 1, 0])) == pytest.approx(1.0)
     assert score(np.array([2, 2])) == pytest.approx(0.0)
+
+
+def test_exported_activation_and_norm_eps_are_used(export, tmp_path):
+    path, _ = export
+    cfg = Config.fromfile(osp.join(path, 'slim_model.py'))
+    cfg.model.backbone.act = 'SiLU'
+    cfg.model.backbone.norm_cfg = dict(type='LN', eps=1e-5)
+    other = tmp_path / 'p3b'
+    other.mkdir()
+    cfg.dump(str(other / 'slim_model.py'))
+    model = P3BViTPyramid(export=str(other))
+    full = [b.mlp for b in model.blocks if b.mlp.mode == 'full']
+    assert full and all(isinstance(m.act, torch.nn.SiLU) for m in full)
+    assert all(m.norm.eps == 1e-5 for m in full)

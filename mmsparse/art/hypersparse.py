@@ -11,12 +11,14 @@ With ``w`` all prunable weights concatenated and κ the target sparsity::
     R_HS   = ‖w‖₁ · T / sg(T) − ‖w‖₁        (sg: stop-gradient; value 0)
     ∂R_HS/∂w_i = sign(w_i) · s · sech²(s·|w_i|) · ‖w‖₁ / T
 
-The gradient is computed in closed form by :class:`HyperSparseFunction`: no
-autograd graph over the concatenated weights is built, and the quantile is a
-selection (``torch.kthvalue``), not a sort.
+The gradient is computed in closed form (:class:`HyperSparseFunction`, and
+in :func:`hypersparse_loss` a variant over the concatenated magnitudes the
+quantile needs anyway: one ``tanh`` pass): no autograd graph over the
+concatenated weights is built, and the quantile is an exact selection
+(:func:`~mmsparse.art.magnitude.kth_smallest`), not a sort.
 """
 import math
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -78,10 +80,46 @@ class HyperSparseFunction(torch.autograd.Function):
         return (None, None, *grads)
 
 
+class _HyperSparseFlat(torch.autograd.Function):
+    """``R_HS`` with ``T0 = sg(T)`` over the concatenated magnitudes ``a``
+    that the quantile needed anyway: one ``tanh`` pass over ``a`` forward,
+    ``sign(w)·c·(1 − tanh²)`` backward, no per-tensor ``abs``/``tanh``.
+
+    Call as ``_HyperSparseFlat.apply(s, a, *weights)`` (``a`` detached, the
+    ``|w|`` of ``weights`` in order).
+    """
+
+    @staticmethod
+    def forward(ctx, s: torch.Tensor, flat_abs: torch.Tensor,
+                *weights: torch.Tensor) -> torch.Tensor:
+        th = torch.tanh(flat_abs * s)
+        total = th.sum().clamp_min(torch.finfo(th.dtype).tiny)
+        l1 = flat_abs.sum()
+        ctx.save_for_backward(s, l1, total, th, *weights)
+        return l1 * (total / total) - l1  # exactly 0
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        s, l1, total, th, *weights = ctx.saved_tensors
+        sech2 = torch.mul(th, th).neg_().add_(1)
+        sech2.mul_(grad_output * l1 * s / total)
+        grads, offset = [], 0
+        for w, needs in zip(weights, ctx.needs_input_grad[2:]):
+            n = w.numel()
+            if needs:
+                part = sech2[offset:offset + n].view_as(w).to(w.dtype)
+                grads.append(torch.sign(w).mul_(part))
+            else:
+                grads.append(None)
+            offset += n
+        return (None, None, *grads)
+
+
 def hypersparse_scale(weights: Sequence[torch.Tensor],
                       kappa: float) -> torch.Tensor:
     """``s = 0.6585 / q_κ(|w|)`` (detached), guarded against a zero
     quantile."""
+    weights = list(weights)
     flat = flat_magnitudes(weights)
     q = magnitude_quantile(flat, kappa)
     tiny = torch.finfo(flat.dtype).tiny
@@ -89,20 +127,27 @@ def hypersparse_scale(weights: Sequence[torch.Tensor],
 
 
 def hypersparse_loss(weights: Sequence[torch.Tensor],
-                     kappa: float) -> torch.Tensor:
+                     kappa: float,
+                     scale: Optional[torch.Tensor] = None) -> torch.Tensor:
     """HyperSparse regularization ``R_HS`` (value 0, closed-form gradient).
 
     Args:
         weights (Sequence[Tensor]): All prunable weights.
         kappa (float): Target sparsity κ in (0, 1).
+        scale (Tensor, optional): A precomputed detached ``s`` (e.g. of a
+            few iterations ago, see ``ARTHook(quantile_interval=...)``);
+            None computes it (the exact κ-quantile). Defaults to None.
 
     Returns:
         Tensor: 0-dim tensor whose gradient w.r.t. each weight is
         ``sign(w) · s · sech²(s·|w|) · ‖w‖₁ / T``.
     """
     weights = list(weights)
-    s = hypersparse_scale(weights, kappa)
-    return HyperSparseFunction.apply(s, None, *weights)
+    flat = flat_magnitudes(weights)
+    if scale is None:
+        q = magnitude_quantile(flat, kappa)
+        scale = HS_INFLECTION / q.clamp_min(torch.finfo(flat.dtype).tiny)
+    return _HyperSparseFlat.apply(scale.to(flat), flat, *weights)
 
 
 @torch.no_grad()
@@ -200,16 +245,23 @@ def check_regularizer(name: str) -> str:
     return name.lower()
 
 
-def regularization_loss(name: str, weights: Sequence[torch.Tensor],
-                        kappa: float) -> torch.Tensor:
+def regularization_loss(name: str,
+                        weights: Sequence[torch.Tensor],
+                        kappa: float,
+                        scale: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The regularizer ``name`` ('hypersparse', 'l1' or 'l2') of the weights.
 
     Args:
         name (str): Regularizer name.
         weights (Sequence[Tensor]): All prunable weights.
         kappa (float): Target sparsity (used by HyperSparse only).
+        scale (Tensor, optional): HyperSparse's detached ``s``, if already
+            known. Defaults to None.
 
     Returns:
         Tensor: 0-dim tensor to be scaled by λ and added to the loss.
     """
-    return _REGULARIZER_FNS[check_regularizer(name)](list(weights), kappa)
+    name = check_regularizer(name)
+    if name == 'hypersparse':
+        return hypersparse_loss(list(weights), kappa, scale)
+    return _REGULARIZER_FNS[name](list(weights), kappa)

@@ -245,3 +245,24 @@ def test_clip_regularizer(tmp_path, clip_regularizer):
         torch.testing.assert_close(after[name][mask],
                                    before[name][mask] * factor,
                                    rtol=1e-5, atol=1e-7)
+
+
+def test_quantile_interval_reuses_the_scale_and_logs_its_drift(tmp_path):
+    """quantile_interval=3: the exact κ-quantile every 3rd ART iteration,
+    its relative change logged; the run is close to the exact one."""
+    base = dict(type='ARTHook', target_sparsity=0.9, lambda_init=1e-2,
+                by_epoch=False, interval=6, eval_batches=1, max_art_steps=1,
+                stats_interval=1, plot=False)
+    runs = {}
+    for q in (1, 3):
+        hook = dict(base, quantile_interval=q)
+        runs[q] = train(tiny_cfg(tmp_path / str(q), [hook], max_iters=7,
+                                 ckpt_interval=7))
+    drift, _ = runs[3].message_hub.get_scalar('train/art_scale_drift').data
+    assert 0 < max(drift) < 0.2
+    assert runs[1].message_hub.log_scalars.get('train/art_scale_drift') \
+        is None
+    a = dict(unwrap(runs[1].model).named_parameters())
+    b = dict(unwrap(runs[3].model).named_parameters())
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0.05, atol=1e-3)

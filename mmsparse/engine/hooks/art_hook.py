@@ -9,7 +9,7 @@ from mmengine.dist import all_reduce, get_rank, get_world_size, is_main_process
 from torch.utils.data import DataLoader
 
 from mmsparse.art import (SlidingWindow, art_lambda, check_regularizer,
-                          check_sparsity, hypersparse_stats,
+                          check_sparsity, hypersparse_scale, hypersparse_stats,
                           magnitude_threshold, regularization_loss,
                           regularizer_stats)
 from mmsparse.registry import HOOKS
@@ -95,6 +95,12 @@ class ARTHook(BaseMaskedPruningHook):
         stats_interval (int): ART iterations between logs of the
             regularizer's readable quantities (one extra pass over the
             weights each). Defaults to 10.
+        quantile_interval (int): HyperSparse: ART iterations between exact
+            recomputations of the detached scale ``s = 0.6585 / q_κ(|w|)``
+            (the selection over all weights is the costliest part of the
+            term); in between the last ``s`` is used. Its relative change at
+            each recomputation is logged as ``art_scale_drift``, the measured
+            error of the reuse. Defaults to 1 (exact every iteration).
         clip_regularizer (bool): True: ``λ·R`` is part of the loss, so
             gradient clipping (``optim_wrapper.clip_grad``) scales its
             gradient together with the task gradient (the reference has no
@@ -135,6 +141,7 @@ class ARTHook(BaseMaskedPruningHook):
                  rollback_to_best: bool = True,
                  stats_interval: int = 10,
                  clip_regularizer: bool = True,
+                 quantile_interval: int = 1,
                  **kwargs) -> None:
         super().__init__(by_epoch=by_epoch, **kwargs)
         with named_errors(type(self).__name__):
@@ -142,6 +149,11 @@ class ARTHook(BaseMaskedPruningHook):
                            warmup, interval, buffer, criterion,
                            dense_reference, eval_batches, max_art_steps,
                            min_finetune, max_finetune, stats_interval)
+            _check_int('quantile_interval', quantile_interval, 1)
+        self.quantile_interval = quantile_interval
+        self._scale: Optional[torch.Tensor] = None
+        self._scale_age = 0
+        self._drift: Optional[float] = None
         self.rollback_to_best = bool(rollback_to_best)
         self.clip_regularizer = bool(clip_regularizer)
         self._step_handles: list = []
@@ -303,6 +315,8 @@ class ARTHook(BaseMaskedPruningHook):
         lam = self.lambda_
         hub = runner.message_hub
         hub.update_scalar('train/art_reg_grad', lam * stats['grad_norm'])
+        if self._drift is not None:
+            hub.update_scalar('train/art_scale_drift', self._drift)
         if 'small_share' in stats:
             hub.update_scalar('train/art_small_share', stats['small_share'])
         else:
@@ -380,12 +394,28 @@ class ARTHook(BaseMaskedPruningHook):
         elif self.phase == 'art':
             reg = regularization_loss(self.regularizer,
                                       self._weights.values(),
-                                      self.target_sparsity)
+                                      self.target_sparsity,
+                                      self._current_scale(module))
             output['loss_art_reg'] = reg * self.lambda_
         else:
             weight = next(iter(self._weights.values()))
             output['loss_art_reg'] = weight.new_zeros(())
         return output
+
+    @torch.no_grad()
+    def _current_scale(self, model) -> Optional[torch.Tensor]:
+        """HyperSparse's ``s``, recomputed every ``quantile_interval`` calls
+        (None: let the loss compute it exactly)."""
+        if self.regularizer != 'hypersparse' or self.quantile_interval == 1:
+            return None
+        if self._scale is None or self._scale_age >= self.quantile_interval:
+            scale = hypersparse_scale(self._weights.values(),
+                                      self.target_sparsity)
+            if self._scale is not None:
+                self._drift = float((scale - self._scale).abs() / scale)
+            self._scale, self._scale_age = scale, 0
+        self._scale_age += 1
+        return self._scale
 
     @torch.no_grad()
     def _add_regularizer_grad(self, optimizer, args, kwargs) -> None:
@@ -401,7 +431,8 @@ class ARTHook(BaseMaskedPruningHook):
             return
         with torch.enable_grad():
             reg = regularization_loss(self.regularizer, self._weights.values(),
-                                      self.target_sparsity)
+                                      self.target_sparsity,
+                                      self._current_scale(None))
             grads = torch.autograd.grad(reg, weights, allow_unused=True)
         lam = self.lambda_
         for w, g in zip(weights, grads):
@@ -670,6 +701,8 @@ class ARTHook(BaseMaskedPruningHook):
             history=list(self.history),
             val_history=list(self.val_history),
             switch_info=self.switch_info,
+            scale=None if self._scale is None else self._scale.cpu(),
+            scale_age=self._scale_age,
             snapshots=list(self._snapshots),
             best_step=None if self._best_snapshot is None else
             self._best_snapshot['step'],
@@ -697,6 +730,10 @@ class ARTHook(BaseMaskedPruningHook):
         self.history = list(state['history'])
         self.val_history = list(state['val_history'])
         self.switch_info = state['switch_info']
+        scale = state.get('scale')
+        if scale is not None and self._weights:
+            scale = scale.to(next(iter(self._weights.values())).device)
+        self._scale, self._scale_age = scale, state.get('scale_age', 0)
         self._snapshots.clear()
         self._snapshots.extend(state['snapshots'])
         self._best_snapshot = state['best_snapshot']

@@ -7,6 +7,12 @@
 # base's lr schedule (x0.1 at 5,500) is kept. λ0/η are untuned guesses
 # (AdamW, wd 0.05): watch λ, the pruned vs dense loss in the log and
 # <work_dir>/plots/art_curves.png.
+# clip_regularizer=False: the base clips the gradient at max_norm 0.01, but
+# λ0·‖∇R‖ alone is 0.062 at initialisation and ~0.46 at the largest λ of
+# this schedule (projects/hypersparse/measure_reg_grad_vs_clip.py --static),
+# so clipping the sum would shrink the task gradient 6-46x; λ·∇R is added
+# after clipping instead. The default exclusions keep the patch embedding
+# (and VPP's pruner, if present) dense.
 _base_ = '../mask2former_vit-s_ytvis21.py'
 
 custom_hooks = [
@@ -21,6 +27,7 @@ custom_hooks = [
         lambda_init=1e-5,
         eta=1.2,
         criterion='loss',
+        clip_regularizer=False,
         eval_batches=50,
         min_finetune=3000)
 ]

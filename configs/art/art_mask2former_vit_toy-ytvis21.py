@@ -7,6 +7,9 @@
 # with the running training loss of the step, because a VIS model has no
 # accuracy. λ0/η are untuned guesses for AdamW at this scale. The base's lr
 # schedule stays (warm-up, x0.1 at 80 % of the run).
+# clip_regularizer=False: λ·∇R is added after the gradient clipping
+# (max_norm 1.0), so clipping bounds the task gradient only
+# (projects/hypersparse/measure_reg_grad_vs_clip.py measures both norms).
 _base_ = '../toy/mask2former_vit_toy-ytvis21.py'
 
 custom_hooks = [
@@ -21,6 +24,7 @@ custom_hooks = [
         lambda_init=1e-5,
         eta=1.3,
         criterion='loss',
+        clip_regularizer=False,
         eval_batches=4,
         min_finetune=100)
 ]

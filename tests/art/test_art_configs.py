@@ -65,3 +65,6 @@ def test_vis_configs_add_the_hook(path):
     assert hook.by_epoch is False and hook.criterion == 'loss'
     assert hook.warmup + hook.interval + hook.min_finetune <= \
         cfg.train_cfg.max_iters
+    # the VIS recipes clip gradients: λ·∇R must not shrink the task gradient
+    assert cfg.optim_wrapper.clip_grad is not None
+    assert hook.clip_regularizer is False

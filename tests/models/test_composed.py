@@ -95,6 +95,11 @@ def test_position_embedding_interpolated_to_video_grid(export):
     torch.testing.assert_close(video.pos_embed.detach(), expected)
     outs = video(torch.randn(1, 3, 48, 80))
     assert outs[2].shape[-2:] == (3, 5)
+    # the model already on another device (mmengine moves it before
+    # init_weights) and the export read to the CPU: no device mix
+    on_meta = P3BViTPyramid(export=path, img_size=(48, 80)).to('meta')
+    on_meta.load_export_weights()  # what init_weights loads
+    assert on_meta.pos_embed.device.type == 'meta'
 
 
 def test_export_errors(export, tmp_path):

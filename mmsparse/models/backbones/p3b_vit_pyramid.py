@@ -107,8 +107,13 @@ class P3BViTPyramid(SlimViTPyramid):
     def init_weights(self) -> None:
         """Random init (pyramid included), then the export's weights."""
         super().init_weights()
-        if self.init_cfg is not None or not self.load_weights:
-            return
+        if self.init_cfg is None and self.load_weights:
+            self.load_export_weights()
+
+    def load_export_weights(self) -> None:
+        """Load the export's (or ``checkpoint``'s) weights: classifier and
+        other non-backbone keys dropped, position embedding resized, every
+        block and embedding key required."""
         name = type(self).__name__
         if self.checkpoint is None:
             raise FileNotFoundError(

@@ -74,9 +74,9 @@ class TransferDigitsDataset(SklearnDigitsDataset):
 
 
 #: Default look of the shifted target domain of :class:`ShiftedDigitsDataset`.
-TARGET_SHIFT = dict(base_rotation=90.0, max_rotation=20.0,
-                    scale_range=(0.7, 1.05), max_shift=1.5, invert=True,
-                    noise_std=0.15)
+TARGET_SHIFT = dict(base_rotation=90.0, max_rotation=10.0,
+                    scale_range=(0.8, 1.05), max_shift=1.0, invert=True,
+                    noise_std=0.1)
 SHIFTED_SPLITS = ('train', 'test')
 
 

@@ -11,7 +11,7 @@ Stages (each an mmengine ``Runner`` on ``configs/p3b/toy/*toy8_shifted*``):
    digits; no download).
 2. **dense + benefit** (row ``dense``, one per seed): the source backbone
    with a new head adapts to digits 5-9 in a strongly shifted domain
-   (rotated 90 +- 20 degrees, scaled, shifted, inverted, noised) for
+   (rotated 90 +- 10 degrees, scaled, shifted, inverted, noised) for
    ``--prune-epochs``; a ``P3BHook`` with ``keep_ratio=1`` and
    ``tau_max=0`` keeps every gate at exactly 1 (the model trains densely)
    and records the block benefit of every sub-block once per epoch: the
@@ -96,7 +96,14 @@ def parse_args(argv=None):
     parser.add_argument('--prune-sparse', type=int, default=15)
     parser.add_argument('--finetune-epochs', type=int, default=20)
     parser.add_argument('--finetune-lr', type=float, default=3e-4)
-    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--val-every', type=int, default=5,
+                        help='epochs between test-set evaluations during '
+                        'the transfer / pruning run (the learning curve)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads per row')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='rows run at the same time, each in its own '
+                        'process (2 = one per core of this machine)')
     parser.add_argument('--n-boot', type=int, default=2000)
     parser.add_argument('--report-only', action='store_true',
                         help='only write the outputs from finished rows')
@@ -257,7 +264,7 @@ def prune_cfg(args, method: str, keep: float, seed: int,
     cfg = load_cfg(args, file)
     cfg.model.backbone.init_cfg.checkpoint = source
     cfg.randomness = dict(seed=seed)
-    set_epochs(cfg, args.prune_epochs, max(1, args.prune_epochs // 8))
+    set_epochs(cfg, args.prune_epochs, args.val_every)
     hook = cfg.custom_hooks[0]
     hook.update(prune_finalize=args.prune_epochs, seed=seed)
     if method == 'dense':
@@ -640,17 +647,41 @@ def main(argv=None):
     args.work_dir = osp.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
     if not args.report_only:
-        start = time.time()
-        source = source_stage(args)
-        plan = planned_rows(args)
-        for i, (method, keep, seed) in enumerate(plan):
-            row, ran = run_row(args, method, keep, seed, source)
-            print(f'[{time.time() - start:.0f} s] {i + 1}/{len(plan)} '
-                  f'{method} keep {keep:g} seed {seed}: pruned '
-                  f'{row["acc_pruned"]:.2f}, fine-tuned '
-                  f'{row["acc_finetuned"]:.2f}'
-                  + ('' if ran else ' (done before, skipped)'), flush=True)
+        run_all(args)
     write_report(args, finished_rows(args))
+
+
+def _worker(args, method, keep, seed, source):
+    torch.set_num_threads(args.threads)
+    return run_row(args, method, keep, seed, source)
+
+
+def run_all(args) -> None:
+    """The source stage, then every unfinished row (``--jobs`` at a
+    time, each in a fresh process)."""
+    start = time.time()
+    source = source_stage(args)
+    plan = planned_rows(args)
+
+    def report(i, row, ran):
+        method, keep, seed = plan[i]
+        print(f'[{time.time() - start:.0f} s] {i + 1}/{len(plan)} '
+              f'{method} keep {keep:g} seed {seed}: pruned '
+              f'{row["acc_pruned"]:.2f}, fine-tuned '
+              f'{row["acc_finetuned"]:.2f}'
+              + ('' if ran else ' (done before, skipped)'), flush=True)
+
+    if args.jobs <= 1:
+        for i, (method, keep, seed) in enumerate(plan):
+            report(i, *run_row(args, method, keep, seed, source))
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context('spawn'),
+                             max_tasks_per_child=1) as pool:
+        futures = [pool.submit(_worker, args, *item, source) for item in plan]
+        for i, fut in enumerate(futures):
+            report(i, *fut.result())
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 # Dense transfer of the v2 P3B experiment (projects/p3b/run_transfer_v2.py):
 # the source backbone (8 layers, trained on plain digits 0-4) with a new
 # head, adapted to digits 5-9 in a strongly shifted domain: rotated by
-# 90 +- 20 degrees, scaled 0.7-1.05, shifted, inverted and noised
+# 90 +- 10 degrees, scaled 0.8-1.05, shifted, inverted and noised
 # (ShiftedDigitsDataset shift='target'). 537 training digits x 4 fixed
 # variants = 2,148 images (68 iterations of 32 per epoch); 359 held-out
 # digits x 3 variants = 1,077 test images (one image = 0.093 %).

@@ -1,0 +1,127 @@
+"""The v2 P3B transfer experiment: data, one tiny row end to end, resume."""
+import importlib.util
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+
+from mmsparse.datasets.digits_transfer import (ShiftedDigitsDataset,
+                                               render_shifted_digits)
+
+SCRIPT = osp.join(osp.dirname(__file__), '..', '..', 'projects', 'p3b',
+                  'run_transfer_v2.py')
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location('run_transfer_v2', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shifted_digits_sizes_labels_and_determinism():
+    train = ShiftedDigitsDataset(split='train', variants=4, shift='target')
+    test = ShiftedDigitsDataset(split='test', variants=3, shift='target')
+    assert len(train) == 2148 and len(test) == 1077  # one image < 0.1 %
+    infos = [test.get_data_info(i) for i in range(len(test))]
+    train_digits = {train.get_data_info(i)['digit_index']
+                    for i in range(len(train))}
+    test_digits = {d['digit_index'] for d in infos}
+    assert len(test_digits) == 359 and not train_digits & test_digits
+    assert {d['gt_label'] for d in infos} == set(range(5))
+    again = ShiftedDigitsDataset(split='test', variants=3, shift='target')
+    assert all(np.array_equal(a['img'], again.get_data_info(i)['img'])
+               for i, a in enumerate(infos[:20]))
+    # variants of one digit differ (random pose and noise)
+    assert not np.array_equal(infos[0]['img'], infos[1]['img'])
+    source = ShiftedDigitsDataset(classes=(0, 1, 2, 3, 4), test_ratio=0.0)
+    assert len(source) == 901
+    assert source.get_data_info(0)['img'].shape == (16, 16)
+
+
+def test_render_shift_inverts_and_rotates():
+    digit = np.zeros((1, 8, 8))
+    digit[0, :, 3:5] = 16  # a vertical bar
+    plain = render_shifted_digits(digit)[0].astype(float)
+    turned = render_shifted_digits(digit, base_rotation=90.0,
+                                   invert=True)[0].astype(float)
+    assert plain[2:14, 7:9].mean() > 200 and plain[7:9, 2:5].mean() < 30
+    # rotated by 90 degrees: the bar is horizontal; inverted: dark ink
+    assert turned[7:9, 3:13].mean() < 60 and turned[2:5, 7:9].mean() > 200
+
+
+def test_shifted_digits_bad_arguments():
+    with pytest.raises(ValueError, match='ShiftedDigitsDataset: split'):
+        ShiftedDigitsDataset(split='val')
+    with pytest.raises(ValueError, match='ShiftedDigitsDataset: variants'):
+        ShiftedDigitsDataset(variants=0)
+    with pytest.raises(ValueError, match='ShiftedDigitsDataset: shift'):
+        ShiftedDigitsDataset(shift='rotated')
+
+
+TINY = [
+    '--seeds', '0', '--keep-ratios', '0.5', '--methods', 'P3B-frozen',
+    '--source-epochs', '1', '--prune-epochs', '3', '--prune-start', '0',
+    '--prune-sparse', '1', '--finetune-epochs', '1', '--jobs', '1', '--val-every', '10',
+    '--n-boot', '50', '--probe', 'cheap', '--cfg-options',
+    'model.backbone.arch.num_layers=2', 'model.backbone.arch.embed_dims=32',
+    'model.backbone.arch.feedforward_channels=64', 'model.head.in_channels=32',
+    'train_dataloader.dataset.variants=1', 'train_dataloader.batch_size=64',
+    'test_dataloader.dataset.variants=1', 'custom_hooks.0.update_interval=3'
+]
+
+
+def test_tiny_rows_run_and_resume_skips(tmp_path, monkeypatch, capsys):
+    rt = load_script()
+    work = str(tmp_path / 'exp')
+    rt.main(['--work-dir', work] + TINY)
+    rows = {osp.basename(p): json.load(open(p)) for p in
+            sorted((tmp_path / 'exp' / 'rows').glob('*.json'))}
+    assert set(rows) == {'dense_kr1_s0.json', 'P3B-frozen_kr0.5_s0.json'}
+    dense, frozen = rows['dense_kr1_s0.json'], rows['P3B-frozen_kr0.5_s0.json']
+    for row in rows.values():
+        assert len(row['correct_finetuned']) == 359
+        assert abs(100 * np.mean([int(c) for c in row['correct_finetuned']])
+                   - row['acc_finetuned']) < 1e-3
+    # the benefit run keeps every parameter and logs benefits every update
+    hist = json.load(open(osp.join(work, dense['history'])))['history']
+    assert dense['global_keep'] == pytest.approx(1.0)
+    assert len(hist) == 9 and all(h['benefit_cls'] for h in hist)
+    assert all(k == pytest.approx(1.0) for h in hist for k in h['block_keep'])
+    # the frozen variant keeps its first budget
+    hist = json.load(open(osp.join(work, frozen['history'])))['history']
+    assert len(hist) >= 3
+    assert all(h['goal_keep'] == hist[0]['goal_keep'] for h in hist)
+    assert frozen['global_keep'] == pytest.approx(0.5, abs=0.01)
+    assert osp.isfile(osp.join(work, 'results.md'))
+    assert osp.isfile(osp.join(work, 'benefit_over_training.png'))
+
+    # resume: finished rows are skipped (a rerun would fail here)
+    def fail(*args, **kwargs):
+        raise AssertionError('a finished row ran again')
+
+    monkeypatch.setattr(rt, 'prune_stage', fail)
+    monkeypatch.setattr(rt, 'source_stage', lambda args: 'unused')
+    capsys.readouterr()
+    rt.main(['--work-dir', work] + TINY)
+    assert capsys.readouterr().out.count('(done before, skipped)') == 2
+
+
+def test_paired_comparison_uses_shared_stats():
+    rt = load_script()
+    digit = [0, 0, 1, 1, 2, 2]
+    rows = []
+    for seed in (0, 1, 2):
+        for method, acc in (('P3B', 50.0 + seed), ('uniform', 40.0 + seed)):
+            correct = '110100' if method == 'P3B' else '100100'
+            rows.append(dict(method=method, keep_ratio=0.5, seed=seed,
+                             acc_pruned=acc, acc_finetuned=acc + 1,
+                             correct_pruned=correct,
+                             correct_finetuned=correct, digit=digit))
+    comp = rt.compare(rows, 0.5, 'P3B', 'uniform', n_boot=200)
+    assert comp['acc_pruned']['diff'] == pytest.approx(10.0)
+    assert comp['acc_pruned']['method'] == 't'
+    boot = comp['acc_finetuned_digits']
+    assert boot['method'] == 'paired_bootstrap' and boot['n'] == 3
+    assert boot['diff'] == pytest.approx(1 / 6)

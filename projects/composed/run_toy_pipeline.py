@@ -250,6 +250,10 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/composed_toy')
     parser.add_argument('--vis-data', default='data/toy_ytvis21/')
     parser.add_argument('--cls-data', default='data/toy_shapes_cls/')
+    parser.add_argument('--vis-videos', type=int, default=48,
+                        help='toy VIS videos, when --vis-data is made here')
+    parser.add_argument('--heldout-ratio', type=float, default=0.2,
+                        help='held-out share, when --vis-data is made here')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--cls-epochs', type=int, default=10)
     parser.add_argument('--p3b-epochs', type=int, default=8)
@@ -281,7 +285,9 @@ def main():
     if not osp.exists(osp.join(ROOT, vis_data, 'annotations',
                                'youtube_vis_2021_heldout.json')):
         run([sys.executable, 'tools/misc/make_toy_ytvis.py', '--out',
-             vis_data, '--convert'], osp.join(work, 'make_vis_data.log'))
+             vis_data, '--convert', '--num-videos', str(args.vis_videos),
+             '--heldout-ratio', str(args.heldout_ratio)],
+            osp.join(work, 'make_vis_data.log'))
     if not osp.isdir(osp.join(ROOT, cls_data, 'test')):
         run([sys.executable, 'projects/composed/toy_shapes_cls.py', '--out',
              cls_data, '--train-videos', str(args.cls_train_videos)],

@@ -1,7 +1,9 @@
 # All three: ART + HyperSparse (90 % unstructured sparsity) on the P3B-slim +
 # VPP Mask2Former-VIS (configs/composed/p3b-vpp_mask2former_vit-s_ytvis21.py).
-# The ART settings are those of configs/art/art_mask2former_vit-s_ytvis21.py;
-# the small VPP selector heads (backbone.pruner.*) are not pruned. Export the
+# The ART settings are those of configs/art/art_mask2former_vit-s_ytvis21.py
+# (see there for clip_regularizer); ARTHook's default exclusions keep the
+# patch embedding, norms, position embedding and the VPP selector heads
+# (backbone.pruner.*) dense. Export the
 # result with
 #   python tools/model_converters/export_sparse_checkpoint.py \
 #       <work_dir>/iter_8000.pth <out>.pth --config THIS_FILE
@@ -20,5 +22,5 @@ custom_hooks = _base_.custom_hooks + [
         criterion='loss',
         eval_batches=50,
         min_finetune=3000,
-        exclude=[r'^backbone\.pruner\.'])
+        clip_regularizer=False)
 ]

@@ -220,8 +220,9 @@ def test_real_composed_configs_point_at_a_p3b_export(name):
 
 def test_art_on_composed_model_and_sparse_export(export, tmp_path,
                                                  monkeypatch, capsys):
-    """ARTHook's config on the composed model prunes the slim ViT, the
-    pixel decoder and the head but not VPP's selectors; a 90 % sparse
+    """ARTHook's config on the composed model prunes the slim ViT blocks,
+    the pixel decoder and the head but not the patch embedding or VPP's
+    selectors (the hook's default exclusions); a 90 % sparse
     checkpoint of the composed model exports smaller and loads back
     strictly."""
     path, _ = export
@@ -239,6 +240,7 @@ def test_art_on_composed_model_and_sparse_export(export, tmp_path,
     weights = prunable_weights(model, hook.exclude)
     assert 'backbone.backbone.blocks.0.attn.qkv.weight' in weights
     assert not any(k.startswith('backbone.pruner.') for k in weights)
+    assert 'backbone.backbone.patch_embed.proj.weight' not in weights
     assert any(k.startswith('backbone.pruner.')
                for k, _ in model.named_parameters())
 

@@ -1,6 +1,7 @@
 # Toy version of all three: ART + HyperSparse (90 %) on the P3B-slim + VPP toy
 # model, with the ART settings of configs/art/art_mask2former_vit_toy-ytvis21.py;
-# VPP's selector heads (backbone.pruner.*) are not pruned.
+# ARTHook's default exclusions keep the patch embedding and VPP's selector
+# heads (backbone.pruner.*) dense.
 _base_ = './p3b-vpp_mask2former_vit_toy-ytvis21.py'
 
 custom_hooks = _base_.custom_hooks + [
@@ -16,5 +17,5 @@ custom_hooks = _base_.custom_hooks + [
         criterion='loss',
         eval_batches=4,
         min_finetune=100,
-        exclude=[r'^backbone\.pruner\.'])
+        clip_regularizer=False)
 ]

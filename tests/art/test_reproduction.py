@@ -103,8 +103,9 @@ TINY = [
     '--seeds', '0', '--sparsities', '0.9', '--methods', 'dense', 'art_hs',
     'oneshot', '--lambda-grid', '5e-5', '--tune-seed', '0', '--schedule',
     'warmup_epochs=1', 'finetune_epochs=2', 'art_max_epochs=1',
-    'prune_window=1', '--cfg-options', 'train_dataloader.dataset.indices=128',
-    'val_dataloader.dataset.indices=64', 'test_dataloader.dataset.indices=64',
+    'prune_window=1', '--cfg-options', 'train_dataloader.dataset.variants=1',
+    'train_dataloader.dataset.indices=128', 'val_dataloader.dataset.indices=64',
+    'test_dataloader.dataset.variants=1', 'test_dataloader.dataset.indices=64',
     '--jobs', '1', '--n-boot', '50'
 ]
 

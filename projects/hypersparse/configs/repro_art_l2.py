@@ -8,9 +8,9 @@ custom_hooks = [
         target_sparsity=0.98,
         regularizer='l2',
         lambda_init=5e-6,
-        eta=1.05**(160 / 48),
+        eta=1.05**(160 / 40),
         warmup=0,
-        min_finetune=48,
-        max_finetune=48,
-        finetune_lr_milestones=[24, 36])
+        min_finetune=40,
+        max_finetune=40,
+        finetune_lr_milestones=[20, 30])
 ]

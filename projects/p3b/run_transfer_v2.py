@@ -2,7 +2,7 @@
 
     python projects/p3b/run_transfer_v2.py [--work-dir DIR] [--seeds 0 1 2 3 4]
         [--keep-ratios 0.5 0.25] [--methods ...] [--probe reference|cheap]
-        [--prune-epochs 40] [--finetune-epochs 20] [--threads 1]
+        [--prune-epochs 50] [--finetune-epochs 20] [--threads 1]
 
 Stages (each an mmengine ``Runner`` on ``configs/p3b/toy/*toy8_shifted*``):
 
@@ -17,8 +17,9 @@ Stages (each an mmengine ``Runner`` on ``configs/p3b/toy/*toy8_shifted*``):
    and records the block benefit of every sub-block once per epoch: the
    paper's Fig. 1 (do some blocks gain benefit late?).
 3. **pruning rows** at every keep ratio (parameters) and seed, with the
-   same gates, schedule (statistics from epoch 2, goal at 15, hard masks
-   and slim export at ``--prune-epochs``) and soft-to-hard masks:
+   same gates, schedule (statistics from epoch 10, goal at 25, hard masks
+   and slim export at ``--prune-epochs`` = 50: the official README run)
+   and soft-to-hard masks:
    ``P3B`` (benefit budgets, recomputed every epoch: reactivation),
    ``P3B-frozen`` (P3B whose first budget is kept for the rest of the run:
    no reactivation; see :func:`freeze_first_budget`), ``uniform`` (the same
@@ -91,9 +92,9 @@ def parse_args(argv=None):
                         help='probe design of the P3B rows and the '
                         'benefit logging (P3BHook key `probe`)')
     parser.add_argument('--source-epochs', type=int, default=100)
-    parser.add_argument('--prune-epochs', type=int, default=40)
-    parser.add_argument('--prune-start', type=int, default=2)
-    parser.add_argument('--prune-sparse', type=int, default=15)
+    parser.add_argument('--prune-epochs', type=int, default=50)
+    parser.add_argument('--prune-start', type=int, default=10)
+    parser.add_argument('--prune-sparse', type=int, default=25)
     parser.add_argument('--finetune-epochs', type=int, default=20)
     parser.add_argument('--finetune-lr', type=float, default=3e-4)
     parser.add_argument('--val-every', type=int, default=5,

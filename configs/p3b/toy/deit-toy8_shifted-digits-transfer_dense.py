@@ -22,7 +22,7 @@ val_dataloader = dict(dataset=dict(**target, variants=3))
 test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
 param_scheduler = []
-max_epochs = 40
+max_epochs = 50
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=max_epochs,

@@ -6,9 +6,9 @@ custom_hooks = [
     dict(
         type='P3BHook',
         keep_ratio=0.5,
-        prune_start=2,
-        prune_sparse=15,
-        prune_finalize=40,
+        prune_start=10,
+        prune_sparse=25,
+        prune_finalize=50,
         by_epoch=True,
         update_interval=68,
         width_multiple=1,

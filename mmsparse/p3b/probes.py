@@ -151,12 +151,15 @@ class CheapProbeBank(nn.Module):
       ``i + 1``, so every feature map is probed once (half the work). The
       benefit of sub-block ``i`` is the drop in probe loss from position
       ``i`` to ``i + 1``;
-    - a linear down-projection ``D -> width`` per position (applied to the
-      class token and, as a 1x1 convolution, to the patch grid) before the
-      3x3 convolutions, which run at ``width`` channels;
+    - a linear down-projection ``D -> width`` per position (applied to all
+      tokens: the class token and, as a 1x1 convolution, the patch grid)
+      before the 3x3 convolutions, which run at ``width`` channels;
     - the two classifiers (``width -> C``, cls and patch) are shared by all
       positions (each position learns its own projection into them), so
-      the probe size does not grow with ``S x C``.
+      the probe size does not grow with ``S x C``;
+    - after the projections, all positions run as one batched computation
+      (grouped convolution, one BatchNorm over all positions' channels,
+      one classifier call, one loss call), not ``S + 1`` small ones.
 
     Args:
         num_sub_blocks (int): Number of attention + MLP sub-blocks.
@@ -181,46 +184,55 @@ class CheapProbeBank(nn.Module):
             raise ValueError(f'CheapProbeBank: width must be an int >= 1, '
                              f'got {width!r}')
         self.num_extra_tokens = num_extra_tokens
-        positions = num_sub_blocks + 1
+        self.positions = num_sub_blocks + 1
+        self.width = width
         self.down = nn.ModuleList(
-            [nn.Linear(embed_dims, width) for _ in range(positions)])
-        self.convs = nn.ModuleList()
-        for _ in range(positions):
-            layers = []
-            for _ in range(num_convs):
-                layers += [
-                    nn.Conv2d(width, width, 3, padding=1, bias=False),
-                    nn.BatchNorm2d(width),
-                    nn.ReLU(inplace=True)
-                ]
-            self.convs.append(nn.Sequential(*layers))
+            [nn.Linear(embed_dims, width) for _ in range(self.positions)])
+        channels = self.positions * width
+        layers = []
+        for _ in range(num_convs):
+            # groups: every position has its own 3x3 convolution; the
+            # BatchNorm channels are per position as well
+            layers += [
+                nn.Conv2d(channels, channels, 3, padding=1,
+                          groups=self.positions, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(inplace=True)
+            ]
+        self.convs = nn.Sequential(*layers)
         self.cls_classifier = nn.Linear(width, num_classes)
         self.patch_classifier = nn.Linear(width, num_classes)
-
-    def _logits(self, pos: int, x: torch.Tensor, hw):
-        x = self.down[pos](x.float())
-        if x.dim() == 4:
-            x = x.flatten(1, 2)
-        patches = x[:, self.num_extra_tokens:]
-        cls = x[:, 0] if self.num_extra_tokens else patches.mean(1)
-        grid = patches.transpose(1, 2).reshape(
-            x.shape[0], -1, *_grid(patches.shape[1], hw))
-        pooled = self.convs[pos](grid).mean((2, 3))
-        return self.cls_classifier(cls), self.patch_classifier(pooled)
 
     def forward(self, features: List[torch.Tensor], targets: torch.Tensor,
                 hw: Optional[Tuple[int, int]] = None):
         """Probe losses on the residual stream (see
         :meth:`ProbeBank.forward`; same outputs)."""
-        cls_ce, patch_ce = [], []
-        for pos, feat in enumerate(features):
-            cls, patch = self._logits(pos, feat, hw)
-            cls_ce.append(soft_cross_entropy(cls, targets))
-            patch_ce.append(soft_cross_entropy(patch, targets))
-        cls_ce, patch_ce = torch.stack(cls_ce), torch.stack(patch_ce)
+        z = torch.stack([
+            down(f.float().flatten(1, 2) if f.dim() == 4 else f.float())
+            for down, f in zip(self.down, features)
+        ])  # (P, B, T, width)
+        P, B = z.shape[:2]
+        patches = z[:, :, self.num_extra_tokens:]
+        cls = z[:, :, 0] if self.num_extra_tokens else patches.mean(2)
+        grid = patches.permute(1, 0, 3, 2).reshape(
+            B, P * self.width, *_grid(patches.shape[2], hw))
+        pooled = self.convs(grid).mean((2, 3)).view(B, P, self.width)
+        cls_ce = _position_ce(self.cls_classifier(cls), targets)
+        patch_ce = _position_ce(
+            self.patch_classifier(pooled.transpose(0, 1)), targets)
         ce = torch.stack([cls_ce[:-1], cls_ce[1:], patch_ce[:-1],
                           patch_ce[1:]])
         return cls_ce.sum() + patch_ce.sum(), ce.detach()
+
+
+def _position_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy per position of logits (P, B, C)."""
+    P, B, C = logits.shape
+    if targets.dim() == 1:
+        return F.cross_entropy(logits.reshape(P * B, C), targets.repeat(P),
+                               reduction='none').view(P, B).mean(1)
+    return torch.sum(-targets * F.log_softmax(logits, dim=-1),
+                     dim=-1).mean(1)
 
 
 #: Probe designs: the paper's and the cheap one.

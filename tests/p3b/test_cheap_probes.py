@@ -82,3 +82,24 @@ def test_cheap_probe_run_meets_the_budget_and_resumes():
         assert a['importance'] == pytest.approx(b['importance'])
     for k, g in pruner.gated.gates.items():
         assert torch.equal(g, pruner2.gated.gates[k])
+
+
+def test_shadow_probes_measure_agreement_in_the_same_run():
+    from mmsparse.p3b.agreement import ShadowP3BPruner, spearman
+    assert spearman(torch.tensor([1., 3., 2.]),
+                    torch.tensor([10., 30., 20.])) == pytest.approx(1.0)
+    torch.manual_seed(0)
+    model = ToyViT(depth=2)
+    pruner = ShadowP3BPruner(
+        model, 5, 0.5, 0, 4, 8, 2, non_block_params=non_block_params(model),
+        shadows=dict(same=dict(probe='reference', seed=0),
+                     cheap=dict(probe='cheap', probe_width=8,
+                                probe_window=1)))
+    train_steps(model, pruner, 8)
+    assert len(pruner.agreement) == len(pruner.history) == 4
+    for row in pruner.agreement:
+        same = row['shadows']['same']
+        # the driver's own design and seed: identical budgets
+        assert same['max_abs_keep_diff'] < 1e-9
+        assert same['spearman_benefit_cls'] == pytest.approx(1.0)
+        assert 0 <= row['shadows']['cheap']['max_abs_keep_diff'] <= 1

@@ -273,7 +273,7 @@ def run_one(spec: Dict) -> Dict:
     import mmsparse  # noqa: F401
     torch.set_num_threads(spec['threads'])
     cfg = build_config(spec)
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     runner = Runner.from_cfg(cfg)
     runner.train()
     seconds = time.time() - start
@@ -287,6 +287,7 @@ def run_one(spec: Dict) -> Dict:
         ms_per_iter=round(1000.0 * seconds / max(iters, 1), 2),
         threads=spec['threads'], schedule=spec['schedule'])
     if spec['kind'] == 'warmup':
+        result['cpu_seconds'] = round(time.process_time() - cpu_start, 1)
         return result
     model = runner.model.module if hasattr(runner.model, 'module') \
         else runner.model
@@ -311,6 +312,8 @@ def run_one(spec: Dict) -> Dict:
                 model_step=info['model_step'],
                 art_history=hook.history)
     result['seconds'] = round(time.time() - start, 1)
+    # CPU time of this process: the cost on a loaded machine
+    result['cpu_seconds'] = round(time.process_time() - cpu_start, 1)
     return result
 
 
@@ -327,7 +330,7 @@ def _job(spec: Dict) -> Dict:
         json.dump(result, f)
     os.replace(tmp, path)  # the done-marker appears complete or not at all
     keys = ('name', 'test_accuracy', 'val_accuracy', 'switch_reason',
-            'seconds')
+            'seconds', 'cpu_seconds')
     brief = {k: result.get(k) for k in keys}
     print(f'[done] {brief}', flush=True)
     return result
@@ -471,7 +474,13 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
                          if r['sparsity'] is not None})
     methods = [m for m in PRUNING_METHODS
                if any(r['method'] == m for r in main)]
+    cost = dict(
+        runs=len(results),
+        wall_seconds=round(sum(r.get('seconds') or r.get('train_seconds', 0)
+                               for r in results), 1),
+        cpu_seconds=round(sum(r.get('cpu_seconds', 0) for r in results), 1))
     summary = dict(schedule=schedule, tuning=tuning, n_test_images=n_test,
+                   cost=cost,
                    n_test_digits=len(set(main[0]['test_digit_index'])),
                    dense=dict(seeds=sorted(dense), accuracy=dense_acc),
                    rows=[])
@@ -575,6 +584,9 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
                 for c in sel['candidates'])
             lines.append(f"- {LABELS[method]}: {cands} → "
                          f"{sel['lambda_init']:g}")
+    lines += ['', f"Cost: {cost['runs']} runs, {cost['wall_seconds'] / 3600:.2f} "
+              f"h of run wall time (summed over runs), "
+              f"{cost['cpu_seconds'] / 3600:.2f} h of CPU time."]
     table = '\n'.join(lines) + '\n'
     with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
         f.write(table)

@@ -500,7 +500,14 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
                     lambda_init=runs[min(runs)]['lambda_init'],
                     forced=sum(bool(r.get('forced')) for r in runs.values()),
                     art_epochs=[r.get('art_epochs') for r in
-                                (runs[s] for s in sorted(runs))])
+                                (runs[s] for s in sorted(runs))],
+                    # training accuracies at the switch: a criterion switch
+                    # can also come from a collapsing dense model
+                    dense_at_switch=[(r.get('art_history') or [{}])[-1].get(
+                        'dense') for r in (runs[s] for s in sorted(runs))],
+                    best_mean_at_switch=[
+                        (r.get('art_history') or [{}])[-1].get('best_mean')
+                        for r in (runs[s] for s in sorted(runs))])
             ref = rows('art_hs', sparsity)
             common = sorted(set(runs) & set(ref))
             if method != 'art_hs' and common:
@@ -562,18 +569,26 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
                     format_diff(row['diff_bootstrap']).split(' ', 1)[1])
         lines.append(f'| {LABELS[method]} | ' + ' | '.join(cells) + ' |')
     lines += ['', 'ART: λ0 (tuned), switches forced / runs, ART epochs '
-              '(mean, min-max):', '']
+              '(mean, min-max), training accuracy at the switch (dense / '
+              'best window of the pruned copy, mean):', '']
     for method in ART_METHODS:
         for s in sparsities:
             row = find(method, s)
             if row is None:
                 continue
             ep = [e for e in row['art_epochs'] if e is not None]
-            lines.append(
-                f"- {LABELS[method]} @ {100 * s:g} %: λ0 = "
-                f"{row['lambda_init']:g}, forced {row['forced']}/"
-                f"{len(row['seeds'])}, ART epochs "
-                f"{np.mean(ep):.1f} ({min(ep)}-{max(ep)})" if ep else '')
+            dense_sw = [v for v in row['dense_at_switch'] if v is not None]
+            best_sw = [v for v in row['best_mean_at_switch']
+                       if v is not None]
+            text = (f"- {LABELS[method]} @ {100 * s:g} %: λ0 = "
+                    f"{row['lambda_init']:g}, forced {row['forced']}/"
+                    f"{len(row['seeds'])}")
+            if ep:
+                text += f', ART epochs {np.mean(ep):.1f} ({min(ep)}-{max(ep)})'
+            if dense_sw and best_sw:
+                text += (f', at the switch {np.mean(dense_sw):.1f} / '
+                         f'{np.mean(best_sw):.1f} %')
+            lines.append(text)
     if tuning:
         lines += ['', f'λ0 tuning (validation accuracy %, seed '
                   f'{args.tune_seed}, {100 * args.tune_sparsity:g} %):', '']

@@ -279,7 +279,10 @@ class P3BPruner(nn.Module):
         self.all_reduce = all_reduce or _no_reduce
         self.warn = warn or (lambda msg: warnings.warn(msg, stacklevel=3))
 
-        self.view = vit_view(model)
+        try:
+            self.view = vit_view(model)
+        except TypeError as err:
+            raise TypeError(f'{owner}: {err}') from err
         self.gated = GatedViT(self.view)
         num = self.gated.num_sub_blocks
         self.dense_params = dense_sub_block_params(self.view)

@@ -2,7 +2,7 @@
 # on the hard toy set: `python tools/misc/make_toy_ytvis.py --mode hard --out
 # data/toy_ytvis21_hard --convert ...` (see projects/vpp/README.md, "toy
 # benchmark"). Objects, background clutter and moving look-alike distractors
-# share colours, texture and outlines, so only shape (seen over several
+# share the class colours and texture, so only shape (seen over several
 # patches, i.e. in deeper blocks) tells an object: the benchmark on which
 # early patch selection can cost AP. Model and recipe are the easy toy's.
 _base_ = './mask2former_vit_toy-ytvis21.py'

@@ -1,54 +1,85 @@
-"""Toy YouTube-VIS comparison: dense vs VPP vs image-only vs random pruning.
+"""VPP toy benchmark: dense vs VPP (temporal) vs image-only vs random patch selection.
 
-    python projects/vpp/run_toy_comparison.py [--work-dir DIR]
-        [--pretrain-iters 300] [--finetune-iters 150]
-        [--keep-ratios 0.7 0.55 0.4] [--selectors temporal image random]
-        [--threads 1]
+    python projects/vpp/run_toy_comparison.py [--work-dir DIR] [--results-dir DIR]
+        [--seeds 0 1 2] [--pretrain-iters 800] [--finetune-iters 200]
+        [--schedules paper single] [--selectors temporal image random]
+        [--n-boot 1000] [--threads 1] [--dry-run | --report-only]
 
 The protocol follows the paper (dense training, then sparse fine-tuning from
-the dense weights) at toy scale, with the user-facing tools only:
+the dense weights) at toy scale, with the user-facing tools only, on the
+*hard* toy set (``tools/misc/make_toy_ytvis.py --mode hard``: objects,
+background clutter and moving look-alike distractors in the same colours and
+texture, so early-block patches do not tell objects from background):
 
-1. ``tools/train.py configs/toy/mask2former_vit_toy-ytvis21.py`` for
-   ``--pretrain-iters`` (the dense model every variant starts from);
-2. every variant is fine-tuned from that checkpoint for the same
-   ``--finetune-iters``: dense (continued), and VPP with each selector
-   (temporal = VPP, image-only, random) at each keep ratio, all pruning at
-   block 1 of 6 with the first frame of each clip/video dense;
-3. ``tools/test.py`` on the held-out videos: local AP, the achieved PKR
-   and the share of object pixels whose patches were kept in the pruned
-   frames (``VPPVisualizationHook``; random selection keeps about the keep
-   ratio).
+1. ``tools/train.py configs/toy/mask2former_vit_toy-ytvis21_hard.py`` for
+   ``--pretrain-iters`` (the dense model every row starts from, seed 0);
+2. rows, each fine-tuned from that checkpoint for the same
+   ``--finetune-iters`` with its own training seed: ``dense`` (continued
+   dense training) and, for each schedule, VPP's temporal selector, the
+   image-only selector and random patches. Schedules: ``paper`` (Map-SM
+   keeping 0.7 at block 1, staged selectors to 0.56 / 0.448 / 0.358 at blocks
+   2 / 3 / 4 of 6: ``configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper.py``)
+   and ``single`` (keep 0.4 from block 1:
+   ``configs/toy/vpp_mask2former_vit_toy-ytvis21_hard.py``);
+3. ``tools/test.py`` on the held-out videos: AP, AP50, AP75, PKR and the share
+   of object pixels whose patch was kept in the pruned frames, plus the
+   predictions, matched once per video into
+   :class:`~mmsparse.evaluation.functional.ytvis_bootstrap.YTVISVideoRecords`.
 
-Writes ``comparison.md`` (AP table), ``comparison.json`` (all numbers and run
-times) and ``comparison.png`` (AP vs keep ratio) into the work dir. Runs
-whose final checkpoint/metrics exist are reused (delete them to rerun).
+Every row is one JSON file ``<work-dir>/rows/<row>.json``, written when the
+row is finished: it is the row's done-marker, so a killed run continues with
+the first unfinished row when started again with the same arguments (a
+half-trained row restarts its training; a trained but untested row is only
+tested). The report (``comparison.{md,json,png}``, copied with the row files
+into ``--results-dir``) is rebuilt from whatever rows are finished
+(``--report-only`` does only that): mean AP over seeds, the difference to the
+dense rows with a 95 % paired bootstrap interval over held-out videos (videos
+drawn with replacement, AP recomputed, the seed-mean of both rows on the same
+draws) and a Student-t interval over seeds, the per-seed bootstrap intervals,
+and the selector contrasts (temporal - image-only, temporal - random).
+Statistics: :mod:`mmsparse.utils.stats`.
 """
 import argparse
 import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import time
 
+import numpy as np
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DENSE = 'configs/toy/mask2former_vit_toy-ytvis21.py'
-VPP = {
-    'temporal': 'configs/toy/vpp_mask2former_vit_toy-ytvis21.py',
-    'image': 'configs/toy/vpp_mask2former_vit_toy-ytvis21_image-only.py',
-    'random': 'configs/toy/vpp_mask2former_vit_toy-ytvis21_random.py',
+sys.path.insert(0, ROOT)
+
+from mmsparse.evaluation.functional.ytvis_bootstrap import \
+    YTVISVideoRecords  # noqa: E402
+from mmsparse.utils.stats import (format_diff, paired_bootstrap,  # noqa: E402
+                                  paired_seed_interval)
+
+DENSE = 'configs/toy/mask2former_vit_toy-ytvis21_hard.py'
+SCHEDULES = {
+    'paper': dict(
+        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper.py',
+        label='paper (0.7/0.56/0.448/0.358 at blocks 1-4)'),
+    'single': dict(
+        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard.py',
+        label='single stage (0.4 at block 1)'),
 }
+SELECTORS = ('temporal', 'image', 'random')
 LABELS = dict(dense='dense', temporal='VPP (temporal prior)',
               image='image-only', random='random')
-METRICS = ('segm_mAP', 'segm_mAP_50', 'segm_mAP_75')
-
+METRICS = ('AP', 'AP50', 'AP75')
+# Data of the benchmark (tools/misc/make_toy_ytvis.py --mode hard).
+DATA = dict(num_videos=400, num_frames=6, heldout_ratio=0.5, seed=0)
 
 THREADS = {}
 
 
 def run(cmd, log_file):
-    """Run a tool, its output into ``log_file``; returns seconds."""
+    """Run a tool with its output into ``log_file``; returns seconds."""
     print('$ ' + ' '.join(cmd), flush=True)
     start = time.time()
     os.makedirs(osp.dirname(log_file), exist_ok=True)
@@ -64,20 +95,24 @@ def run(cmd, log_file):
 
 def data_options(data_root):
     return [f'{dl}.dataset.data_root={data_root}'
-            for dl in ('train_dataloader', 'val_dataloader',
-                       'test_dataloader')]
+            for dl in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
 
 
-def train(config, work, iters, options, load_from=None):
+def schedule_options(iters):
+    """``iters`` iterations; the toy config's lr decay sits at 80 % of them."""
+    return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters + 1}',
+            'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
+            f'default_hooks.checkpoint.interval={iters}']
+
+
+def train(config, work, iters, options, seed, load_from=None):
+    """Train (or reuse the final checkpoint); returns (checkpoint, seconds)."""
     ckpt = osp.join(work, f'iter_{iters}.pth')
     if osp.exists(ckpt):
-        return ckpt, 0.0
+        return ckpt, None
     os.makedirs(work, exist_ok=True)
-    opts = [f'train_cfg.max_iters={iters}',
-            f'train_cfg.val_interval={iters + 1}', 'val_cfg=None',
-            'val_dataloader=None', 'val_evaluator=None',
-            f'default_hooks.checkpoint.interval={iters}'
-            ] + [o for o in options if not o.startswith('val_')]
+    opts = schedule_options(iters) + [o for o in options if not o.startswith('val_')] + \
+        [f'randomness.seed={seed}']
     if load_from:
         opts.append(f'load_from={load_from}')
     took = run([sys.executable, 'tools/train.py', config, '--work-dir', work,
@@ -86,139 +121,338 @@ def train(config, work, iters, options, load_from=None):
 
 
 def test(config, ckpt, work, options):
+    """tools/test.py with a second evaluator that writes the predictions."""
     out = osp.join(work, 'test')
-    done = osp.join(out, 'metrics.json')
-    if osp.exists(done):
-        with open(done) as f:
-            return json.load(f)
     os.makedirs(out, exist_ok=True)
-    took = run([sys.executable, 'tools/test.py', config, ckpt, '--work-dir',
-                out, '--cfg-options'] + options,
-               osp.join(out, 'test_stdout.log'))
+    pred_prefix = osp.join(out, 'predictions')
+    test_config = osp.join(work, 'test_config.py')
+    with open(test_config, 'w') as f:
+        f.write(f"_base_ = [{osp.join(ROOT, config)!r}]\n"
+                "test_evaluator = [\n"
+                "    dict(type='YouTubeVISAPMetric', metric='youtube_vis_ap'),\n"
+                "    dict(type='YouTubeVISAPMetric', metric='youtube_vis_ap',\n"
+                f"         format_only=True, outfile_prefix={pred_prefix!r})]\n")
+    took = run([sys.executable, 'tools/test.py', test_config, ckpt, '--work-dir',
+                out, '--cfg-options'] + options, osp.join(out, 'test_stdout.log'))
     files = sorted(glob.glob(osp.join(out, '*', '*.json')), key=osp.getmtime)
     with open(files[-1]) as f:
         metrics = json.load(f)
-    metrics['test_seconds'] = took
-    with open(done, 'w') as f:
-        json.dump(metrics, f, indent=2)
-    return metrics
+    with open(pred_prefix + '.json') as f:
+        predictions = json.load(f)
+    return metrics, predictions, took
 
 
-def plot(rows, dense_ap, out_file):
+def heldout_gt(data_root):
+    """YouTube-VIS ground truth of the held-out videos (raw annotations)."""
+    with open(osp.join(data_root, 'annotations', 'youtube_vis_2021_heldout.json')) as f:
+        ids = {v['id'] for v in json.load(f)['videos']}
+    with open(osp.join(data_root, 'train', 'instances.json')) as f:
+        raw = json.load(f)
+    return dict(categories=raw['categories'],
+                videos=[v for v in raw['videos'] if v['id'] in ids],
+                annotations=[a for a in raw['annotations'] if a['video_id'] in ids])
+
+
+def plan_rows(args):
+    rows = []
+    for seed in args.seeds:
+        rows.append(dict(name=f'dense_seed{seed}', schedule='dense',
+                         selector='dense', seed=seed, config=DENSE, options=[]))
+        for schedule in args.schedules:
+            for sel in args.selectors:
+                rows.append(dict(
+                    name=f'{schedule}_{sel}_seed{seed}', schedule=schedule,
+                    selector=sel, seed=seed, config=SCHEDULES[schedule]['config'],
+                    options=[f'model.backbone.selector={sel}']))
+    return rows
+
+
+def run_row(row, args, data_root, pre_ckpt, gt, work):
+    run_dir = osp.join(work, row['name'])
+    opts = data_options(data_root) + row['options']
+    ckpt, train_time = train(row['config'], run_dir, args.finetune_iters, opts,
+                             row['seed'], load_from=pre_ckpt)
+    metrics, predictions, test_time = test(row['config'], ckpt, run_dir, opts)
+    records = YTVISVideoRecords.from_predictions(gt, predictions)
+    stats = records.stats()
+    ap_metric = metrics['youtube_vis/segm_mAP']
+    if abs(stats['AP'] - ap_metric) > 6e-4:  # the metric rounds to 3 decimals
+        raise RuntimeError(f'{row["name"]}: AP from the saved predictions '
+                           f'{stats["AP"]:.4f} != evaluator AP {ap_metric:.3f}')
+    result = dict(
+        row, finetune_iters=args.finetune_iters, pretrain_iters=args.pretrain_iters,
+        **stats, pkr=metrics.get('vpp_pkr', 1.0), keep=metrics.get('vpp_keep', 1.0),
+        fg_recall=metrics.get('vpp_fg_recall', 1.0),
+        train_seconds=None if train_time is None else round(train_time, 1),
+        test_seconds=round(test_time, 1), records=records.to_dict())
+    return result
+
+
+# ----------------------------------------------------------------------------- report
+def _cached_ap(records, metric='AP'):
+    """``records.stats(idx)[metric]`` memoised on the draw (rows share draws)."""
+    cache = {}
+
+    def score(idx):
+        key = idx.tobytes()
+        if key not in cache:
+            cache[key] = records.stats(idx)[metric]
+        return cache[key]
+    return score
+
+
+def _seed_mean(fns):
+    return lambda idx: float(np.mean([f(idx) for f in fns]))
+
+
+def summarize(results, n_boot):
+    """Aggregate finished rows: means over seeds and paired intervals."""
+    by_key = {}
+    for r in results:
+        by_key.setdefault((r['schedule'], r['selector']), {})[r['seed']] = r
+    records = {r['name']: YTVISVideoRecords.from_dict(r['records']) for r in results}
+    scores = {name: _cached_ap(rec) for name, rec in records.items()}
+    dense = by_key.get(('dense', 'dense'), {})
+    groups = []
+    for (schedule, selector), per_seed in sorted(
+            by_key.items(), key=lambda kv: (kv[0][0] != 'dense', kv[0][0] != 'paper',
+                                            (('dense',) + SELECTORS).index(kv[0][1]))):
+        seeds = sorted(per_seed)
+        g = dict(schedule=schedule, selector=selector, seeds=seeds,
+                 **{k: float(np.mean([per_seed[s][k] for s in seeds]))
+                    for k in METRICS + ('pkr', 'keep', 'fg_recall')})
+        paired = [s for s in seeds if s in dense]
+        if selector != 'dense' and paired:
+            names = [per_seed[s]['name'] for s in paired]
+            dnames = [dense[s]['name'] for s in paired]
+            n = records[names[0]].num_videos
+            g['diff_boot'] = paired_bootstrap(
+                _seed_mean([scores[x] for x in names]),
+                _seed_mean([scores[x] for x in dnames]), n, n_boot=n_boot)
+            g['diff_seeds'] = paired_seed_interval(
+                [per_seed[s]['AP'] for s in paired], [dense[s]['AP'] for s in paired])
+            g['per_seed'] = {
+                s: paired_bootstrap(scores[per_seed[s]['name']], scores[dense[s]['name']],
+                                    n, n_boot=n_boot) for s in paired}
+        groups.append(g)
+    contrasts = []
+    for schedule in SCHEDULES:
+        for other in ('image', 'random'):
+            a, b = by_key.get((schedule, 'temporal'), {}), by_key.get((schedule, other), {})
+            seeds = sorted(set(a) & set(b))
+            if not seeds:
+                continue
+            n = records[a[seeds[0]]['name']].num_videos
+            contrasts.append(dict(
+                schedule=schedule, a='temporal', b=other, seeds=seeds,
+                boot=paired_bootstrap(_seed_mean([scores[a[s]['name']] for s in seeds]),
+                                      _seed_mean([scores[b[s]['name']] for s in seeds]),
+                                      n, n_boot=n_boot),
+                seed_interval=paired_seed_interval([a[s]['AP'] for s in seeds],
+                                                   [b[s]['AP'] for s in seeds])))
+    return groups, contrasts
+
+
+def render_tables(groups, contrasts, meta):
+    pct = dict(scale=100, digits=1)
+    lines = [
+        f"Hard toy YouTube-VIS ({meta['heldout_videos']} held-out videos x "
+        f"{meta['num_frames']} frames, 320x192), ViT 6 blocks dim 192; dense pre-training "
+        f"{meta['pretrain_iters']} iters, then {meta['finetune_iters']} fine-tuning iters "
+        'for every row from the same dense checkpoint, one row per training seed; first '
+        'frame of each video dense. AP columns: mean over seeds. Differences to the dense '
+        'rows of the same seeds, AP points with 95 % intervals: paired bootstrap over '
+        f"held-out videos ({meta['n_boot']} draws, seed-mean of both rows on each draw) "
+        'and Student-t over seeds.', '',
+        '| schedule | selection | seeds | PKR (test) | object pixels kept | AP | AP50 | AP75 '
+        '| AP - dense [bootstrap over videos] | AP - dense [t over seeds] |',
+        '|---|---|---|---|---|---|---|---|---|---|']
+    for g in groups:
+        sched = 'dense' if g['schedule'] == 'dense' else SCHEDULES[g['schedule']]['label']
+        boot = format_diff(g['diff_boot'], **pct) if 'diff_boot' in g else ''
+        seeds = format_diff(g['diff_seeds'], **pct) if 'diff_seeds' in g else ''
+        lines.append(
+            f"| {sched} | {LABELS[g['selector']]} | {len(g['seeds'])} | {g['pkr']:.3f} | "
+            f"{g['fg_recall']:.3f} | {100 * g['AP']:.1f} | {100 * g['AP50']:.1f} | "
+            f"{100 * g['AP75']:.1f} | {boot} | {seeds} |")
+    lines += ['', 'Per seed (AP - dense of the same seed, paired bootstrap over videos):', '',
+              '| schedule | selection | ' + ' | '.join(
+                  f'seed {s}' for s in meta['seeds']) + ' |',
+              '|---|---|' + '---|' * len(meta['seeds'])]
+    for g in groups:
+        if 'per_seed' not in g:
+            continue
+        cells = [format_diff(g['per_seed'][s], **pct) if s in g['per_seed'] else ''
+                 for s in meta['seeds']]
+        lines.append(f"| {g['schedule']} | {LABELS[g['selector']]} | " + ' | '.join(cells)
+                     + ' |')
+    if contrasts:
+        lines += ['', 'Selector contrasts (AP points, seed-mean, 95 % intervals):', '',
+                  '| schedule | contrast | seeds | bootstrap over videos | t over seeds |',
+                  '|---|---|---|---|---|']
+        for c in contrasts:
+            lines.append(f"| {c['schedule']} | {LABELS[c['a']]} - {LABELS[c['b']]} | "
+                         f"{len(c['seeds'])} | {format_diff(c['boot'], **pct)} | "
+                         f"{format_diff(c['seed_interval'], **pct)} |")
+    return '\n'.join(lines)
+
+
+def plot(groups, out_file):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for sel, marker in (('temporal', 'o'), ('image', 's'), ('random', '^')):
-        mine = [r for r in rows if r['selector'] == sel]
-        if not mine:
-            continue
-        pts = sorted((r['keep_ratio'], r['segm_mAP'] * 100) for r in mine)
-        ax.plot(*zip(*pts), marker=marker, label=LABELS[sel])
-        pts = sorted((r['keep_ratio'], r['fg_recall']) for r in mine)
-        ax2.plot(*zip(*pts), marker=marker, label=LABELS[sel])
-    ax.axhline(dense_ap * 100, color='k', ls='--', label='dense')
-    ax.set_ylabel('segm AP (held-out toy videos)')
-    ax.set_title('Toy YouTube-VIS: AP vs patch keep ratio')
-    ks = sorted({r['keep_ratio'] for r in rows})
-    ax2.plot(ks, ks, color='grey', ls=':', label='= keep ratio (random)')
-    ax2.set_ylim(0, 1.02)
+    schedules = [s for s in SCHEDULES if any(g['schedule'] == s for g in groups)]
+    width = 0.25
+    for j, sel in enumerate(SELECTORS):
+        xs, ys, lo, hi, fg = [], [], [], [], []
+        for i, sched in enumerate(schedules):
+            g = next((g for g in groups if g['schedule'] == sched and g['selector'] == sel),
+                     None)
+            if g is None or 'diff_boot' not in g:
+                continue
+            d = g['diff_boot']
+            xs.append(i + (j - 1) * width)
+            ys.append(100 * d['diff'])
+            lo.append(100 * (d['diff'] - d['low']))
+            hi.append(100 * (d['high'] - d['diff']))
+            fg.append(g['fg_recall'])
+            per_seed = [100 * v['diff'] for v in g['per_seed'].values()]
+            ax.plot([xs[-1]] * len(per_seed), per_seed, '.', color=f'C{j}', alpha=0.5)
+        if xs:
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt='o', capsize=4, color=f'C{j}',
+                        label=LABELS[sel])
+            ax2.bar(xs, fg, width=width * 0.9, color=f'C{j}', label=LABELS[sel])
+    ax.axhline(0, color='k', ls='--', lw=1)
+    ax.set_ylabel('AP - dense (points; 95 % bootstrap over videos)')
+    ax.set_title('Hard toy VIS: AP cost of the patch selection')
     ax2.set_ylabel('object pixels whose patch was kept')
+    ax2.set_ylim(0, 1.02)
     ax2.set_title('Foreground kept in the pruned frames')
     for a in (ax, ax2):
-        a.set_xlabel('keep ratio of pruned frames (from block 1 of 6)')
-        a.invert_xaxis()
-        a.grid(alpha=0.3)
-        a.legend()
+        a.set_xticks(range(len(schedules)))
+        a.set_xticklabels([SCHEDULES[s]['label'] for s in schedules], fontsize=8)
+        a.grid(alpha=0.3, axis='y')
+        a.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_file, dpi=110)
     plt.close(fig)
 
 
-def main():
+def report(work, results_dir, args, meta):
+    files = sorted(glob.glob(osp.join(work, 'rows', '*.json')))
+    results = []
+    for path in files:
+        with open(path) as f:
+            results.append(json.load(f))
+    if not results:
+        print('no finished rows yet')
+        return
+    groups, contrasts = summarize(results, args.n_boot)
+    meta = dict(meta, seeds=sorted({r['seed'] for r in results}),
+                finetune_iters=results[0]['finetune_iters'],
+                pretrain_iters=results[0]['pretrain_iters'],
+                heldout_videos=len(results[0]['records']['video_ids']))
+    table = render_tables(groups, contrasts, meta)
+    seconds = [r['train_seconds'] for r in results if r['train_seconds']] + \
+        [r['test_seconds'] for r in results]
+    summary = dict(meta=meta, groups=groups, contrasts=contrasts,
+                   rows=[{k: v for k, v in r.items() if k != 'records'} for r in results],
+                   row_seconds_total=round(float(np.sum(seconds)), 1))
+    for out in {work, results_dir}:
+        os.makedirs(osp.join(out, 'rows'), exist_ok=True)
+        with open(osp.join(out, 'comparison.md'), 'w') as f:
+            f.write(table + '\n')
+        with open(osp.join(out, 'comparison.json'), 'w') as f:
+            json.dump(summary, f, indent=1)
+        plot(groups, osp.join(out, 'comparison.png'))
+        if out != work:
+            for path in files:
+                shutil.copy(path, osp.join(out, 'rows', osp.basename(path)))
+    print(table)
+    print(f'wrote {results_dir}/comparison.{{md,json,png}} and rows/')
+
+
+def estimate(rows, done, args, work):
+    """Seconds left, from the finished rows' timings (or defaults)."""
+    timings = []
+    for name in done:
+        with open(osp.join(work, 'rows', name + '.json')) as f:
+            r = json.load(f)
+        if r['train_seconds']:
+            timings.append((r['train_seconds'] / r['finetune_iters'], r['test_seconds']))
+    per_iter, test_s = np.mean(timings, 0) if timings else (args.sec_per_iter, 170.)
+    left = sum(per_iter * args.finetune_iters + test_s for r in rows if r['name'] not in done)
+    if not osp.exists(osp.join(work, 'dense_pretrain', f'iter_{args.pretrain_iters}.pth')):
+        left += args.sec_per_iter * args.pretrain_iters
+    return left, per_iter, test_s
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/vpp_toy_comparison')
-    parser.add_argument('--data-root', default='data/toy_ytvis21/')
-    parser.add_argument('--pretrain-iters', type=int, default=300)
-    parser.add_argument('--finetune-iters', type=int, default=150)
-    parser.add_argument('--keep-ratios', type=float, nargs='+',
-                        default=[0.7, 0.55, 0.4])
-    parser.add_argument('--selectors', nargs='+', default=list(VPP),
-                        choices=list(VPP))
+    parser.add_argument('--work-dir', default='work_dirs/vpp_toy_benchmark')
+    parser.add_argument('--results-dir', default='projects/vpp/results/toy_hard')
+    parser.add_argument('--data-root', default='data/toy_ytvis21_hard/')
+    parser.add_argument('--pretrain-iters', type=int, default=800)
+    parser.add_argument('--finetune-iters', type=int, default=200)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--schedules', nargs='+', default=list(SCHEDULES),
+                        choices=list(SCHEDULES))
+    parser.add_argument('--selectors', nargs='+', default=list(SELECTORS),
+                        choices=list(SELECTORS))
+    parser.add_argument('--n-boot', type=int, default=1000)
     parser.add_argument(
         '--threads', type=int, default=1,
-        help='OMP_NUM_THREADS of the runs (1 on a shared CPU: contended '
-        'OpenMP threads spin and run several times slower)')
-    args = parser.parse_args()
+        help='OMP_NUM_THREADS of the runs (2 on an idle 2-core machine; on a shared one '
+        '1: contended OpenMP threads spin, 2 threads ran 6x slower than 1 at load 9)')
+    parser.add_argument('--sec-per-iter', type=float, default=1.5,
+                        help='training speed assumed by the estimate before a row finished')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='print the rows, which are finished, and the time left')
+    parser.add_argument('--report-only', action='store_true',
+                        help='only rebuild the report from the finished rows')
+    args = parser.parse_args(argv)
     THREADS['OMP_NUM_THREADS'] = str(args.threads)
     if args.pretrain_iters < 1 or args.finetune_iters < 1:
         parser.error('iterations must be >= 1')
-    if any(not 0 < r < 1 for r in args.keep_ratios):
-        parser.error('--keep-ratios must be in (0, 1)')
     work = osp.join(ROOT, args.work_dir)
-    data_root = args.data_root if args.data_root.endswith('/') \
-        else args.data_root + '/'
-    if not osp.exists(osp.join(ROOT, data_root, 'annotations',
-                               'youtube_vis_2021_heldout.json')):
-        run([sys.executable, 'tools/misc/make_toy_ytvis.py', '--out',
-             data_root, '--convert'], osp.join(work, 'make_data.log'))
-    opts = data_options(data_root)
-    start = time.time()
-
-    pre_ckpt, pre_time = train(DENSE, osp.join(work, 'dense_pretrain'),
-                               args.pretrain_iters, opts)
-    runs = [('dense', None, DENSE, [])]
-    for sel in args.selectors:
-        for r in args.keep_ratios:
-            runs.append((sel, r, VPP[sel], [f'model.backbone.keep_ratio={r}']))
-    rows = []
-    for sel, ratio, config, extra in runs:
-        name = sel if ratio is None else f'{sel}_keep{ratio}'
-        run_dir = osp.join(work, name)
-        ckpt, train_time = train(config, run_dir, args.finetune_iters,
-                                 opts + extra, load_from=pre_ckpt)
-        metrics = test(config, ckpt, run_dir, opts + extra)
-        row = dict(
-            name=name, selector=sel, keep_ratio=ratio if ratio else 1.0,
-            pkr=metrics.get('vpp_pkr', 1.0),
-            fg_recall=metrics.get('vpp_fg_recall', 1.0),
-            train_seconds=round(train_time, 1),
-            test_seconds=round(metrics.get('test_seconds', 0.0), 1))
-        for m in METRICS:
-            row[m] = metrics[f'youtube_vis/{m}']
-        rows.append(row)
-        print(f'{name}: AP {row["segm_mAP"]:.3f} PKR {row["pkr"]:.3f} '
-              f'object pixels kept {row["fg_recall"]:.3f}', flush=True)
-
-    dense_ap = rows[0]['segm_mAP']
-    lines = [
-        f'Toy YouTube-VIS 2021 (held-out videos), ViT 6 blocks dim 192, '
-        f'dense pre-training {args.pretrain_iters} iters, then '
-        f'{args.finetune_iters} fine-tuning iters for every row; pruning at '
-        'block 1, first frame of each video dense.', '',
-        '| selection | keep ratio | PKR (test) | object pixels kept | '
-        'segm AP | AP50 | AP75 | AP - dense |',
-        '|---|---|---|---|---|---|---|---|'
-    ]
-    for r in rows:
-        lines.append(
-            f'| {LABELS[r["selector"]]} | {r["keep_ratio"]:.2f} | '
-            f'{r["pkr"]:.3f} | {r["fg_recall"]:.3f} | '
-            f'{100 * r["segm_mAP"]:.1f} | '
-            f'{100 * r["segm_mAP_50"]:.1f} | {100 * r["segm_mAP_75"]:.1f} | '
-            f'{100 * (r["segm_mAP"] - dense_ap):+.1f} |')
-    table = '\n'.join(lines)
-    with open(osp.join(work, 'comparison.md'), 'w') as f:
-        f.write(table + '\n')
-    with open(osp.join(work, 'comparison.json'), 'w') as f:
-        json.dump(
-            dict(rows=rows, pretrain_iters=args.pretrain_iters,
-                 pretrain_seconds=round(pre_time, 1),
-                 finetune_iters=args.finetune_iters,
-                 total_seconds=round(time.time() - start, 1)), f, indent=2)
-    plot(rows[1:], dense_ap, osp.join(work, 'comparison.png'))
-    print(table)
-    print(f'wrote {work}/comparison.{{md,json,png}}')
+    results_dir = osp.join(ROOT, args.results_dir)
+    data_root = osp.join(args.data_root, '')
+    meta = dict(num_frames=DATA['num_frames'], n_boot=args.n_boot, data=DATA)
+    rows = plan_rows(args)
+    done = {r['name'] for r in rows
+            if osp.exists(osp.join(work, 'rows', r['name'] + '.json'))}
+    if args.dry_run:
+        left, per_iter, test_s = estimate(rows, done, args, work)
+        for r in rows:
+            print(f"{'done' if r['name'] in done else 'todo'}  {r['name']}")
+        print(f'{len(done)}/{len(rows)} rows finished; about {left / 3600:.1f} h left '
+              f'({per_iter:.2f} s/iter, {test_s:.0f} s per test)')
+        return
+    if args.report_only:
+        report(work, results_dir, args, meta)
+        return
+    if not osp.exists(osp.join(ROOT, data_root, 'annotations', 'youtube_vis_2021_heldout.json')):
+        run([sys.executable, 'tools/misc/make_toy_ytvis.py', '--mode', 'hard', '--out',
+             data_root, '--num-videos', str(DATA['num_videos']), '--num-frames',
+             str(DATA['num_frames']), '--seed', str(DATA['seed']), '--heldout-ratio',
+             str(DATA['heldout_ratio']), '--convert'], osp.join(work, 'make_data.log'))
+    gt = heldout_gt(osp.join(ROOT, data_root))
+    pre_ckpt, _ = train(DENSE, osp.join(work, 'dense_pretrain'), args.pretrain_iters,
+                        data_options(data_root), seed=0)
+    os.makedirs(osp.join(work, 'rows'), exist_ok=True)
+    for row in rows:
+        if row['name'] in done:
+            print(f"{row['name']}: finished, skipped")
+            continue
+        result = run_row(row, args, data_root, pre_ckpt, gt, work)
+        path = osp.join(work, 'rows', row['name'] + '.json')
+        with open(path + '.tmp', 'w') as f:
+            json.dump(result, f)
+        os.replace(path + '.tmp', path)  # the done-marker appears complete or not at all
+        print(f"{row['name']}: AP {result['AP']:.3f} PKR {result['pkr']:.3f} "
+              f"object pixels kept {result['fg_recall']:.3f}", flush=True)
+    report(work, results_dir, args, meta)
 
 
 if __name__ == '__main__':

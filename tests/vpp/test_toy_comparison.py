@@ -1,0 +1,118 @@
+"""projects/vpp/run_toy_comparison.py: resumable rows and the report, without training."""
+import importlib.util
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+
+from mmsparse.evaluation.functional.ytvis_ap import IOU_THRS
+from mmsparse.evaluation.functional.ytvis_bootstrap import YTVISVideoRecords
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def script():
+    spec = importlib.util.spec_from_file_location(
+        'run_toy_comparison', osp.join(ROOT, 'projects', 'vpp', 'run_toy_comparison.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _records(quality, seed, num_videos=40):
+    """Records of a model that finds each instance with probability ``quality``."""
+    rng = np.random.default_rng(seed)
+    num_pos = rng.integers(0, 3, (num_videos, 3))
+    video, cat, score, tp = [], [], [], []
+    for v in range(num_videos):
+        for k in range(3):
+            for _ in range(num_pos[v, k] + 1):
+                hit = rng.random() < quality
+                video.append(v)
+                cat.append(k)
+                score.append(rng.random() * (1 + hit))
+                # a hit is a true positive up to a random IoU threshold
+                tp.append(np.arange(len(IOU_THRS)) < (rng.integers(3, 11) if hit else 0))
+    tp = np.array(tp).T
+    return YTVISVideoRecords(list(range(1, num_videos + 1)), [1, 2, 3], num_pos, video, cat,
+                             score, tp, ~tp)
+
+
+QUALITY = dict(dense=0.8, temporal=0.75, image=0.6, random=0.3)
+
+
+def _fake_run_row(calls):
+    def run_row(row, args, data_root, pre_ckpt, gt, work):
+        calls.append(row['name'])
+        records = _records(QUALITY[row['selector']], seed=row['seed'])
+        return dict(row, finetune_iters=args.finetune_iters, pretrain_iters=args.pretrain_iters,
+                    **records.stats(), pkr=0.5, keep=0.4, fg_recall=0.5, train_seconds=10.,
+                    test_seconds=5., records=records.to_dict())
+    return run_row
+
+
+def test_rows_are_resumable_and_reported(script, tmp_path, monkeypatch):
+    data = tmp_path / 'data'
+    (data / 'annotations').mkdir(parents=True)
+    (data / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
+    calls, trained = [], []
+    monkeypatch.setattr(script, 'heldout_gt', lambda root: {})
+    monkeypatch.setattr(script, 'train',
+                        lambda *a, **k: trained.append(a[1]) or ('pre.pth', 1.))
+    monkeypatch.setattr(script, 'run_row', _fake_run_row(calls))
+    argv = ['--work-dir', str(tmp_path / 'work'), '--results-dir', str(tmp_path / 'res'),
+            '--data-root', str(data), '--seeds', '0', '1', '--schedules', 'single',
+            '--n-boot', '30']
+    script.main(argv)
+    expected = [f'{n}_seed{s}' for s in (0, 1)
+                for n in ('dense', 'single_temporal', 'single_image', 'single_random')]
+    assert calls == expected and len(trained) == 1  # the dense pre-training, once
+    rows = sorted(p.name for p in (tmp_path / 'work' / 'rows').iterdir())
+    assert rows == sorted(n + '.json' for n in expected)
+
+    # A killed run: two rows lost their done-marker; only they run again.
+    (tmp_path / 'work' / 'rows' / 'single_image_seed1.json').unlink()
+    (tmp_path / 'work' / 'rows' / 'dense_seed0.json').unlink()
+    calls.clear()
+    script.main(argv)
+    assert calls == ['dense_seed0', 'single_image_seed1']
+
+    table = (tmp_path / 'res' / 'comparison.md').read_text()
+    for label in ('| dense |', 'VPP (temporal prior)', 'image-only', 'random'):
+        assert label in table
+    assert (tmp_path / 'res' / 'comparison.png').exists()
+    assert len(list((tmp_path / 'res' / 'rows').iterdir())) == 8
+    summary = json.loads((tmp_path / 'res' / 'comparison.json').read_text())
+    groups = {g['selector']: g for g in summary['groups']}
+    assert groups['dense']['seeds'] == [0, 1] and 'diff_boot' not in groups['dense']
+    rnd = groups['random']
+    assert rnd['diff_boot']['low'] <= rnd['diff_boot']['diff'] <= rnd['diff_boot']['high']
+    assert rnd['diff_boot']['high'] < 0  # much worse than dense, beyond the noise
+    assert rnd['diff_seeds']['n'] == 2 and set(rnd['per_seed']) == {'0', '1'}
+    assert rnd['diff_boot']['diff'] == pytest.approx(rnd['AP'] - groups['dense']['AP'])
+    contrasts = {(c['a'], c['b']) for c in summary['contrasts']}
+    assert contrasts == {('temporal', 'image'), ('temporal', 'random')}
+
+    # --dry-run and --report-only do not run anything.
+    calls.clear()
+    script.main(argv + ['--dry-run'])
+    script.main(argv + ['--report-only'])
+    assert calls == []
+
+
+def test_plan_rows(script):
+    class Args:
+        seeds = [0, 1, 2]
+        schedules = ['paper', 'single']
+        selectors = ['temporal', 'image', 'random']
+    rows = script.plan_rows(Args)
+    names = [r['name'] for r in rows]
+    assert len(names) == len(set(names)) == 3 * 7
+    paper = [r for r in rows if r['schedule'] == 'paper']
+    assert {r['config'] for r in paper} == {script.SCHEDULES['paper']['config']}
+    assert {o for r in paper for o in r['options']} == {
+        f'model.backbone.selector={s}' for s in Args.selectors}
+    for r in rows:
+        assert osp.exists(osp.join(ROOT, r['config']))

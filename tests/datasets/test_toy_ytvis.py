@@ -193,8 +193,8 @@ def test_hard_mode_shapes_and_look_alikes():
 
 def test_hard_mode_colour_does_not_tell_objects():
     """Distractors wear the colour of the class they imitate and saturated
-    clutter in the class colours covers much of the background, so a coloured
-    patch is not necessarily an object (the easy mode's background is grey)."""
+    clutter covers part of the background, so a coloured patch is not
+    necessarily an object (the easy mode's background is grey)."""
     rng = np.random.default_rng(2)
     clutter = []
     for _ in range(12):

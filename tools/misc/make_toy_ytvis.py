@@ -9,8 +9,8 @@ heldout}.json`` (held-out ratio 0.2 by default), the files the toy configs use.
     python tools/misc/make_toy_ytvis.py --mode hard --out data/toy_ytvis21_hard \
         --num-videos 400 --num-frames 6 --heldout-ratio 0.5 --convert
 
-writes the hard set of the VPP toy benchmark (``configs/toy/*hard*.py``): objects,
-clutter and moving look-alike distractors in the same colours and texture.
+writes the hard set of the VPP toy benchmark (``configs/toy/*hard*.py``): moving
+unannotated look-alikes (ring, cross, hollow triangle) in the colours of the classes.
 """
 import argparse
 import time

@@ -13,6 +13,7 @@ from .pruner import (BLOCK_BUDGETS, DEFAULT_GATE_SCALES, ELEMENT_SCORES,
                      P3BPruner, check_keep_ratio, check_probe_args,
                      check_schedule, count_params, non_block_params)
 from .slim import SlimAttention, SlimBlock, SlimMlp, slice_block, slim_dims
+from .untrained import UNTRAINED_SCORES, untrained_pruner
 
 __all__ = [
     'BlockView', 'ViTView', 'find_backbone', 'vit_view', 'choose_num_pruned',
@@ -23,5 +24,5 @@ __all__ = [
     'check_probe_args', 'BLOCK_BUDGETS', 'DEFAULT_GATE_SCALES', 'ELEMENT_SCORES',
     'P3BPruner', 'check_keep_ratio', 'check_schedule', 'count_params',
     'non_block_params', 'SlimAttention', 'SlimBlock', 'SlimMlp',
-    'slice_block', 'slim_dims'
+    'slice_block', 'slim_dims', 'UNTRAINED_SCORES', 'untrained_pruner'
 ]

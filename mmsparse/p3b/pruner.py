@@ -38,7 +38,7 @@ from .slim import SlimBlock, slice_block
 
 #: Gate scales of the reference implementation.
 DEFAULT_GATE_SCALES = dict(attn_out=1.5, mlp_hidden=0.75, mlp_out=1.5)
-BLOCK_BUDGETS = ('benefit', 'uniform')
+BLOCK_BUDGETS = ('benefit', 'benefit-first', 'uniform')
 ELEMENT_SCORES = ('taylor', 'magnitude')
 
 AllReduce = Callable[[torch.Tensor, str], None]
@@ -189,8 +189,11 @@ class P3BPruner(nn.Module):
         probe_window (int, optional): Train the probes (and measure the
             benefit) only in the last ``probe_window`` iterations before
             each mask update; None = every iteration. Defaults to None.
-        block_budget (str): 'benefit' (P3B) or 'uniform' (same keep ratio
-            for every block; no probes). Defaults to 'benefit'.
+        block_budget (str): 'benefit' (P3B), 'benefit-first' (ablation:
+            the budget of the first update is kept at every later update,
+            so no block gets parameters back; benefits are still measured
+            and logged) or 'uniform' (same keep ratio for every block; no
+            probes). Defaults to 'benefit'.
         element_score (str): 'taylor' (P3B) or 'magnitude' (weight norms)
             for the ranking inside a block. Defaults to 'taylor'.
         seed (int): Seed of the probe initialisation and the batch subsets
@@ -298,7 +301,7 @@ class P3BPruner(nn.Module):
         self.probes: Optional[nn.Module] = None
         self.probe_optim = None
         self._subset_gen = None
-        if block_budget == 'benefit':
+        if block_budget != 'uniform':
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 self.probes = build_probes(
@@ -360,6 +363,7 @@ class P3BPruner(nn.Module):
             schedule=list(self._schedule()),
             keep_ratio=self.keep_ratio,
             probe=self.probe_design,
+            block_budget=self.block_budget,
             gates={k: g.detach().cpu().clone()
                    for k, g in self.gated.gates.items()},
             stats=self._stats(cpu),
@@ -380,7 +384,7 @@ class P3BPruner(nn.Module):
 
     def check_state(self, state: dict, owner: Optional[str] = None) -> None:
         """Raise ``ValueError`` if ``state`` comes from a run with another
-        keep ratio, schedule, probe design or model."""
+        keep ratio, schedule, probe design, block budget or model."""
         owner = owner or type(self).__name__
         hint = ('; to start a new pruning run from its weights, load it '
                 'with load_from and resume=False')
@@ -400,6 +404,11 @@ class P3BPruner(nn.Module):
                 f'{owner}: cannot resume: the checkpoint was written with '
                 f'probe={state.get("probe", "reference")!r}, this run has '
                 f'probe={self.probe_design!r}{hint}')
+        if state.get('block_budget', self.block_budget) != self.block_budget:
+            raise ValueError(
+                f'{owner}: cannot resume: the checkpoint was written with '
+                f'block_budget={state["block_budget"]!r}, this run has '
+                f'block_budget={self.block_budget!r}{hint}')
         if set(state['gates']) != set(self.gated.gates):
             raise ValueError(f'{owner}: the checkpoint gates do not match '
                              'the model (different number of blocks?)')
@@ -735,6 +744,10 @@ class P3BPruner(nn.Module):
         self._report_missing(step)
         kept_before = self.kept_params()
         importance, benefit = self._block_importance(kept_before)
+        if self.block_budget == 'benefit-first' and self.history:
+            # no reactivation: every later solve sees the first importance
+            importance = torch.tensor(self.history[0]['importance'],
+                                      dtype=torch.float64)
         self.goal_keep = solve_keep_ratios(importance, self.dense_params,
                                            self.keep_ratio,
                                            self.non_block_params)

@@ -22,7 +22,7 @@ Stages (each an mmengine ``Runner`` on ``configs/p3b/toy/*toy8_shifted*``):
    and soft-to-hard masks:
    ``P3B`` (benefit budgets, recomputed every epoch: reactivation),
    ``P3B-frozen`` (P3B whose first budget is kept for the rest of the run:
-   no reactivation; see :func:`freeze_first_budget`), ``uniform`` (the same
+   no reactivation: ``block_budget='benefit-first'``), ``uniform`` (the same
    keep ratio in every block, Taylor ranking), ``magnitude`` (uniform +
    weight-norm ranking).
 4. every row (dense included) is then fine-tuned for ``--finetune-epochs``
@@ -157,37 +157,6 @@ def set_epochs(cfg: Config, epochs: int, val_interval=None) -> None:
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=50)
 
 
-def freeze_first_budget(hook) -> None:
-    """Make a ``P3BHook`` keep the block budget of its first update.
-
-    ``P3BHook`` has no key for this ablation, so it is patched here: after
-    the hook builds its pruner, the pruner's block importance is replaced,
-    from the second update on, by the importance of the first update (kept
-    in ``pruner.history``, which checkpoints hold); the keep-ratio solve
-    then returns the first goal keep ratios at every update. Benefits are
-    still measured and logged, the ramp, Taylor ranking and mask rebuilds
-    are unchanged, so the only difference to P3B is that no block gets
-    parameters back (no reactivation).
-    """
-    build = hook.before_train
-
-    def before_train(runner):
-        build(runner)
-        pruner = hook.pruner
-        measure = pruner._block_importance
-
-        def first_importance(kept):
-            importance, benefit = measure(kept)
-            if pruner.history:
-                importance = torch.tensor(pruner.history[0]['importance'],
-                                          dtype=torch.float64)
-            return importance, benefit
-
-        pruner._block_importance = first_importance
-
-    hook.before_train = before_train
-
-
 def build_runner(cfg: Config, work_dir: str, name: str) -> Runner:
     cfg.work_dir = work_dir
     cfg.experiment_name = name
@@ -274,7 +243,9 @@ def prune_cfg(args, method: str, keep: float, seed: int,
     else:
         hook.update(keep_ratio=keep, prune_start=args.prune_start,
                     prune_sparse=args.prune_sparse)
-        if hook.get('block_budget', 'benefit') == 'benefit':
+        if method == 'P3B-frozen':
+            hook.update(block_budget='benefit-first')
+        if hook.get('block_budget', 'benefit') != 'uniform':
             hook.update(probe=args.probe)
     return cfg
 
@@ -288,9 +259,6 @@ def prune_stage(args, method, keep, seed, source, work_dir) -> dict:
     cfg = prune_cfg(args, method, keep, seed, source)
     start, cpu = time.time(), time.process_time()
     runner = build_runner(cfg, work_dir, f'{method}_kr{keep:g}_s{seed}')
-    if method == 'P3B-frozen':
-        hooks = [h for h in runner.hooks if type(h).__name__ == 'P3BHook']
-        freeze_first_budget(hooks[0])
     runner.train()
     result = per_image(runner)
     export = osp.join(work_dir, 'p3b')

@@ -229,3 +229,56 @@ def test_final_widths_round_to_a_multiple_near_the_budget():
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=2e-6)
     with pytest.raises(ValueError, match='width_multiple'):
         _pruner(model, width_multiple=0)
+
+
+def test_benefit_first_keeps_the_first_budget_and_differs_from_p3b():
+    """The no-reactivation ablation: same run, but every solve after the first
+    sees the first update's importance; P3B itself re-solves each time."""
+    def run(block_budget):
+        torch.manual_seed(0)
+        model = ToyViT(depth=3)
+        pruner = _pruner(model, keep_ratio=0.45, start=0, sparse=8,
+                         final=12, interval=2, block_budget=block_budget)
+        return pruner, train_steps(model, pruner, 12)
+
+    frozen_pruner, frozen = run('benefit-first')
+    _, p3b = run('benefit')
+    assert frozen_pruner.probes is None  # dropped at finalize, like P3B
+    for rec in frozen[1:]:
+        assert rec['goal_keep'] == pytest.approx(frozen[0]['goal_keep'])
+        # benefits are still measured and recorded
+        assert rec['benefit_cls'] is not None
+    assert frozen[-1]['global_keep'] == pytest.approx(0.45, abs=0.02)
+    # the first update is the same decision in both runs; P3B moves later
+    assert p3b[0]['goal_keep'] == pytest.approx(frozen[0]['goal_keep'])
+    assert any(r['goal_keep'] != pytest.approx(p3b[0]['goal_keep'])
+               for r in p3b[1:])
+    # the block budget is part of the run: no resume across ablations
+    state = frozen_pruner.get_state()
+    other = _pruner(ToyViT(depth=3), keep_ratio=0.45, start=0, sparse=8,
+                    final=12, interval=2)
+    with pytest.raises(ValueError, match="block_budget='benefit-first'"):
+        other.check_state(state)
+
+
+def test_untrained_pruner_slims_to_the_budget_and_restores_the_model():
+    from mmsparse.p3b import untrained_pruner
+    torch.manual_seed(0)
+    model = ToyViT(depth=2)
+    x = torch.randn(2, 3, 16, 16)
+    dense_out = model(x)
+    archs = []
+    for score, seed in (('random', 0), ('random', 1), ('magnitude', 0)):
+        pruner = untrained_pruner(model, 0.5, score, seed=seed)
+        assert pruner.finalized
+        assert pruner.global_keep_ratio() == pytest.approx(0.5, abs=0.03)
+        # uniform budget: every sub-block keeps about the same share
+        kept = pruner.kept_params() / pruner.dense_params
+        assert float(kept.max() - kept.min()) < 0.1
+        archs.append(pruner.get_state()['gates'])
+        pruner.remove()
+        assert torch.equal(model(x), dense_out)
+    # random scores depend on the seed, magnitude does not need one
+    assert any(not torch.equal(archs[0][k], archs[1][k]) for k in archs[0])
+    with pytest.raises(ValueError, match='untrained_pruner: score'):
+        untrained_pruner(model, 0.5, 'taylor')

@@ -46,7 +46,7 @@ from mmengine.registry import init_default_scope
 
 import mmsparse  # noqa: F401
 from mmsparse.models.backbones.p3b_export import write_p3b_export
-from mmsparse.p3b import P3BPruner, non_block_params
+from mmsparse.p3b import untrained_pruner
 from mmsparse.registry import MODELS
 from mmsparse.utils.benchmark import format_table, write_json
 
@@ -97,17 +97,8 @@ def make_slim_export(vit_cfg: dict, out_dir: str, keep: float, score: str,
     torch.manual_seed(seed)
     dense = MODELS.build(copy.deepcopy(cfg))
     dense.init_weights()
-    pruner = P3BPruner(
-        dense, 2, keep, start=0, sparse=1, final=2, interval=1,
-        non_block_params=non_block_params(dense), block_budget='uniform',
-        element_score='magnitude' if score == 'magnitude' else 'taylor',
-        width_multiple=width_multiple)
-    if score == 'random':
-        gen = torch.Generator().manual_seed(seed)
-        for v in pruner.taylor.values():
-            v.copy_(torch.rand(v.shape, generator=gen, dtype=v.dtype))
-        pruner.taylor_count = torch.ones((), dtype=torch.float64)
-    pruner.finalize(step=1)
+    pruner = untrained_pruner(dense, keep, score, seed=seed,
+                              width_multiple=width_multiple)
     slim_arch = pruner.slim_arch()
     cfg['backbone'].update(type='SlimVisionTransformer', slim_arch=slim_arch,
                            init_cfg=None)

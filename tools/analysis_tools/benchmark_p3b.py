@@ -34,7 +34,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmsparse  # noqa: F401
-from mmsparse.p3b import P3BPruner, non_block_params
+from mmsparse.p3b import untrained_pruner
 from mmsparse.registry import MODELS
 from mmsparse.utils.benchmark import count_flops, format_table, write_json
 
@@ -76,14 +76,8 @@ def dense_cfg(arch: str, img_size: int, num_classes: int) -> dict:
 def make_slim(model, cfg: dict, keep_ratio: float, seed: int,
               multiple: int):
     """Slim classifier at ``keep_ratio`` (uniform budget, random scores)."""
-    pruner = P3BPruner(model, 2, keep_ratio, start=0, sparse=1, final=2,
-                       interval=1, non_block_params=non_block_params(model),
-                       block_budget='uniform', width_multiple=multiple)
-    gen = torch.Generator().manual_seed(seed)
-    for k, v in pruner.taylor.items():
-        v.copy_(torch.rand(v.shape, generator=gen, dtype=torch.float64))
-    pruner.taylor_count = 1.0
-    pruner.finalize(step=1)
+    pruner = untrained_pruner(model, keep_ratio, 'random', seed=seed,
+                              width_multiple=multiple)
     slim_cfg = copy.deepcopy(cfg)
     slim_cfg['backbone'].update(type='SlimVisionTransformer',
                                 slim_arch=pruner.slim_arch())

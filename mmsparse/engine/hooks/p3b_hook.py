@@ -35,9 +35,9 @@ PIPELINE_HINT = (
     'an image classifier with class labels. To prune the ViT of a video / '
     'detection model (e.g. a VPP-wrapped Mask2Former): run P3BHook on a '
     'classification model with the same ViT, take the slim ViT it exports '
-    '(<work_dir>/p3b/slim_model.py + slim_model.pth, a SlimViTPyramid / '
-    'SlimVisionTransformer) and use it as the backbone of that model '
-    '(wrapped by VPPBackbone for VPP)')
+    '(<work_dir>/p3b/slim_model.py + slim_model.pth) and use it as the '
+    "backbone of that model: type='P3BViTPyramid', export='<work_dir>/p3b' "
+    '(wrapped by VPPBackbone for VPP; see configs/composed/)')
 
 
 def _all_reduce(tensor: torch.Tensor, op: str) -> None:
@@ -120,8 +120,10 @@ class P3BHook(Hook):
             every iteration. Defaults to None.
         num_classes (int, optional): Classes of the probes; None reads
             ``model.head.num_classes``. Defaults to None.
-        block_budget (str): 'benefit' (P3B) or 'uniform' (ablation: equal
-            keep ratio per block). Defaults to 'benefit'.
+        block_budget (str): 'benefit' (P3B), 'benefit-first' (ablation:
+            the first update's budget is kept, no reactivation) or
+            'uniform' (ablation: equal keep ratio per block). Defaults to
+            'benefit'.
         element_score (str): 'taylor' (P3B) or 'magnitude' (ablation:
             weight norms). Defaults to 'taylor'.
         export_dir (str): Folder under the work dir for the slim checkpoint,

@@ -1,7 +1,7 @@
 """VPP toy benchmark: dense vs VPP (temporal) vs image-only vs random patch selection.
 
     python projects/vpp/run_toy_comparison.py [--work-dir DIR] [--results-dir DIR]
-        [--seeds 0 1 2] [--pretrain-iters 800] [--finetune-iters 200]
+        [--seeds 0 1 2] [--pretrain-iters 2000] [--finetune-iters 200]
         [--schedules paper single] [--selectors temporal image random]
         [--n-boot 1000] [--threads 1] [--dry-run | --report-only]
 
@@ -393,7 +393,7 @@ def main(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/vpp_toy_benchmark')
     parser.add_argument('--results-dir', default='projects/vpp/results/toy_hard')
     parser.add_argument('--data-root', default='data/toy_ytvis21_hard/')
-    parser.add_argument('--pretrain-iters', type=int, default=800)
+    parser.add_argument('--pretrain-iters', type=int, default=2000)
     parser.add_argument('--finetune-iters', type=int, default=200)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--schedules', nargs='+', default=list(SCHEDULES),

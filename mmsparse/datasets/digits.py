@@ -94,6 +94,43 @@ def split_digit_indices(labels: np.ndarray, val_ratio: float,
     return out
 
 
+def upsample_centered(images: np.ndarray, digit_size: int, img_size: int):
+    """8x8 digits (values 0..16) as a (N, 1, img_size, img_size) float tensor in [0, 1]:
+    upsampled (bilinear) to ``digit_size`` pixels and centred."""
+    import torch
+    import torch.nn.functional as F
+    x = torch.from_numpy(np.asarray(images, dtype=np.float32) / 16.0)
+    x = F.interpolate(x[:, None], size=(digit_size, digit_size),
+                      mode='bilinear', align_corners=False).clamp_(0, 1)
+    pad = img_size - digit_size
+    return F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
+
+
+def random_pose(canvas, gen, max_rotation: float, scale_range: tuple,
+                max_shift: float, base_rotation: float = 0.0):
+    """Rotate (``base_rotation`` ± ``max_rotation`` degrees), scale (a factor from
+    ``scale_range``) and shift (± ``max_shift`` pixels) each image of ``canvas``
+    (N, 1, S, S), drawing angle, scale and shift from ``gen`` in that order."""
+    import torch
+    import torch.nn.functional as F
+    num, size = len(canvas), canvas.shape[-1]
+
+    def uniform(low, high, n=num):
+        return low + (high - low) * torch.rand(n, generator=gen)
+
+    angle = (base_rotation + uniform(-max_rotation, max_rotation)) * (
+        np.pi / 180.0)
+    scale = uniform(*scale_range)
+    shift = uniform(-max_shift, max_shift, 2 * num).view(num, 2)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([
+        torch.stack([cos, -sin, -2 * shift[:, 0] / size], 1),
+        torch.stack([sin, cos, -2 * shift[:, 1] / size], 1)
+    ], 1)
+    grid = F.affine_grid(theta, list(canvas.shape), align_corners=False)
+    return F.grid_sample(canvas, grid, align_corners=False)
+
+
 def render_hard_digits(images: np.ndarray,
                        source: np.ndarray,
                        distractor: np.ndarray,
@@ -132,28 +169,13 @@ def render_hard_digits(images: np.ndarray,
     import torch.nn.functional as F
     gen = torch.Generator().manual_seed(int(seed))
     num = len(source)
-    digits = torch.from_numpy(np.asarray(images, dtype=np.float32) / 16.0)
-    digits = F.interpolate(
-        digits[:, None], size=(digit_size, digit_size), mode='bilinear',
-        align_corners=False).clamp_(0, 1)
-    pad = img_size - digit_size
-    digits = F.pad(digits, (pad // 2, pad - pad // 2, pad // 2,
-                            pad - pad // 2))
+    digits = upsample_centered(images, digit_size, img_size)
 
     def uniform(low, high, n=num):
         return low + (high - low) * torch.rand(n, generator=gen)
 
     def pose(canvas):
-        angle = uniform(-max_rotation, max_rotation) * (np.pi / 180.0)
-        scale = uniform(*scale_range)
-        shift = uniform(-max_shift, max_shift, 2 * num).view(num, 2)
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack([
-            torch.stack([cos, -sin, -2 * shift[:, 0] / img_size], 1),
-            torch.stack([sin, cos, -2 * shift[:, 1] / img_size], 1)
-        ], 1)
-        grid = F.affine_grid(theta, list(canvas.shape), align_corners=False)
-        return F.grid_sample(canvas, grid, align_corners=False)
+        return random_pose(canvas, gen, max_rotation, scale_range, max_shift)
 
     out = pose(digits[torch.as_tensor(source, dtype=torch.long)])
     other = pose(digits[torch.as_tensor(distractor, dtype=torch.long)])

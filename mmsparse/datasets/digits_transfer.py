@@ -4,7 +4,7 @@ from typing import List, Sequence
 import numpy as np
 
 from mmsparse.registry import DATASETS
-from .digits import SklearnDigitsDataset
+from .digits import SklearnDigitsDataset, random_pose, upsample_centered
 
 DOMAINS = ('plain', 'shifted')
 
@@ -103,29 +103,9 @@ def render_shifted_digits(images: np.ndarray,
         np.ndarray: (N, img_size, img_size) uint8.
     """
     import torch
-    import torch.nn.functional as F
     gen = torch.Generator().manual_seed(int(seed))
-    num = len(images)
-    x = torch.from_numpy(np.asarray(images, dtype=np.float32) / 16.0)
-    x = F.interpolate(x[:, None], size=(digit_size, digit_size),
-                      mode='bilinear', align_corners=False).clamp_(0, 1)
-    pad = img_size - digit_size
-    x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
-
-    def uniform(low, high, n=num):
-        return low + (high - low) * torch.rand(n, generator=gen)
-
-    angle = (base_rotation + uniform(-max_rotation, max_rotation)) * (
-        np.pi / 180.0)
-    scale = uniform(*scale_range)
-    shift = uniform(-max_shift, max_shift, 2 * num).view(num, 2)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([
-        torch.stack([cos, -sin, -2 * shift[:, 0] / img_size], 1),
-        torch.stack([sin, cos, -2 * shift[:, 1] / img_size], 1)
-    ], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, align_corners=False)
+    x = random_pose(upsample_centered(images, digit_size, img_size), gen,
+                    max_rotation, scale_range, max_shift, base_rotation)
     if invert:
         x = 1.0 - x
     if noise_std > 0:

@@ -15,8 +15,7 @@
 # (and VPP's pruner, if present) dense.
 _base_ = '../mask2former_vit-s_ytvis21.py'
 
-custom_hooks = [
-    dict(type='VISPredictionDrawHook', num_videos=4),
+custom_hooks = _base_.custom_hooks + [
     dict(
         type='ARTHook',
         target_sparsity=0.9,

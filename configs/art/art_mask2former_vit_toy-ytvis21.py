@@ -12,8 +12,7 @@
 # (projects/hypersparse/measure_reg_grad_vs_clip.py measures both norms).
 _base_ = '../toy/mask2former_vit_toy-ytvis21.py'
 
-custom_hooks = [
-    dict(type='VISPredictionDrawHook', num_videos=4),
+custom_hooks = _base_.custom_hooks + [
     dict(
         type='ARTHook',
         target_sparsity=0.9,

@@ -98,11 +98,20 @@ def data_options(data_root):
             for dl in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
 
 
+# Checkpoint interval of long trainings: a killed run resumes from the last one.
+RESUME_INTERVAL = 250
+
+
 def schedule_options(iters):
-    """``iters`` iterations; the toy config's lr decay sits at 80 % of them."""
+    """``iters`` iterations; the toy config's lr decay sits at 80 % of them.
+
+    Checkpoints every :data:`RESUME_INTERVAL` iterations (only the newest is
+    kept) so that a killed training resumes instead of starting again.
+    """
     return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters + 1}',
             'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
-            f'default_hooks.checkpoint.interval={iters}']
+            f'default_hooks.checkpoint.interval={min(iters, RESUME_INTERVAL)}',
+            'default_hooks.checkpoint.max_keep_ckpts=1']
 
 
 def train(config, work, iters, options, seed, load_from=None):
@@ -113,10 +122,16 @@ def train(config, work, iters, options, seed, load_from=None):
     os.makedirs(work, exist_ok=True)
     opts = schedule_options(iters) + [o for o in options if not o.startswith('val_')] + \
         [f'randomness.seed={seed}']
-    if load_from:
+    resume = []
+    if osp.exists(osp.join(work, 'last_checkpoint')):
+        resume = ['--resume']  # mmengine picks the newest checkpoint of ``work``
+    elif load_from:
         opts.append(f'load_from={load_from}')
-    took = run([sys.executable, 'tools/train.py', config, '--work-dir', work,
-                '--cfg-options'] + opts, osp.join(work, 'train_stdout.log'))
+    log = osp.join(work, 'train_stdout.log')
+    if resume and osp.exists(log):
+        os.replace(log, log + f'.{int(time.time())}')
+    took = run([sys.executable, 'tools/train.py', config, '--work-dir', work] + resume +
+               ['--cfg-options'] + opts, log)
     return ckpt, took
 
 

@@ -15,7 +15,8 @@ import torch
 
 from .budget import solve_keep_ratios, transform_benefit
 from .probes import build_probes
-from .pruner import P3BPruner, in_probe_window
+from .pruner import P3BPruner
+from .schedule import in_probe_window
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:

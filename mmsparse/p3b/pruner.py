@@ -20,8 +20,15 @@ https://arxiv.org/abs/2506.23675.
    0 at ``final``;
 4. at ``final`` makes the masks hard; :meth:`P3BPruner.slim_blocks` then
    cuts the model into :class:`~mmsparse.p3b.slim.SlimBlock` s.
+
+The pruner ties the steps together; each lives in its own module:
+:mod:`~mmsparse.p3b.schedule` (when), :mod:`~mmsparse.p3b.statistics`
+(benefit and Taylor sums), :mod:`~mmsparse.p3b.budget` (block keep ratios),
+:mod:`~mmsparse.p3b.elements` (masks inside a block),
+:mod:`~mmsparse.p3b.history` (update records), :mod:`~mmsparse.p3b.state`
+(checkpoint state), :mod:`~mmsparse.p3b.export` (the slim model) and
+:mod:`~mmsparse.p3b.checks` (argument checks).
 """
-import itertools
 import warnings
 from typing import Callable, Dict, List, Optional, Union
 
@@ -29,111 +36,30 @@ import torch
 import torch.nn as nn
 
 from .adapter import vit_view
-from .budget import (choose_num_pruned, ramp_keep_ratios, soft_mask,
-                     solve_keep_ratios, temperature, transform_benefit)
+from .budget import (ramp_keep_ratios, solve_keep_ratios, temperature,
+                     transform_benefit)
+from .checks import (check_ablation_args, check_keep_ratio, check_probe_args,
+                     check_width_multiple)
+from .elements import magnitude_scores, sub_block_masks
+from .export import block_gates, slim_arch, slim_blocks, slim_state_dict
 from .gates import (ATTN_GATES, GATE_NAMES, MLP_GATES, GatedViT,
-                    dense_sub_block_params, sub_block_params)
-from .probes import PROBE_DESIGNS, build_probes
-from .slim import SlimBlock, slice_block
+                    dense_sub_block_params)
+from .history import update_record
+from .probes import build_probes
+from .schedule import check_schedule, in_probe_window, is_update_step
+from .slim import SlimBlock
+from .state import check_state, load_state, pruner_state
+from .statistics import (add_stats, add_taylor, copy_stats, load_stats,
+                         zero_stats)
 
 #: Gate scales of the reference implementation.
 DEFAULT_GATE_SCALES = dict(attn_out=1.5, mlp_hidden=0.75, mlp_out=1.5)
-BLOCK_BUDGETS = ('benefit', 'benefit-first', 'uniform')
-ELEMENT_SCORES = ('taylor', 'magnitude')
 
 AllReduce = Callable[[torch.Tensor, str], None]
 
 
 def _no_reduce(tensor: torch.Tensor, op: str = 'sum') -> None:
     return None
-
-
-def _round_counts(block, is_mlp: bool, counts: List[int], sizes: List[int],
-                  multiple: int, goal: float) -> List[int]:
-    """Kept count per gate rounded (down or up) to ``multiple``; of the
-    2 ** 3 roundings the one whose parameter count is closest to ``goal``.
-    Empty gates stay empty, kept gates keep at least ``multiple``."""
-    options = []
-    for count, size in zip(counts, sizes):
-        if count == 0:
-            options.append([0])
-            continue
-        low = max(multiple, count // multiple * multiple)
-        high = -(-count // multiple) * multiple
-        options.append(sorted({min(low, size), min(high, size)}))
-    best = min(itertools.product(*options), key=lambda c: abs(
-        float(sub_block_params(block, is_mlp, *c)) - goal))
-    return list(best)
-
-
-def in_probe_window(step: int, start: int, interval: int, final: int,
-                    window: Optional[int]) -> bool:
-    """Whether probes with a ``window`` (None = always) train at ``step``:
-    the last ``window`` steps before each mask update (at
-    ``start + k * interval - 1``) and before the finalize step
-    (``final - 1``)."""
-    if step >= final:
-        return False
-    if window is None:
-        return True
-    if step < start:
-        event = start + interval - 1
-    else:
-        event = start + ((step - start) // interval + 1) * interval - 1
-    return min(event, final - 1) - step < window
-
-
-def check_schedule(start: int, sparse: int, final: int, interval: int,
-                   unit: str = 'iterations', owner: str = 'P3B') -> None:
-    """Validate the pruning schedule (raises ``ValueError`` starting with
-    ``owner``)."""
-    for name, value in (('prune_start', start), ('prune_sparse', sparse),
-                        ('prune_finalize', final)):
-        if not isinstance(value, int) or value < 0:
-            raise ValueError(f'{owner}: {name} must be an int >= 0, got '
-                             f'{value!r}')
-    if not start <= sparse <= final:
-        raise ValueError(
-            f'{owner}: needs prune_start <= prune_sparse <= prune_finalize, '
-            f'got {start}, {sparse}, {final} ({unit}); the prune start must '
-            'not come after the finalize step')
-    if final == start:
-        raise ValueError(f'{owner}: prune_finalize ({final}) must come after '
-                         f'prune_start ({start}) ({unit})')
-    if not isinstance(interval, int) or interval < 1:
-        raise ValueError(f'{owner}: update_interval must be an int >= 1, got '
-                         f'{interval!r}')
-
-
-def check_keep_ratio(keep_ratio, owner: str = 'P3B') -> None:
-    """Validate ``keep_ratio`` in (0, 1] (raises ``ValueError`` starting
-    with ``owner``)."""
-    if isinstance(keep_ratio, bool) or not isinstance(
-            keep_ratio, (int, float)) or not 0 < keep_ratio <= 1:
-        raise ValueError(f'{owner}: keep_ratio must be a number in (0, 1], '
-                         f'got {keep_ratio!r}')
-
-
-def check_probe_args(probe: str, probe_width: int, probe_fraction: float,
-                     probe_window: Optional[int], interval: int,
-                     owner: str = 'P3B') -> None:
-    """Validate the probe design settings (raises ``ValueError``)."""
-    if probe not in PROBE_DESIGNS:
-        raise ValueError(f'{owner}: probe must be one of {PROBE_DESIGNS}, '
-                         f'got {probe!r}')
-    if not isinstance(probe_width, int) or probe_width < 1:
-        raise ValueError(f'{owner}: probe_width must be an int >= 1, got '
-                         f'{probe_width!r}')
-    if isinstance(probe_fraction, bool) or not isinstance(
-            probe_fraction, (int, float)) or not 0 < probe_fraction <= 1:
-        raise ValueError(f'{owner}: probe_fraction must be in (0, 1], got '
-                         f'{probe_fraction!r}')
-    if probe_window is not None and (
-            not isinstance(probe_window, int) or
-            not 1 <= probe_window <= interval):
-        raise ValueError(f'{owner}: probe_window must be None or an int in '
-                         f'[1, update_interval={interval}], got '
-                         f'{probe_window!r}')
 
 
 class P3BPruner(nn.Module):
@@ -243,12 +169,7 @@ class P3BPruner(nn.Module):
         check_schedule(start, sparse, final, interval, owner=owner)
         check_probe_args(probe, probe_width, probe_fraction, probe_window,
                          interval, owner)
-        if block_budget not in BLOCK_BUDGETS:
-            raise ValueError(f'{owner}: block_budget must be one of '
-                             f'{BLOCK_BUDGETS}, got {block_budget!r}')
-        if element_score not in ELEMENT_SCORES:
-            raise ValueError(f'{owner}: element_score must be one of '
-                             f'{ELEMENT_SCORES}, got {element_score!r}')
+        check_ablation_args(block_budget, element_score, owner)
         scales = dict(DEFAULT_GATE_SCALES if gate_scales is None else
                       gate_scales)
         unknown = set(scales) - set(GATE_NAMES)
@@ -264,9 +185,7 @@ class P3BPruner(nn.Module):
         if not 0 <= tau_min <= tau_max:
             raise ValueError(f'{owner}: need 0 <= tau_min <= tau_max, got '
                              f'{tau_min}, {tau_max}')
-        if not isinstance(width_multiple, int) or width_multiple < 1:
-            raise ValueError(f'{owner}: width_multiple must be an int >= 1, '
-                             f'got {width_multiple!r}')
+        check_width_multiple(width_multiple, owner)
         self.width_multiple = width_multiple
         self.keep_ratio = float(keep_ratio)
         self.start, self.sparse, self.final = start, sparse, final
@@ -300,7 +219,7 @@ class P3BPruner(nn.Module):
         self.device = self.view.blocks[0].qkv.weight.device
         self.probes: Optional[nn.Module] = None
         self.probe_optim = None
-        self._subset_gen = None
+        self.subset_gen = None
         if block_budget != 'uniform':
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
@@ -311,7 +230,7 @@ class P3BPruner(nn.Module):
             self.probe_optim = torch.optim.AdamW(
                 self.probes.parameters(), lr=probe_lr,
                 weight_decay=probe_weight_decay)
-            self._subset_gen = torch.Generator().manual_seed(seed + 1)
+            self.subset_gen = torch.Generator().manual_seed(seed + 1)
 
         self.finalized = False
         self.num_updates = 0
@@ -324,126 +243,34 @@ class P3BPruner(nn.Module):
 
     # ------------------------------------------------------------ state
     def _reset_stats(self) -> None:
-        num, dev = self.gated.num_sub_blocks, self.device
-        # counts are device tensors: skipped (non-finite) steps add 0
-        self.benefit_sum = torch.zeros(2, num, dtype=torch.float64,
-                                       device=dev)
-        self.benefit_count = torch.zeros((), dtype=torch.float64, device=dev)
-        self.taylor = {k: torch.zeros(g.numel(), dtype=torch.float64,
-                                      device=dev)
-                       for k, g in self.gated.gates.items()}
-        self.taylor_count = torch.zeros((), dtype=torch.float64, device=dev)
+        load_stats(self, zero_stats(self.gated.num_sub_blocks,
+                                    self.gated.gates, self.device))
 
-    def _stats(self, device=None) -> dict:
-        def copy(t):
-            return t.detach().clone() if device is None else \
-                t.detach().to(device, copy=True)
-        return dict(benefit_sum=copy(self.benefit_sum),
-                    benefit_count=copy(self.benefit_count),
-                    taylor={k: copy(v) for k, v in self.taylor.items()},
-                    taylor_count=copy(self.taylor_count))
-
-    def _load_stats(self, stats: dict) -> None:
-        def load(v):
-            return torch.as_tensor(v, dtype=torch.float64).to(
-                self.device, copy=True)
-        self.benefit_sum = load(stats['benefit_sum'])
-        self.benefit_count = load(stats['benefit_count'])
-        self.taylor = {k: load(v) for k, v in stats['taylor'].items()}
-        self.taylor_count = load(stats['taylor_count'])
-
-    def _schedule(self) -> tuple:
+    def schedule(self) -> tuple:
+        """(start, sparse, final, interval) in iterations."""
         return self.start, self.sparse, self.final, self.interval
 
     def get_state(self) -> dict:
         """Everything a resumed run needs, as a checkpoint-friendly dict
-        (CPU tensors)."""
-        cpu = torch.device('cpu')
-        state = dict(
-            schedule=list(self._schedule()),
-            keep_ratio=self.keep_ratio,
-            probe=self.probe_design,
-            block_budget=self.block_budget,
-            gates={k: g.detach().cpu().clone()
-                   for k, g in self.gated.gates.items()},
-            stats=self._stats(cpu),
-            last_stats=None if self.last_stats is None else {
-                k: ({n: t.cpu() for n, t in v.items()} if isinstance(
-                    v, dict) else v.cpu())
-                for k, v in self.last_stats.items()},
-            ema=None if self.ema is None else self.ema.clone(),
-            goal_keep=self.goal_keep.clone(),
-            finalized=self.finalized,
-            num_updates=self.num_updates,
-            history=list(self.history))
-        if self.probes is not None:
-            state['probes'] = self.probes.state_dict()
-            state['probe_optim'] = self.probe_optim.state_dict()
-            state['subset_gen'] = self._subset_gen.get_state()
-        return state
+        (CPU tensors); see :mod:`mmsparse.p3b.state`."""
+        return pruner_state(self)
 
     def check_state(self, state: dict, owner: Optional[str] = None) -> None:
         """Raise ``ValueError`` if ``state`` comes from a run with another
         keep ratio, schedule, probe design, block budget or model."""
-        owner = owner or type(self).__name__
-        hint = ('; to start a new pruning run from its weights, load it '
-                'with load_from and resume=False')
-        if abs(float(state['keep_ratio']) - self.keep_ratio) > 1e-12:
-            raise ValueError(
-                f'{owner}: cannot resume: the checkpoint was written with '
-                f'keep_ratio={state["keep_ratio"]}, this run has '
-                f'keep_ratio={self.keep_ratio}{hint}')
-        if tuple(state['schedule']) != self._schedule():
-            raise ValueError(
-                f'{owner}: cannot resume: the checkpoint was written with '
-                'schedule (start, sparse, final, interval) = '
-                f'{list(state["schedule"])} iterations, this run has '
-                f'{list(self._schedule())}{hint}')
-        if state.get('probe', 'reference') != self.probe_design:
-            raise ValueError(
-                f'{owner}: cannot resume: the checkpoint was written with '
-                f'probe={state.get("probe", "reference")!r}, this run has '
-                f'probe={self.probe_design!r}{hint}')
-        if state.get('block_budget', self.block_budget) != self.block_budget:
-            raise ValueError(
-                f'{owner}: cannot resume: the checkpoint was written with '
-                f'block_budget={state["block_budget"]!r}, this run has '
-                f'block_budget={self.block_budget!r}{hint}')
-        if set(state['gates']) != set(self.gated.gates):
-            raise ValueError(f'{owner}: the checkpoint gates do not match '
-                             'the model (different number of blocks?)')
+        check_state(self, state, owner or type(self).__name__)
 
     def set_state(self, state: dict) -> None:
         """Restore :meth:`get_state` (the same model, keep ratio and
         schedule). Gates that were in use are active right away, so the
         model evaluates pruned before any training iteration."""
-        self.check_state(state)
-        with torch.no_grad():
-            for k, g in self.gated.gates.items():
-                g.copy_(state['gates'][k])
-        self._load_stats(state['stats'])
-        last = state['last_stats']
-        if last is not None:
-            last = dict(last)
-            last['taylor'] = {k: torch.as_tensor(v).to(self.device)
-                              for k, v in last['taylor'].items()}
-            for key in ('benefit_sum', 'benefit_count', 'taylor_count'):
-                last[key] = torch.as_tensor(
-                    last[key], dtype=torch.float64).to(self.device)
-        self.last_stats = last
-        self.ema = state['ema']
-        self.goal_keep = state['goal_keep'].clone()
-        self.finalized = bool(state['finalized'])
-        self.num_updates = int(state['num_updates'])
-        self.history = list(state['history'])
-        self.gated.active = self.finalized or self.num_updates > 0
-        if self.finalized:
-            self._drop_probes()
-        elif self.probes is not None and 'probes' in state:
-            self.probes.load_state_dict(state['probes'])
-            self.probe_optim.load_state_dict(state['probe_optim'])
-            if 'subset_gen' in state:
-                self._subset_gen.set_state(state['subset_gen'])
+        load_state(self, state)
+
+    def drop_probes(self) -> None:
+        """Free the probes and their optimizer (after the finalize step)."""
+        self.probes = None
+        self.probe_optim = None
+        self.gated.capture = False
 
     # ------------------------------------------------------- schedule
     def in_window(self, step: int) -> bool:
@@ -499,8 +326,8 @@ class P3BPruner(nn.Module):
         self.gated.features = [None] * len(self.gated.features)
         self.gated.capture = False
         record = None
-        if window and (step - self.start + 1) % self.interval == 0 \
-                and step + 1 < self.final:
+        if window and is_update_step(step, self.start, self.interval,
+                                     self.final):
             record = self.update(step)
         if not self.finalized and step + 1 == self.final:
             record = self.finalize(step)
@@ -515,7 +342,7 @@ class P3BPruner(nn.Module):
             return feats, targets
         batch = targets.shape[0]
         num = max(1, int(round(self.probe_fraction * batch)))
-        idx = torch.randperm(batch, generator=self._subset_gen)[:num]
+        idx = torch.randperm(batch, generator=self.subset_gen)[:num]
         idx = idx.to(targets.device)
         return [f.index_select(0, idx) for f in feats], \
             targets.index_select(0, idx)
@@ -568,30 +395,9 @@ class P3BPruner(nn.Module):
             self.benefit_count += flat[offset + n].double()
             offset += n + 1
         if gate_keys:
-            self._accumulate_taylor(gate_keys, flat[offset:], grad_scale)
-
-    def _drop_probes(self) -> None:
-        self.probes = None
-        self.probe_optim = None
-        self.gated.capture = False
-
-    # ---------------------------------------------------------- taylor
-    def _accumulate_taylor(self, keys: List[str], grads: torch.Tensor,
-                           grad_scale) -> None:
-        grads = grads.double()
-        if grad_scale is not None:
-            grads = grads / torch.as_tensor(grad_scale, dtype=torch.float64,
-                                            device=grads.device)
-        ok = torch.isfinite(grads).all()
-        offset = 0
-        for k in keys:
-            g = self.gated.gates[k]
-            n = g.numel()
-            score = (g.detach().double() * grads[offset:offset + n]) ** 2
-            self.taylor[k] += torch.where(ok, score, torch.zeros_like(score))
-            offset += n
-            g.grad = None
-        self.taylor_count += ok.double()
+            self.taylor_count += add_taylor(self.taylor, self.gated.gates,
+                                            gate_keys, flat[offset:],
+                                            grad_scale)
 
     # ---------------------------------------------------------- budget
     def kept_params(self) -> torch.Tensor:
@@ -627,28 +433,10 @@ class P3BPruner(nn.Module):
         return imp, mean
 
     # --------------------------------------------------------- elements
-    def _magnitude_scores(self, sub_idx: int) -> List[torch.Tensor]:
-        b = self.view.blocks[sub_idx // 2]
-        with torch.no_grad():
-            if sub_idx % 2 == 0:
-                w_qkv = b.qkv.weight.view(3, b.num_heads, b.head_dims, -1)
-                w_proj = b.proj.weight.view(-1, b.num_heads, b.head_dims)
-                return [
-                    b.qkv.weight.norm(dim=0),
-                    (w_qkv.pow(2).sum((0, 1, 3)) +
-                     w_proj.pow(2).sum((0, 1))).sqrt(),
-                    b.proj.weight.norm(dim=1)
-                ]
-            return [
-                b.fc1.weight.norm(dim=0),
-                (b.fc1.weight.pow(2).sum(1) +
-                 b.fc2.weight.pow(2).sum(0)).sqrt(),
-                b.fc2.weight.norm(dim=1)
-            ]
-
     def _element_scores(self, sub_idx: int) -> List[torch.Tensor]:
         if self.element_score == 'magnitude':
-            return [s.double().cpu() for s in self._magnitude_scores(sub_idx)]
+            return [s.double().cpu() for s in magnitude_scores(
+                self.view.blocks[sub_idx // 2], bool(sub_idx % 2))]
         names = MLP_GATES if sub_idx % 2 else ATTN_GATES
         count = float(self.taylor_count.clamp(min=1.0))
         return [self.taylor[self.gated.key(sub_idx // 2, n)].cpu() / count
@@ -656,7 +444,8 @@ class P3BPruner(nn.Module):
 
     def _rebuild_masks(self, sub_idx: int, keep: float, tau: float,
                        multiple: int = 1, carry: float = 0.0) -> float:
-        """New masks of one sub-block from its current scores.
+        """New masks of one sub-block from its current scores (see
+        :func:`~mmsparse.p3b.elements.sub_block_masks`).
 
         Args:
             sub_idx (int): The sub-block.
@@ -672,46 +461,14 @@ class P3BPruner(nn.Module):
         Returns:
             float: Goal minus the parameters kept (the rounding error).
         """
-        block = self.view.blocks[sub_idx // 2]
-        is_mlp = bool(sub_idx % 2)
-        names = MLP_GATES if is_mlp else ATTN_GATES
-        gates = self.gated.sub_block_gates(sub_idx)
-        ranks, ids = [], []
-        for gid, (name, score) in enumerate(
-                zip(names, self._element_scores(sub_idx))):
-            order = torch.sort(score, stable=True).indices
-            rank = torch.empty_like(score)
-            rank[order] = torch.arange(1, len(score) + 1, dtype=score.dtype)
-            ranks.append(self.gate_scales[name] * rank / len(score))
-            ids.append(torch.full((len(score), ), gid))
-        imp, ids = torch.cat(ranks), torch.cat(ids)
-        order = torch.sort(imp, stable=True).indices
-        pruned = torch.zeros(len(imp) + 1, 3, dtype=torch.float64)
-        pruned[1:] = torch.nn.functional.one_hot(ids[order], 3).double() \
-            .cumsum(0)
-        sizes = torch.tensor([g.numel() for g in gates], dtype=torch.float64)
-        kept = sizes - pruned
-        params = sub_block_params(block, is_mlp, kept[:, 0], kept[:, 1],
-                                  kept[:, 2])
-        goal = keep * float(self.dense_params[sub_idx])
-        k, _ = choose_num_pruned(params, goal)
-        values = torch.empty(len(imp), dtype=torch.float64)
-        values[order] = soft_mask(len(imp), k, tau)
-        values = list(values.split([g.numel() for g in gates]))
-        counts = kept[k].long().tolist()
-        if tau <= 0 and multiple > 1:
-            counts = _round_counts(block, is_mlp, counts,
-                                   sizes.long().tolist(), multiple,
-                                   goal + carry)
-            for gid, count in enumerate(counts):
-                top = torch.sort(ranks[gid], descending=True,
-                                 stable=True).indices[:count]
-                values[gid] = torch.zeros_like(values[gid])
-                values[gid][top] = 1.0
+        values, error = sub_block_masks(
+            self.view.blocks[sub_idx // 2], bool(sub_idx % 2),
+            self._element_scores(sub_idx), self.gate_scales,
+            keep * float(self.dense_params[sub_idx]), tau, multiple, carry)
         with torch.no_grad():
-            for g, v in zip(gates, values):
+            for g, v in zip(self.gated.sub_block_gates(sub_idx), values):
                 g.copy_(v.to(g))
-        return goal + carry - float(sub_block_params(block, is_mlp, *counts))
+        return error
 
     # ---------------------------------------------------------- update
     def _report_missing(self, step: int) -> None:
@@ -739,7 +496,8 @@ class P3BPruner(nn.Module):
                 Defaults to False.
 
         Returns:
-            dict: The record appended to ``self.history``.
+            dict: The record appended to ``self.history`` (see
+            :mod:`mmsparse.p3b.history`).
         """
         self._report_missing(step)
         kept_before = self.kept_params()
@@ -765,23 +523,11 @@ class P3BPruner(nn.Module):
                                         carry if final else 0.0)
         self.gated.active = True
         self.num_updates += 1
-        kept = self.kept_params()
-        record = dict(
-            step=int(step),
-            tau=float(tau),
-            global_keep=self.global_keep_ratio(),
-            target_keep=[float(v) for v in keep],
-            goal_keep=[float(v) for v in self.goal_keep],
-            block_keep=[float(v) for v in kept / self.dense_params],
-            kept_params=[float(v) for v in kept],
-            importance=[float(v) for v in importance],
-            benefit_cls=None if benefit is None else
-            [float(v) for v in benefit[0]],
-            benefit_patch=None if benefit is None else
-            [float(v) for v in benefit[1]],
-            finalized=bool(final))
+        record = update_record(step, tau, self.global_keep_ratio(), keep,
+                               self.goal_keep, self.kept_params(),
+                               self.dense_params, importance, benefit, final)
         self.history.append(record)
-        self.last_stats = self._stats()
+        self.last_stats = copy_stats(self)
         self._reset_stats()
         return record
 
@@ -792,58 +538,32 @@ class P3BPruner(nn.Module):
         with those of the interval before.
         """
         if self.last_stats is not None:
-            last = self.last_stats
-            self.benefit_sum += last['benefit_sum']
-            self.benefit_count += last['benefit_count']
-            for k in self.taylor:
-                self.taylor[k] += last['taylor'][k]
-            self.taylor_count += last['taylor_count']
+            add_stats(self, self.last_stats)
         record = self.update(step, final=True)
         self.finalized = True
         self.gated.set_requires_grad(False)
-        self._drop_probes()
+        self.drop_probes()
         self.last_stats = None
         return record
 
     # ----------------------------------------------------------- slim
     def block_gates(self, block_idx: int) -> Dict[str, torch.Tensor]:
         """The six gate tensors of encoder block ``block_idx``."""
-        return {n: self.gated.gate(block_idx, n) for n in GATE_NAMES}
+        return block_gates(self.gated, block_idx)
 
     def slim_blocks(self) -> List[SlimBlock]:
         """Slim copies of all blocks under the current gates."""
-        return [slice_block(b, self.block_gates(i))
-                for i, b in enumerate(self.view.blocks)]
+        return slim_blocks(self.view, self.gated)
 
     def slim_arch(self) -> List[Dict[str, int]]:
         """Kept sizes per block (the ``slim_arch`` of a slim backbone)."""
-        return [{n: int((g.detach() >= 0.5).sum()) for n, g in
-                 self.block_gates(i).items()}
-                for i in range(len(self.view.blocks))]
+        return slim_arch(self.view, self.gated)
 
     def slim_state_dict(self, model: nn.Module) -> Dict[str, torch.Tensor]:
-        """State dict of ``model`` with its blocks replaced by the slim ones.
-
-        Keys outside the block container are unchanged, so the result loads
-        strictly into the same model with a slim backbone whose
-        ``slim_arch`` is :meth:`slim_arch`.
-
-        Args:
-            model (nn.Module): The task model holding the pruned backbone.
-
-        Returns:
-            dict: CPU tensors by key.
-        """
-        container = getattr(self.view.backbone, self.view.container)
-        prefix = next(name for name, mod in model.named_modules()
-                      if mod is container)
-        prefix = prefix + '.' if prefix else ''
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()
-                 if not k.startswith(prefix)}
-        for i, block in enumerate(self.slim_blocks()):
-            for k, v in block.state_dict().items():
-                state[f'{prefix}{i}.{k}'] = v.detach().cpu()
-        return state
+        """State dict of ``model`` (the task model holding the pruned
+        backbone) with its blocks replaced by the slim ones (CPU tensors;
+        see :func:`mmsparse.p3b.export.slim_state_dict`)."""
+        return slim_state_dict(self.view, self.gated, model)
 
     def remove(self) -> None:
         """Take the hooks off the task model."""
@@ -863,7 +583,5 @@ def non_block_params(model: nn.Module) -> int:
 
 
 __all__ = [
-    'P3BPruner', 'check_keep_ratio', 'check_schedule', 'count_params',
-    'non_block_params', 'DEFAULT_GATE_SCALES', 'BLOCK_BUDGETS',
-    'ELEMENT_SCORES'
+    'P3BPruner', 'count_params', 'non_block_params', 'DEFAULT_GATE_SCALES'
 ]

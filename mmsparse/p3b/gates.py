@@ -18,6 +18,20 @@ Gates are plain tensors owned by :class:`GatedViT`, applied by forward
 hooks, so the task model's ``state_dict`` keys do not change and a dense
 checkpoint still loads strictly. The same hooks capture the residual stream
 before and after every sub-block for the probe heads.
+
+By default the gates are folded into the parameters of the adjacent layers
+for the duration of their forward call (``fold=True``): ``attn_in`` and
+``mlp_in`` scale the affine weight and bias of ``norm1`` / ``norm2``,
+``attn_head`` the q/k/v rows of ``qkv``, ``attn_out`` the rows of ``proj``,
+``mlp_hidden`` / ``mlp_out`` the columns / rows of ``fc2``. The gated
+function is the same, e.g. ``(x W^T + b) * m = x (m W)^T + m b``, and so is
+``dL/dm``, which autograd now gets from the parameter-sized product
+(``dL/dm_j = sum_i dL/dW'_ji W_ji + dL/db'_j b_j``) instead of a reduction
+over batch x tokens: the cost is O(parameters) per step instead of
+O(batch x tokens x width), no activation-sized tensor is multiplied or
+saved for the backward, and attention keeps its fused kernel. ``fold=False``
+multiplies the activations instead (the original implementation, kept as
+the reference the folded one is tested against).
 """
 from typing import Dict, List, Optional
 
@@ -99,9 +113,14 @@ class GatedViT(nn.Module):
 
     Args:
         view (ViTView): The backbone's blocks.
+        fold (bool): Apply the gates by scaling the parameters of the
+            adjacent layers during their forward call (O(parameters) per
+            step) instead of multiplying the activations (O(batch x tokens
+            x width); the original implementation, same outputs and gate
+            gradients up to rounding). Defaults to True.
     """
 
-    def __init__(self, view: ViTView) -> None:
+    def __init__(self, view: ViTView, fold: bool = True) -> None:
         super().__init__()
         self.view = view
         self.gates = nn.ParameterDict()
@@ -112,9 +131,11 @@ class GatedViT(nn.Module):
                     requires_grad=False)
         self.active = False
         self.capture = False
+        self.fold = bool(fold)
         self.features: List[Optional[torch.Tensor]] = []
         self.patch_hw = None
         self._handles = []
+        self._swapped: Dict[int, Dict[str, torch.Tensor]] = {}
         self._install()
 
     @staticmethod
@@ -141,7 +162,16 @@ class GatedViT(nn.Module):
             g.requires_grad_(flag)
             g.grad = None
 
-    # ----------------------------------------------------------- hooks
+    def set_fold(self, fold: bool) -> None:
+        """Switch between folded gates and activation gates (reinstalls the
+        hooks; ``active`` and ``capture`` are kept)."""
+        active, capture = self.active, self.capture
+        self.remove()
+        self.fold = bool(fold)
+        self._install()
+        self.active, self.capture = active, capture
+
+    # ------------------------------------------------- activation gates
     def _mul(self, key: str):
         def hook(module, args, output):
             if not self.active:
@@ -156,6 +186,87 @@ class GatedViT(nn.Module):
             return (args[0] * self.gates[key].to(args[0].dtype), ) + args[1:]
         return hook
 
+    def _head_hook(self, key: str, three):
+        def hook(module, args, output):
+            if not self.active:
+                return None
+            g = self.gates[key].to(output.dtype)
+            out = output.unflatten(-1, three) * g
+            return out.flatten(-3)
+        return hook
+
+    def _install_activation_gates(self, idx: int, b: BlockView) -> None:
+        reg = self._handles.append
+        three = (3, b.num_heads, b.head_dims)
+        reg(b.norm1.register_forward_hook(
+            self._mul(self.key(idx, 'attn_in'))))
+        reg(b.qkv.register_forward_hook(
+            self._head_hook(self.key(idx, 'attn_head'), three)))
+        reg(b.proj.register_forward_hook(
+            self._mul(self.key(idx, 'attn_out'))))
+        reg(b.norm2.register_forward_hook(
+            self._mul(self.key(idx, 'mlp_in'))))
+        reg(b.fc2.register_forward_pre_hook(
+            self._mul_input(self.key(idx, 'mlp_hidden'))))
+        reg(b.fc2.register_forward_hook(
+            self._mul(self.key(idx, 'mlp_out'))))
+
+    # ----------------------------------------------------- folded gates
+    def _factor(self, key: Optional[str], repeat: int, dtype):
+        if key is None:
+            return None
+        g = self.gates[key].to(dtype)
+        return g.repeat(repeat) if repeat > 1 else g
+
+    def _fold_in(self, rows: Optional[str], cols: Optional[str] = None,
+                 repeat: int = 1):
+        """Pre-hook that swaps the module's ``weight`` (and ``bias``) for
+        the gated ``rows[:, None] * W * cols[None, :]`` (``rows * b``) until
+        the module's forward returns (:meth:`_fold_out`)."""
+        def hook(module, args):
+            if not self.active:
+                return None
+            params = module._parameters
+            weight, bias = params['weight'], params.get('bias')
+            r = self._factor(rows, repeat, weight.dtype)
+            c = self._factor(cols, 1, weight.dtype)
+            if weight.dim() == 1:  # LayerNorm: elementwise
+                scale = r
+            elif c is None:
+                scale = r[:, None]
+            elif r is None:
+                scale = c
+            else:
+                scale = torch.outer(r, c)
+            self._swapped[id(module)] = dict(weight=weight, bias=bias)
+            params['weight'] = weight * scale
+            if bias is not None:
+                params['bias'] = bias if r is None else bias * r
+            return None
+        return hook
+
+    def _fold_out(self, module, args, output) -> None:
+        # always_call: the parameters come back even if forward raised
+        saved = self._swapped.pop(id(module), None)
+        if saved is not None:
+            module._parameters.update(saved)
+
+    def _install_folded_gates(self, idx: int, b: BlockView) -> None:
+        reg = self._handles.append
+        key = self.key
+        plan = ((b.norm1, self._fold_in(key(idx, 'attn_in'))),
+                (b.qkv, self._fold_in(key(idx, 'attn_head'),
+                                      repeat=3 * b.num_heads)),
+                (b.proj, self._fold_in(key(idx, 'attn_out'))),
+                (b.norm2, self._fold_in(key(idx, 'mlp_in'))),
+                (b.fc2, self._fold_in(key(idx, 'mlp_out'),
+                                      key(idx, 'mlp_hidden'))))
+        for module, pre_hook in plan:
+            reg(module.register_forward_pre_hook(pre_hook))
+            reg(module.register_forward_hook(self._fold_out,
+                                             always_call=True))
+
+    # ------------------------------------------------------------ taps
     def _tap(self, index: int):
         def hook(module, args):
             if self.capture:
@@ -185,35 +296,18 @@ class GatedViT(nn.Module):
         self.features = [None] * (2 * len(blocks) + 1)
         reg = self._handles.append
         for idx, b in enumerate(blocks):
-            three = (3, b.num_heads, b.head_dims)
+            # taps first: they see the residual stream, before any gate
             reg(b.norm1.register_forward_pre_hook(self._tap(2 * idx)))
             reg(b.norm2.register_forward_pre_hook(self._tap(2 * idx + 1)))
-            reg(b.norm1.register_forward_hook(
-                self._mul(self.key(idx, 'attn_in'))))
-            reg(b.qkv.register_forward_hook(
-                self._head_hook(self.key(idx, 'attn_head'), three)))
-            reg(b.proj.register_forward_hook(
-                self._mul(self.key(idx, 'attn_out'))))
-            reg(b.norm2.register_forward_hook(
-                self._mul(self.key(idx, 'mlp_in'))))
-            reg(b.fc2.register_forward_pre_hook(
-                self._mul_input(self.key(idx, 'mlp_hidden'))))
-            reg(b.fc2.register_forward_hook(
-                self._mul(self.key(idx, 'mlp_out'))))
+            if self.fold:
+                self._install_folded_gates(idx, b)
+            else:
+                self._install_activation_gates(idx, b)
         reg(blocks[-1].layer.register_forward_hook(
             self._tap_output(2 * len(blocks))))
         patch_embed = getattr(self.view.backbone, 'patch_embed', None)
         if isinstance(patch_embed, nn.Module):
             reg(patch_embed.register_forward_hook(self._tap_patch_embed))
-
-    def _head_hook(self, key: str, three):
-        def hook(module, args, output):
-            if not self.active:
-                return None
-            g = self.gates[key].to(output.dtype)
-            out = output.unflatten(-1, three) * g
-            return out.flatten(-3)
-        return hook
 
     def remove(self) -> None:
         """Detach all hooks from the task model."""

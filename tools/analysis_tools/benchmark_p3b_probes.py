@@ -4,7 +4,7 @@
         [--batches 8 64] [--img-size 224] [--num-classes 1000]
         [--repeat 5] [--threads N] [--probe-width 32]
         [--probe-fraction 0.25] [--window 250 --interval 1000]
-        [--out-dir work_dirs/benchmark_p3b_probes]
+        [--profile] [--out-dir work_dirs/benchmark_p3b_probes]
 
 One process, one model architecture, every variant timed in the same
 rounds (interleaved, so load from other processes hits all alike). A step
@@ -15,7 +15,10 @@ step and the block-benefit statistics; no mask update). Variants:
 
 - ``dense``: plain fine-tuning step;
 - ``gates only``: P3B without probes (gates + Taylor scores): the cost of
-  P3B between the probe windows;
+  P3B between the probe windows; the gates are folded into the layer
+  parameters (:class:`~mmsparse.p3b.gates.GatedViT`, ``fold=True``);
+- ``gates only, activation gates``: the same with the gates multiplying
+  the activations (``fold=False``, the implementation before the folding);
 - ``reference``: the paper's probes (``probe='reference'``);
 - ``cheap``: :class:`~mmsparse.p3b.probes.CheapProbeBank` on the whole
   batch; ``cheap, subset``: on ``--probe-fraction`` of it;
@@ -28,11 +31,14 @@ Per variant also: probe parameters, the P3B state a checkpoint carries
 against the model's state dict, the floats all-reduced per iteration in a
 multi-GPU run (probe gradients + gate gradients + benefits), and the bytes
 autograd saves for the probes' backward (the probes' activation memory).
-Writes ``probe_cost.md`` and ``probe_cost.json`` to ``--out-dir``.
+Writes ``probe_cost.md`` and ``probe_cost.json`` to ``--out-dir``; with
+``--profile`` also ``profile_b{batch}.txt``: the operators of one more step
+of every variant under ``torch.profiler`` (self CPU time).
 """
 import argparse
 import copy
 import io
+import os
 import os.path as osp
 import platform
 import statistics
@@ -67,6 +73,9 @@ def parse_args():
                         help='mask update interval I of the derived row')
     parser.add_argument('--variants', nargs='+', default=None,
                         help='subset of the timed variants')
+    parser.add_argument('--profile', action='store_true',
+                        help='operator table of one profiled step per '
+                        'variant')
     parser.add_argument('--out-dir', default='work_dirs/benchmark_p3b_probes')
     return parser.parse_args()
 
@@ -83,11 +92,14 @@ def classifier_cfg(arch: str, img_size: int, num_classes: int) -> dict:
                   in_channels=dims))
 
 
-#: timed variants: P3BPruner arguments (None = dense, no pruner)
+#: timed variants: P3BPruner arguments (None = dense, no pruner; ``fold``
+#: goes to ``GatedViT.set_fold``)
 def variants(args) -> dict:
     return {
         'dense': None,
         'gates only': dict(block_budget='uniform'),
+        'gates only, activation gates': dict(block_budget='uniform',
+                                             fold=False),
         'reference': dict(probe='reference'),
         'cheap': dict(probe='cheap', probe_width=args.probe_width),
         f'cheap, subset {args.probe_fraction:g}': dict(
@@ -104,10 +116,13 @@ class Variant:
         self.optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
         self.pruner = None
         if kwargs is not None:
+            kwargs = dict(kwargs)
+            fold = kwargs.pop('fold', True)
             self.pruner = P3BPruner(
                 model, num_classes, 0.5, start=0, sparse=BIG, final=BIG + 1,
                 interval=BIG, non_block_params=non_block_params(model),
                 **kwargs)
+            self.pruner.gated.set_fold(fold)
         self.step_idx = 0
 
     def step(self, x, y) -> None:
@@ -212,10 +227,29 @@ def measure(batch: int, args, base_model) -> list:
             rows[name], variant=f'{name}, window {args.window}/'
             f'{args.interval} (derived)', s_per_step=t, vs_dense=t / dense,
             vs_dense_min=t_min / dense_min, times=[]))
+    if args.profile:
+        write_profile(runs, x, y,
+                      osp.join(args.out_dir, f'profile_b{batch}.txt'))
     for var in runs.values():
         if var.pruner is not None:
             var.pruner.remove()
     return out
+
+
+def write_profile(runs: dict, x, y, path: str, rows: int = 20) -> None:
+    """Operator table (self CPU time) of one step of every variant."""
+    from torch.profiler import ProfilerActivity, profile
+    parts = []
+    for name, var in runs.items():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            var.step(x, y)
+        parts.append(f'== {name} (batch {len(x)})\n' +
+                     prof.key_averages().table(
+                         sort_by='self_cpu_time_total', row_limit=rows))
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    with open(path, 'w') as f:
+        f.write('\n\n'.join(parts) + '\n')
+    print(f'operator profile: {path}')
 
 
 def main():

@@ -92,5 +92,20 @@ def add_taylor(taylor: Dict[str, torch.Tensor],
     return ok.double()
 
 
-__all__ = ['zero_stats', 'copy_stats', 'load_stats',
+def loss_scale(scaler) -> Union[None, float, torch.Tensor]:
+    """The current loss scale of a mixed-precision ``scaler`` (a
+    ``torch.amp.GradScaler`` or anything with ``get_scale()``), None without
+    one: the ``grad_scale`` of :func:`add_taylor`. Read it before the
+    optimizer step; a tensor scale is copied, as the scaler updates it in
+    place after the step."""
+    if scaler is None:
+        return None
+    scale = getattr(scaler, '_scale', None)
+    if isinstance(scale, torch.Tensor):
+        return scale.detach().clone()
+    get_scale = getattr(scaler, 'get_scale', None)
+    return None if get_scale is None else float(get_scale())
+
+
+__all__ = ['loss_scale', 'zero_stats', 'copy_stats', 'load_stats',
            'add_stats', 'add_taylor']

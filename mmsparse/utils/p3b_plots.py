@@ -131,3 +131,26 @@ def plot_benefit_history(history: Sequence[Mapping], path: str) -> Optional[
                              fontsize=6)
     axes[-1].set_xlabel('update at iteration')
     return _save(fig, path)
+
+
+def plot_p3b_run(out_dir: str, history: Sequence[Mapping],
+                 dense: Sequence[float], kept: Sequence[float],
+                 iters_per_epoch: Optional[int] = None) -> None:
+    """The three plots of a P3B run in ``out_dir``: keep ratio per block
+    (``keep_ratio_per_block.png``), final parameter allocation
+    (``param_allocation.png``) and block benefit (``block_benefit.png``).
+
+    Args:
+        out_dir (str): Output folder.
+        history (Sequence[Mapping]): Update records.
+        dense (Sequence[float]): Dense parameters per sub-block.
+        kept (Sequence[float]): Kept parameters per sub-block.
+        iters_per_epoch (int, optional): Plot the history over epochs.
+            Defaults to None.
+    """
+    plot_keep_ratio_history(history,
+                            osp.join(out_dir, 'keep_ratio_per_block.png'),
+                            iters_per_epoch)
+    plot_param_allocation(dense, kept,
+                          osp.join(out_dir, 'param_allocation.png'))
+    plot_benefit_history(history, osp.join(out_dir, 'block_benefit.png'))

@@ -211,6 +211,38 @@ def test_resume_with_another_keep_ratio_fails_before_training(full_run,
     assert runner.iter == 12  # resumed at epoch 3, not one step further
 
 
+def test_direct_runner_resume_restores_the_p3b_state(full_run, tmp_path):
+    """``runner.resume(path)`` called directly (``resume=False`` in the
+    config) continues the pruning run of the checkpoint."""
+    cfg = Config(tiny_cfg(str(tmp_path), HOOK))
+    cfg.experiment_name = 'p3b_direct_resume'
+    runner = Runner.from_cfg(cfg)
+    runner.resume(osp.join(full_run.work_dir, 'epoch_3.pth'))
+    runner.train()
+    a, b = p3b_hook(full_run).pruner, p3b_hook(runner).pruner
+    assert [h['step'] for h in b.history] == [h['step'] for h in a.history]
+    for ra, rb in zip(a.history[:4], b.history[:4]):  # from the checkpoint
+        assert ra == rb
+    assert b.finalized
+
+
+def test_load_checkpoint_under_resume_flag_does_not_restore(full_run,
+                                                            tmp_path):
+    """``runner.load_checkpoint(path)`` (what ``load_from`` does) takes the
+    weights only, even when the config says ``resume=True`` (here with no
+    checkpoint to auto-resume from): pruning starts anew at iteration 0."""
+    cfg = Config(tiny_cfg(str(tmp_path), HOOK))
+    cfg.experiment_name = 'p3b_load_under_resume'
+    cfg.resume = True
+    runner = Runner.from_cfg(cfg)
+    runner.load_checkpoint(osp.join(full_run.work_dir, 'epoch_3.pth'))
+    runner.train()
+    pruner = p3b_hook(runner).pruner
+    assert [h['step'] for h in pruner.history] == [
+        h['step'] for h in p3b_hook(full_run).pruner.history]
+    assert pruner.finalized
+
+
 class _FakeDataset:
 
     def __init__(self, sample):

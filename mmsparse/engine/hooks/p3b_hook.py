@@ -181,7 +181,7 @@ class P3BHook(Hook):
             block_budget=block_budget, element_score=element_score,
             seed=seed, width_multiple=width_multiple)
         self.pruner: Optional[P3BPruner] = None
-        self._resume_state: Optional[dict] = None
+        self._loaded: Optional[dict] = None  # P3B state of a loaded ckpt
         self._targets: Optional[torch.Tensor] = None
         self._capture = False
         self._handle = None
@@ -249,12 +249,7 @@ class P3BHook(Hook):
             self.update_interval, non_block_params=nb,
             all_reduce=_all_reduce, warn=runner.logger.warning,
             **self.pruner_kwargs)
-        if self._resume_state is not None:
-            self.pruner.check_state(self._resume_state, 'P3BHook')
-            self.pruner.set_state(self._resume_state)
-            self._resume_state = None
-            runner.logger.info('P3BHook: restored gates, scores, EMA and '
-                               'schedule from the checkpoint')
+        self._restore_loaded(runner)
         preprocessor = getattr(model, 'data_preprocessor', None)
         if preprocessor is not None:
             self._handle = preprocessor.register_forward_hook(
@@ -333,33 +328,49 @@ class P3BHook(Hook):
             checkpoint[CKPT_KEY] = self.pruner.get_state()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """On ``resume`` restore the P3B state (the same keep ratio and
-        schedule only); ``load_from`` loads the weights only."""
-        state = checkpoint.get(CKPT_KEY)
-        if not getattr(runner, '_resume', False):
+        """Keep the P3B state of the checkpoint until the run shows whether
+        it was resumed (:meth:`_restore_loaded`).
+
+        ``Runner.load_checkpoint`` (``load_from``) and ``Runner.resume``
+        call this hook alike, and the runner's resume flag says nothing
+        about a direct ``runner.resume(path)``; what tells them apart is
+        public: ``resume`` continues the train loop at the checkpoint's
+        iteration (``runner.iter``), ``load_from`` starts at 0.
+        """
+        self._loaded = dict(state=checkpoint.get(CKPT_KEY),
+                            iter=checkpoint.get('meta', {}).get('iter'))
+
+    def _restore_loaded(self, runner) -> None:
+        """On resume restore the P3B state (the same keep ratio and schedule
+        only); ``load_from`` loads the weights only."""
+        loaded, self._loaded = self._loaded, None
+        if loaded is None:
+            return
+        state = loaded['state']
+        if not (runner.iter > 0 and runner.iter == loaded['iter']):
             if state is not None:
                 runner.logger.info(
                     'P3BHook: load_from loads the weights only; the P3B '
                     f'state of that run (keep_ratio {state["keep_ratio"]}) '
                     'is not restored and pruning starts from dense gates '
                     '(use resume=True to continue that run)')
-            return
-        if state is None:
+        elif state is None:
             runner.logger.warning(
                 'P3BHook: the checkpoint has no P3B state; pruning starts '
                 'from dense gates')
-            return
-        if abs(float(state['keep_ratio']) - self.keep_ratio) > 1e-12:
-            raise ValueError(
-                f'P3BHook: cannot resume: the checkpoint was written with '
-                f'keep_ratio={state["keep_ratio"]}, this run has '
-                f'keep_ratio={self.keep_ratio}; to start a new pruning run '
-                'from its weights, load it with load_from and resume=False')
-        if self.pruner is None:
-            self._resume_state = state  # the schedule is checked then
         else:
             self.pruner.check_state(state, 'P3BHook')
             self.pruner.set_state(state)
+            runner.logger.info('P3BHook: restored gates, scores, EMA and '
+                               'schedule from the checkpoint')
+
+    def before_val(self, runner) -> None:
+        """A checkpoint loaded after training (``runner.resume(path)``, then
+        ``runner.val()``) takes effect before the evaluation."""
+        if self.pruner is not None:
+            self._restore_loaded(runner)
+
+    before_test = before_val
 
     # ---------------------------------------------------------- output
     def _out_dir(self, runner) -> str:

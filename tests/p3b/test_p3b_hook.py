@@ -243,6 +243,32 @@ def test_load_checkpoint_under_resume_flag_does_not_restore(full_run,
     assert pruner.finalized
 
 
+def test_checkpoint_loaded_after_training_takes_effect_before_val(
+        full_run):
+    """With the pruner built, the P3B state of a loaded checkpoint is
+    restored before the next evaluation when the runner continues at the
+    checkpoint's iteration (resume), not when it does not (load_from)."""
+    import logging
+    from types import SimpleNamespace
+
+    from mmsparse.p3b import P3BPruner
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(copy.deepcopy(Config(tiny_cfg('.')).model))
+    ckpt = torch.load(osp.join(full_run.work_dir, 'epoch_3.pth'),
+                      map_location='cpu', weights_only=False)
+    hook = P3BHook(**HOOK)
+    hook.pruner = P3BPruner(model, 5, 0.5, 4, 12, 20, 2)
+    runner = SimpleNamespace(iter=24, logger=logging.getLogger('p3b_test'))
+    hook.after_load_checkpoint(runner, ckpt)
+    hook.before_val(runner)  # runner.iter is not the checkpoint's
+    assert hook.pruner.history == [] and not hook.pruner.gated.active
+    runner.iter = ckpt['meta']['iter']
+    hook.after_load_checkpoint(runner, ckpt)
+    hook.before_test(runner)
+    assert hook.pruner.history == ckpt['p3b']['history']
+    assert hook.pruner.gated.active
+
+
 class _FakeDataset:
 
     def __init__(self, sample):

@@ -91,3 +91,26 @@ def prunable_weights(
 def count_elements(weights: Dict[str, torch.Tensor]) -> int:
     """Total number of elements of a dict of tensors."""
     return sum(w.numel() for w in weights.values())
+
+
+def collect_prunable(
+        model: nn.Module, exclude: Sequence[str], include_frozen: bool
+) -> Tuple['OrderedDict[str, nn.Parameter]', str]:
+    """:func:`prunable_weights` and a one-line summary of what was left out.
+
+    Raises:
+        ValueError: When no prunable weight is left.
+    """
+    skipped: Dict[str, int] = {}
+    weights = prunable_weights(model, exclude, include_frozen, skipped)
+    if not weights:
+        raise ValueError(
+            f'the model {type(model).__name__} has no prunable layers '
+            '(nn.Conv*, nn.Linear, nn.MultiheadAttention) left after '
+            f'exclude={exclude}, include_frozen={include_frozen}')
+    hint = '' if include_frozen else '; include_frozen=True prunes them'
+    summary = (f'{len(weights)} prunable tensors with '
+               f'{count_elements(weights)} weights; left out: '
+               f'{skipped["excluded"]} weights matching exclude, '
+               f'{skipped["frozen"]} frozen (requires_grad=False{hint})')
+    return weights, summary

@@ -1,15 +1,10 @@
 """Magnitude pruning baselines: one-shot + fine-tune, and gradual (GMP)."""
 from typing import Optional
 
-from mmsparse.art import check_sparsity, gmp_sparsity, magnitude_threshold
+from mmsparse.art import (check_int, check_sparsity, gmp_sparsity,
+                          magnitude_threshold, named_errors)
 from mmsparse.registry import HOOKS
-from .pruning_base import BaseMaskedPruningHook, named_errors
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) \
-            or value < minimum:
-        raise ValueError(f'{name} must be an int >= {minimum}, got {value!r}')
+from .pruning_base import BaseMaskedPruningHook
 
 
 @HOOKS.register_module()
@@ -48,7 +43,7 @@ class OneShotMagnitudePruningHook(BaseMaskedPruningHook):
         super().__init__(by_epoch=by_epoch, **kwargs)
         with named_errors(type(self).__name__):
             self.target_sparsity = check_sparsity(target_sparsity)
-            _check_int('prune_at', prune_at, 0)
+            check_int('prune_at', prune_at, 0)
         self.prune_at = prune_at
 
     def _check_run(self, runner) -> None:
@@ -71,10 +66,7 @@ class OneShotMagnitudePruningHook(BaseMaskedPruningHook):
         magnitudes = self._magnitudes()
         threshold = magnitude_threshold(self._weights, self.target_sparsity)
         masks = self._global_masks(self.target_sparsity)
-        self.switch_unit = completed
-        self._set_masks(runner, masks, reset=self.reset_optimizer)
-        self._record_base_lrs(runner)
-        self._warn_collapsed_layers(runner)
+        self._switch_to_finetune(runner, completed, masks)
         runner.logger.info(
             f'OneShotMagnitudePruningHook: pruned to '
             f'{100 * self.sparsity:.3f}% after {completed} '
@@ -129,8 +121,8 @@ class GradualMagnitudePruningHook(BaseMaskedPruningHook):
             by_epoch=by_epoch, reset_optimizer=reset_optimizer, **kwargs)
         with named_errors(type(self).__name__):
             self.target_sparsity = check_sparsity(target_sparsity)
-            _check_int('begin', begin, 0)
-            _check_int('interval', interval, 1)
+            check_int('begin', begin, 0)
+            check_int('interval', interval, 1)
             if isinstance(end, bool) or not isinstance(end, int) \
                     or end <= begin:
                 raise ValueError(f'end must be an int > begin ({begin}), '
@@ -170,11 +162,9 @@ class GradualMagnitudePruningHook(BaseMaskedPruningHook):
             masks = {n: m & self.masks[n].to(m.device)
                      for n, m in masks.items()}
         if final:
-            self.switch_unit = completed
-        self._set_masks(runner, masks, reset=final and self.reset_optimizer)
-        if final:
-            self._record_base_lrs(runner)
-            self._warn_collapsed_layers(runner)
+            self._switch_to_finetune(runner, completed, masks)
+        else:
+            self._set_masks(runner, masks, reset=False)
         self.current_sparsity = self.sparsity
         suffix = ', final mask fixed' if final else ''
         runner.logger.info(

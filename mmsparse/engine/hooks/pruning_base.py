@@ -1,19 +1,15 @@
 """Shared lifecycle of the unstructured pruning hooks (ART, one-shot, GMP).
 
-Holds no algorithm: it keeps the boolean keep-masks of the prunable weights,
-trains under them (gradients masked in backward, weights and optimizer state
-masked after every step, no regrowth), applies an optional step decay of the
-learning rate relative to the switch to fine-tuning, writes the masks and
-the global random streams into the checkpoint and restores them on resume,
-guards against collapsed layers (default exclusions for ViT models, an
-optional per-layer density floor, a warning naming every layer pruned above a
-threshold).
+An adapter over the runner: the masks and their enforcement
+(:class:`~mmsparse.art.MaskedTraining`), the per-layer floor and collapse
+warning (:class:`~mmsparse.art.LayerDensityGuard`) and the fine-tune
+learning rate decay (:class:`~mmsparse.art.FinetuneLRDecay`) are plain
+PyTorch; this hook calls them at the right times, logs, and keeps their
+state and the global random streams in the checkpoint.
 """
-import contextlib
 import copy
-import math
 import os.path as osp
-from collections import OrderedDict
+from functools import partial
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -24,26 +20,15 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import IterBasedTrainLoop
 
-from mmsparse.art import (DEFAULT_EXCLUDE, MaskApplier, flat_magnitudes,
-                          global_magnitude_masks, layers_above, mask_sparsity,
-                          num_pruned, prunable_weights, step_decay_factor)
+from mmsparse.art import (DEFAULT_EXCLUDE, FinetuneLRDecay, LayerDensityGuard,
+                          MaskedTraining, check_bool, check_patterns,
+                          collect_prunable, flat_magnitudes, mask_sparsity,
+                          named_errors, to_cpu)
 from mmsparse.utils.rng_state import (RNGRestoringIterator, get_rng_state,
                                       set_rng_state)
 
 #: Top-level checkpoint key of the global random streams.
 RNG_STATE_KEY = 'rng_state'
-
-
-@contextlib.contextmanager
-def named_errors(owner: str):
-    """Prefix a ``ValueError``/``TypeError`` raised inside with ``owner: ``
-    (construction errors name the class that raised them)."""
-    try:
-        yield
-    except (ValueError, TypeError) as err:
-        if str(err).startswith(f'{owner}:'):
-            raise
-        raise type(err)(f'{owner}: {err}') from err
 
 
 class BaseMaskedPruningHook(Hook):
@@ -102,56 +87,24 @@ class BaseMaskedPruningHook(Hook):
                  plot: bool = True,
                  plot_dir: str = 'plots') -> None:
         with named_errors(type(self).__name__):
-            self._init_base(by_epoch, exclude, include_frozen,
-                            min_layer_density, warn_layer_sparsity,
-                            finetune_lr_milestones, finetune_lr_gamma)
+            self.by_epoch = check_bool('by_epoch', by_epoch)
+            exclude = check_patterns('exclude', exclude)
+            self.finetune_lr = FinetuneLRDecay(finetune_lr_milestones,
+                                               finetune_lr_gamma)
+            self.guard = LayerDensityGuard(min_layer_density,
+                                           warn_layer_sparsity)
+        self.exclude = list(DEFAULT_EXCLUDE if exclude is None else exclude)
+        self.include_frozen = bool(include_frozen)
+        self.finetune_lr_milestones = self.finetune_lr.milestones
         self.reset_optimizer = bool(reset_optimizer)
         self.plot = bool(plot)
         self.plot_dir = plot_dir
-
-        self.masks: Optional[Dict[str, torch.Tensor]] = None
+        self.masking = MaskedTraining()
         self.switch_unit: Optional[int] = None
-        self.base_lrs: Optional[List[List[float]]] = None
         self._weights: Optional[Dict[str, torch.nn.Parameter]] = None
-        self._grad_handles: list = []
         self._loaded_state: Optional[dict] = None
         self._loaded_rng: Optional[dict] = None
         self._pending_rng: Optional[dict] = None
-        self._applier: Optional[MaskApplier] = None
-        self._sparsity_cache: Optional[float] = None
-
-    def _init_base(self, by_epoch, exclude, include_frozen,
-                   min_layer_density, warn_layer_sparsity,
-                   finetune_lr_milestones, finetune_lr_gamma) -> None:
-        if not isinstance(by_epoch, bool):
-            raise TypeError(f'by_epoch must be a bool, got {by_epoch!r}')
-        if exclude is not None and (isinstance(exclude, str) or not all(
-                isinstance(p, str) for p in exclude)):
-            raise TypeError('exclude must be a list of regular expressions, '
-                            f'got {exclude!r}')
-        milestones = list(finetune_lr_milestones or ())
-        if not all(isinstance(m, int) and m > 0 for m in milestones):
-            raise ValueError('finetune_lr_milestones must be positive ints, '
-                             f'got {finetune_lr_milestones!r}')
-        if not 0.0 < float(finetune_lr_gamma) <= 1.0:
-            raise ValueError('finetune_lr_gamma must be in (0, 1], got '
-                             f'{finetune_lr_gamma}')
-        if not (isinstance(min_layer_density, (int, float))
-                and 0.0 <= min_layer_density < 1.0):
-            raise ValueError('min_layer_density must be in [0, 1), got '
-                             f'{min_layer_density!r}')
-        if warn_layer_sparsity is not None and not (
-                isinstance(warn_layer_sparsity, (int, float))
-                and 0.0 < warn_layer_sparsity <= 1.0):
-            raise ValueError('warn_layer_sparsity must be in (0, 1] or None, '
-                             f'got {warn_layer_sparsity!r}')
-        self.by_epoch = by_epoch
-        self.exclude = list(DEFAULT_EXCLUDE if exclude is None else exclude)
-        self.include_frozen = bool(include_frozen)
-        self.min_layer_density = float(min_layer_density)
-        self.warn_layer_sparsity = warn_layer_sparsity
-        self.finetune_lr_milestones = sorted(milestones)
-        self.finetune_lr_gamma = float(finetune_lr_gamma)
 
     # ------------------------------------------------------------ helpers
     @staticmethod
@@ -174,55 +127,40 @@ class BaseMaskedPruningHook(Hook):
         return [wrapper.optimizer]
 
     @property
-    def sparsity(self) -> float:
-        """Sparsity of the current masks (0 without masks; computed once per
-        mask set, no per-iteration host syncs)."""
-        if self.masks is None:
-            return 0.0
-        if self._sparsity_cache is None:
-            self._sparsity_cache = mask_sparsity(self.masks)[0]
-        return self._sparsity_cache
+    def masks(self) -> Optional[Dict[str, torch.Tensor]]:
+        """Boolean keep-masks of the prunable weights (None: dense)."""
+        return self.masking.masks
 
-    def _work_path(self, runner, name: str) -> str:
-        return osp.join(runner.work_dir, self.plot_dir,
-                        f'{self.plot_prefix}_{name}.png')
+    @property
+    def sparsity(self) -> float:
+        """Sparsity of the current masks (0 without masks)."""
+        return self.masking.sparsity
 
     # -------------------------------------------------------- lifecycle
     def before_train(self, runner) -> None:
         """Check the run, collect the prunable weights, restore state."""
-        loop = runner.train_loop
-        if self.by_epoch and isinstance(loop, IterBasedTrainLoop):
+        name = type(self).__name__
+        if self.by_epoch and isinstance(runner.train_loop, IterBasedTrainLoop):
             raise ValueError(
-                f'{type(self).__name__}: by_epoch=True, but the run is '
-                'iteration-based (IterBasedTrainLoop); set by_epoch=False '
-                'and give the counts in iterations')
-        model = self._model(runner)
-        skipped: Dict[str, int] = {}
-        self._weights = prunable_weights(model, self.exclude,
-                                         self.include_frozen, skipped)
-        if not self._weights:
+                f'{name}: by_epoch=True, but the run is iteration-based '
+                '(IterBasedTrainLoop); set by_epoch=False and give the counts '
+                'in iterations')
+        with named_errors(name):
+            self._weights, summary = collect_prunable(
+                self._model(runner), self.exclude, self.include_frozen)
+        runner.logger.info(f'{name}: {summary}')
+        if self.finetune_lr.milestones and runner.param_schedulers:
             raise ValueError(
-                f'{type(self).__name__}: the model {type(model).__name__} has '
-                'no prunable layers (nn.Conv*, nn.Linear, '
-                f'nn.MultiheadAttention) left after exclude={self.exclude}, '
-                f'include_frozen={self.include_frozen}')
-        hint = '' if self.include_frozen else \
-            '; include_frozen=True prunes them'
-        runner.logger.info(
-            f'{type(self).__name__}: {len(self._weights)} prunable tensors '
-            f'with {sum(w.numel() for w in self._weights.values())} weights; '
-            f'left out: {skipped["excluded"]} weights matching exclude, '
-            f'{skipped["frozen"]} frozen (requires_grad=False{hint})')
-        if self.finetune_lr_milestones and runner.param_schedulers:
-            raise ValueError(
-                f'{type(self).__name__}: finetune_lr_milestones sets the '
-                'learning rate itself; remove param_scheduler from the '
-                'config or set finetune_lr_milestones=()')
+                f'{name}: finetune_lr_milestones sets the learning rate '
+                'itself; remove param_scheduler from the config or set '
+                'finetune_lr_milestones=()')
         self._check_run(runner)
-        self._check_floor()
+        with named_errors(name):
+            self.guard.check_floor([w.numel() for w in self._weights.values()],
+                                   getattr(self, 'target_sparsity', None))
         self._restore(runner)
         self._restore_rng(runner)
-        self._register_grad_masks()
+        self.masking.bind(self._weights)
         if self.masks is not None:
             self._set_masks(runner, self.masks, reset=False)
         if not self.by_epoch:
@@ -248,21 +186,18 @@ class BaseMaskedPruningHook(Hook):
 
     def _restore(self, runner) -> None:
         state, self._loaded_state = self._loaded_state, None
-        if state is None:
-            return
-        if runner.iter == 0:
+        if state is not None and runner.iter == 0:
             print_log(
                 f'{type(self).__name__}: the loaded checkpoint holds pruning '
                 'state but training starts at iteration 0 (load_from, not '
                 'resume); the state is ignored and pruning starts afresh',
                 logger='current')
-            return
-        self.load_state_dict(state)
+        elif state is not None:
+            self.load_state_dict(state)
 
     def before_train_epoch(self, runner) -> None:
-        state = self._pending_rng
+        state, self._pending_rng = self._pending_rng, None
         if state is not None:
-            self._pending_rng = None
             set_rng_state(state)
         if self.by_epoch:
             self._apply_finetune_lr(runner, runner.epoch)
@@ -275,7 +210,7 @@ class BaseMaskedPruningHook(Hook):
         """Re-apply the masks after the optimizer step; then, for
         iteration-based counting, the unit logic."""
         if self.masks is not None:
-            self._enforce_masks(runner)
+            self.masking.enforce(self._optimizers(runner))
         runner.message_hub.update_scalar('train/sparsity', self.sparsity)
         if not self.by_epoch:
             self.after_unit(runner, runner.iter + 1)
@@ -290,9 +225,7 @@ class BaseMaskedPruningHook(Hook):
         """Called after each completed epoch/iteration (subclasses)."""
 
     def after_train(self, runner) -> None:
-        for handle in self._grad_handles:
-            handle.remove()
-        self._grad_handles = []
+        self.masking.remove_hooks()
         if self.masks is not None:
             runner.logger.info(
                 f'{type(self).__name__}: final sparsity '
@@ -317,131 +250,57 @@ class BaseMaskedPruningHook(Hook):
                 logger='current')
             return
         # applied in before_train, once it is known whether this resumes
-        self._loaded_state = _to_cpu(state)
+        self._loaded_state = to_cpu(state)
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
         """Everything a resume needs (plain tensors and Python values)."""
         return dict(
-            masks=None if self.masks is None else OrderedDict(
-                (k, v.detach().cpu().clone()) for k, v in self.masks.items()),
+            masks=self.masking.state_dict(),
             switch_unit=self.switch_unit,
-            base_lrs=copy.deepcopy(self.base_lrs))
+            base_lrs=copy.deepcopy(self.finetune_lr.base_lrs))
 
     def load_state_dict(self, state: dict) -> None:
-        self.masks = state['masks']
-        self._applier = None
-        self._sparsity_cache = None
+        self.masking.load(state['masks'])
         self.switch_unit = state['switch_unit']
-        self.base_lrs = state['base_lrs']
+        self.finetune_lr.base_lrs = state['base_lrs']
 
     # ---------------------------------------------------------- masking
-    def _register_grad_masks(self) -> None:
-        for handle in self._grad_handles:
-            handle.remove()
-        self._grad_handles = []
-        for index, weight in enumerate(self._weights.values()):
-            if weight.requires_grad:
-                self._grad_handles.append(
-                    weight.register_hook(self._grad_mask_fn(index)))
-
-    def _grad_mask_fn(self, index: int):
-
-        def mask_grad(grad: torch.Tensor) -> torch.Tensor:
-            # runs before accumulation and before DDP's all-reduce
-            if self._applier is None:
-                return grad
-            return grad * self._applier.factors[index]
-
-        return mask_grad
-
-    @torch.no_grad()
-    def _enforce_masks(self, runner) -> None:
-        if self._applier is None:
-            self._applier = MaskApplier(self._weights, self.masks)
-        self._applier.weights_()
-        self._applier.optimizer_state_(self._optimizers(runner))
-
-    def _check_floor(self) -> None:
-        """The density floor must leave room for the target sparsity."""
-        target = getattr(self, 'target_sparsity', None)
-        if not self.min_layer_density or target is None:
-            return
-        numels = [w.numel() for w in self._weights.values()]
-        floor = sum(
-            min(math.ceil(self.min_layer_density * n), n) for n in numels)
-        left = sum(numels) - num_pruned(sum(numels), target)
-        if floor > left:
-            raise ValueError(
-                f'{type(self).__name__}: min_layer_density='
-                f'{self.min_layer_density} keeps {floor} weights, more than '
-                f'the {left} that target_sparsity {target} leaves')
-
     def _global_masks(self, sparsity: float) -> Dict[str, torch.Tensor]:
         """Global magnitude masks with the hook's per-layer floor."""
-        try:
-            return global_magnitude_masks(self._weights, sparsity,
-                                          self.min_layer_density)
-        except ValueError as err:
-            raise ValueError(f'{type(self).__name__}: {err}') from err
+        with named_errors(type(self).__name__):
+            return self.guard.masks(self._weights, sparsity)
 
     def _warn_collapsed_layers(self, runner) -> None:
         """Warn about every layer pruned above ``warn_layer_sparsity``."""
-        if self.warn_layer_sparsity is None:
-            return
-        above = layers_above(self.masks, self.warn_layer_sparsity)
-        if above:
-            listed = ', '.join(f'{n} ({100 * v:.2f}%)'
-                               for n, v in above.items())
-            runner.logger.warning(
-                f'{type(self).__name__}: {len(above)} layer(s) pruned above '
-                f'{100 * self.warn_layer_sparsity:g}%: {listed}. Exclude them '
-                '(exclude=[...]) or set min_layer_density.')
+        message = self.guard.collapse_warning(self.masks)
+        if message is not None:
+            runner.logger.warning(f'{type(self).__name__}: {message}')
 
     def _set_masks(self, runner, masks: Dict[str, torch.Tensor],
                    reset: bool) -> None:
         """Install masks: identical on all ranks (broadcast from rank 0),
         applied to weights and optimizer state; optionally clear the
         optimizer state."""
-        if set(masks) != set(self._weights):
-            raise ValueError(
-                f'{type(self).__name__}: the masks do not match the prunable '
-                f'weights of the model (missing '
-                f'{sorted(set(self._weights) - set(masks))[:5]}, unexpected '
-                f'{sorted(set(masks) - set(self._weights))[:5]})')
-        synced = OrderedDict()
-        for name, weight in self._weights.items():
-            mask = masks[name].to(device=weight.device, dtype=torch.uint8)
-            if mask.shape != weight.shape:
-                raise ValueError(f'mask of {name} has shape '
-                                 f'{tuple(mask.shape)}, the weight '
-                                 f'{tuple(weight.shape)}')
-            broadcast(mask, src=0)
-            synced[name] = mask.bool()
-        self.masks = synced
-        self._applier = None
-        self._sparsity_cache = None
-        if reset:
-            for optimizer in self._optimizers(runner):
-                optimizer.state.clear()
-        self._enforce_masks(runner)
+        with named_errors(type(self).__name__):
+            self.masking.check_names(masks)
+        self.masking.install(masks, self._optimizers(runner), reset,
+                             sync=partial(broadcast, src=0))
 
-    # --------------------------------------------------------------- lr
-    def _record_base_lrs(self, runner) -> None:
-        self.base_lrs = [[group['lr'] for group in opt.param_groups]
-                         for opt in self._optimizers(runner)]
+    def _switch_to_finetune(self, runner, completed: int,
+                            masks: Dict[str, torch.Tensor]) -> None:
+        """Fix the final masks at ``completed`` units: record the learning
+        rates the decay starts from and warn about collapsed layers."""
+        self.switch_unit = completed
+        self._set_masks(runner, masks, reset=self.reset_optimizer)
+        self.finetune_lr.record(self._optimizers(runner))
+        self._warn_collapsed_layers(runner)
 
     def _apply_finetune_lr(self, runner, unit: int) -> None:
         """Set the lr of the unit with 0-based index ``unit``."""
-        if (not self.finetune_lr_milestones or self.switch_unit is None
-                or self.base_lrs is None):
-            return
-        elapsed = unit - self.switch_unit
-        factor = step_decay_factor(elapsed, self.finetune_lr_milestones,
-                                   self.finetune_lr_gamma)
-        for opt, lrs in zip(self._optimizers(runner), self.base_lrs):
-            for group, lr in zip(opt.param_groups, lrs):
-                group['lr'] = lr * factor
+        if self.switch_unit is not None:
+            self.finetune_lr.apply(self._optimizers(runner),
+                                   unit - self.switch_unit)
 
     # ------------------------------------------------------------ plots
     def _plot_masks(self, runner, tag: str,
@@ -453,9 +312,8 @@ class BaseMaskedPruningHook(Hook):
             return
         from mmsparse.utils.pruning_plots import (plot_layer_sparsity,
                                                   plot_weight_histogram)
-        _, per_layer = mask_sparsity(self.masks)
         plot_layer_sparsity(
-            per_layer,
+            mask_sparsity(self.masks)[1],
             self._work_path(runner, f'layer_sparsity_{tag}'),
             title=f'per-layer sparsity ({tag}, global '
             f'{100 * self.sparsity:.2f}%)')
@@ -466,16 +324,9 @@ class BaseMaskedPruningHook(Hook):
                 threshold=threshold,
                 title=f'|w| at {tag}')
 
+    def _work_path(self, runner, name: str) -> str:
+        return osp.join(runner.work_dir, self.plot_dir,
+                        f'{self.plot_prefix}_{name}.png')
+
     def _magnitudes(self) -> torch.Tensor:
         return flat_magnitudes(self._weights.values())
-
-
-def _to_cpu(obj):
-    """Recursively move tensors to CPU (loaded state may be on a GPU)."""
-    if torch.is_tensor(obj):
-        return obj.cpu()
-    if isinstance(obj, dict):
-        return type(obj)((k, _to_cpu(v)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj

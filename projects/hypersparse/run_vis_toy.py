@@ -321,7 +321,8 @@ def render_tables(groups, results, meta):
                     if 'sparsity' in r else '')
         switch = ''
         if r['method'] == 'art':
-            switch = (f"{'forced' if r['forced'] else 'criterion'} ({r['switch_reason']}) at "
+            how = f"forced ({r['switch_reason']})" if r['forced'] else 'criterion'
+            switch = (f"{how} at "
                       f"iter {r['switch_iter']}, model of ART step {r['switch_model_step']} "
                       f"of {r['art_steps']}; {_reg_summary(r)}")
         elif r['method'] in ('gmp', 'oneshot'):
@@ -354,7 +355,8 @@ def plot(groups, results, out_file):
             ax2.plot([i] * len(per), per, '.', color=f'C{i}', alpha=0.5)
     for a in (ax, ax2):
         a.set_xticks(range(len(groups)))
-        a.set_xticklabels([g['label'] for g in groups], fontsize=8)
+        a.set_xticklabels([g['label'].replace(' + ', '\n+ ').replace(' (', '\n(')
+                           for g in groups], fontsize=8)
         a.grid(alpha=0.3, axis='y')
     ax.set_ylabel('AP (held-out videos, %; dots: seeds)')
     ax.set_title(f'Hard toy VIS, {100 * SPARSITY:g} % sparsity, equal iterations')

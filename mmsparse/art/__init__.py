@@ -8,7 +8,8 @@ training under them, rollback snapshots, checkpoint state helpers.
 """
 from .arguments import (check_bool, check_choice, check_finite_above,
                         check_int, check_optional_int, check_patterns,
-                        named_errors)
+                        named_errors, prefixed)
+from .controller import ARTController
 from .criterion_scores import (CRITERIA, DENSE_REFERENCES, CriterionScores,
                                resolve_criterion, train_score)
 from .finetune_lr import FinetuneLRDecay
@@ -35,7 +36,8 @@ from .window import SlidingWindow
 
 __all__ = [
     'check_bool', 'check_choice', 'check_finite_above', 'check_int',
-    'check_optional_int', 'check_patterns', 'named_errors', 'CRITERIA',
+    'check_optional_int', 'check_patterns', 'named_errors', 'prefixed',
+    'ARTController', 'CRITERIA',
     'DENSE_REFERENCES', 'CriterionScores', 'resolve_criterion', 'train_score',
     'FinetuneLRDecay', 'HS_INFLECTION', 'REGULARIZERS', 'HyperSparseFunction',
     'check_regularizer', 'hypersparse_grad', 'hypersparse_loss',

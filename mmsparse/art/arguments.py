@@ -21,6 +21,11 @@ def named_errors(owner: str):
         raise type(err)(f'{owner}: {err}') from err
 
 
+def prefixed(owner: Optional[str], message: str) -> str:
+    """``'owner: message'``, or the message alone without an owner."""
+    return f'{owner}: {message}' if owner else message
+
+
 def check_int(name: str, value, minimum: int) -> int:
     """An ``int`` (not a ``bool``) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) \

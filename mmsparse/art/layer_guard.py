@@ -8,6 +8,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 
+from .arguments import prefixed
 from .magnitude import global_magnitude_masks, layers_above, num_pruned
 
 
@@ -20,11 +21,14 @@ class LayerDensityGuard:
         warn_layer_sparsity (float, optional): :meth:`collapse_warning`
             names every layer pruned above this fraction, in (0, 1]; None
             never warns. Defaults to 0.99.
+        owner (str, optional): Prefix of run-time error messages.
+            Defaults to None.
     """
 
     def __init__(self,
                  min_layer_density: float = 0.0,
-                 warn_layer_sparsity: Optional[float] = 0.99) -> None:
+                 warn_layer_sparsity: Optional[float] = 0.99,
+                 owner: Optional[str] = None) -> None:
         if not (isinstance(min_layer_density, (int, float))
                 and 0.0 <= min_layer_density < 1.0):
             raise ValueError('min_layer_density must be in [0, 1), got '
@@ -36,6 +40,7 @@ class LayerDensityGuard:
                              f'got {warn_layer_sparsity!r}')
         self.min_layer_density = float(min_layer_density)
         self.warn_layer_sparsity = warn_layer_sparsity
+        self.owner = owner
 
     def check_floor(self, numels: Sequence[int],
                     sparsity: Optional[float]) -> None:
@@ -47,16 +52,20 @@ class LayerDensityGuard:
             min(math.ceil(self.min_layer_density * n), n) for n in numels)
         left = sum(numels) - num_pruned(sum(numels), sparsity)
         if floor > left:
-            raise ValueError(
+            raise ValueError(prefixed(
+                self.owner,
                 f'min_layer_density={self.min_layer_density} keeps {floor} '
                 f'weights, more than the {left} that target_sparsity '
-                f'{sparsity} leaves')
+                f'{sparsity} leaves'))
 
     def masks(self, weights: Mapping[str, torch.Tensor],
               sparsity: float) -> Dict[str, torch.Tensor]:
         """Global magnitude keep-masks of ``sparsity`` with the floor."""
-        return global_magnitude_masks(weights, sparsity,
-                                      self.min_layer_density)
+        try:
+            return global_magnitude_masks(weights, sparsity,
+                                          self.min_layer_density)
+        except ValueError as err:
+            raise ValueError(prefixed(self.owner, str(err))) from err
 
     def collapse_warning(self, masks: Dict[str, torch.Tensor]
                          ) -> Optional[str]:

@@ -10,6 +10,7 @@ from typing import Callable, Dict, Mapping, Optional, Sequence
 
 import torch
 
+from .arguments import prefixed
 from .magnitude import MaskApplier, mask_sparsity
 
 Masks = Dict[str, torch.Tensor]
@@ -21,9 +22,13 @@ class MaskedTraining:
     Usage: :meth:`bind` the weights (and register the gradient hooks), then
     :meth:`install` masks; call :meth:`enforce` after every optimizer step.
     Before :meth:`bind`, :meth:`load` may set masks from a checkpoint.
+
+    Args:
+        owner (str, optional): Prefix of error messages. Defaults to None.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Optional[str] = None) -> None:
+        self.owner = owner
         self.weights: Optional[Mapping[str, torch.nn.Parameter]] = None
         self.masks: Optional[Masks] = None
         self._applier: Optional[MaskApplier] = None
@@ -73,25 +78,23 @@ class MaskedTraining:
         self._applier = None
         self._sparsity = None
 
-    def check_names(self, masks: Masks) -> None:
-        """The masks must cover exactly the bound weights."""
-        if set(masks) != set(self.weights):
-            raise ValueError(
-                'the masks do not match the prunable weights of the model '
-                f'(missing {sorted(set(self.weights) - set(masks))[:5]}, '
-                f'unexpected {sorted(set(masks) - set(self.weights))[:5]})')
-
     def install(self,
                 masks: Masks,
                 optimizers: Sequence[torch.optim.Optimizer],
                 reset: bool,
                 sync: Optional[Callable[[torch.Tensor], None]] = None
                 ) -> None:
-        """Install masks (names checked by :meth:`check_names` first): as
-        uint8 on each weight's device, passed through ``sync`` (e.g. a
-        broadcast from rank 0, in place) so that every rank holds the same,
-        then applied to weights and optimizer state; ``reset`` clears the
-        optimizer state first."""
+        """Install masks: as uint8 on each weight's device, passed through
+        ``sync`` (e.g. a broadcast from rank 0, in place) so that every rank
+        holds the same, then applied to weights and optimizer state;
+        ``reset`` clears the optimizer state first. The masks must cover
+        exactly the bound weights."""
+        if set(masks) != set(self.weights):
+            raise ValueError(prefixed(
+                self.owner,
+                'the masks do not match the prunable weights of the model '
+                f'(missing {sorted(set(self.weights) - set(masks))[:5]}, '
+                f'unexpected {sorted(set(masks) - set(self.weights))[:5]})'))
         synced = OrderedDict()
         for name, weight in self.weights.items():
             mask = masks[name].to(device=weight.device, dtype=torch.uint8)

@@ -3,16 +3,12 @@ from functools import partial
 from typing import Dict, Optional
 
 import torch
-from mmengine.dataset import DefaultSampler
 from mmengine.dist import all_reduce, get_rank, get_world_size, is_main_process
-from torch.utils.data import DataLoader
 
-from mmsparse.art import (PHASES, ARTPhases, CriterionScores, RegularizerHooks,
-                          SnapshotWindow, check_int, check_optional_int,
-                          check_regularizer, check_sparsity, hypersparse_stats,
-                          magnitude_threshold, named_errors, pruned_snapshot,
-                          restore_snapshot)
+from mmsparse.art import (PHASES, ARTController, magnitude_threshold,
+                          named_errors)
 from mmsparse.registry import HOOKS
+from .criterion_batches import build_criterion_loader, score_batch
 from .pruning_base import BaseMaskedPruningHook
 
 _reduce_sum = partial(all_reduce, op='sum')
@@ -112,26 +108,19 @@ class ARTHook(BaseMaskedPruningHook):
                  **kwargs) -> None:
         super().__init__(by_epoch=by_epoch, **kwargs)
         with named_errors(type(self).__name__):
-            self.target_sparsity = check_sparsity(target_sparsity)
-            self.regularizer = check_regularizer(regularizer)
-            self.phases = ARTPhases(lambda_init, eta, warmup, interval, buffer,
-                                    max_art_steps, min_finetune, max_finetune)
-            self.eval_batches = check_optional_int('eval_batches',
-                                                   eval_batches, 1)
-            self.stats_interval = check_int('stats_interval', stats_interval,
-                                            1)
-            self.scores = CriterionScores(criterion, dense_reference)
-            self.reg = RegularizerHooks(regularizer, self.target_sparsity,
-                                        self.phases, quantile_interval,
-                                        clip_regularizer)
+            self.art = ARTController(
+                target_sparsity, regularizer, lambda_init, eta, warmup,
+                interval, buffer, criterion, dense_reference, eval_batches,
+                max_art_steps, min_finetune, max_finetune, rollback_to_best,
+                stats_interval, clip_regularizer, quantile_interval)
+        self.phases, self.scores, self.reg = (self.art.phases, self.art.scores,
+                                              self.art.reg)
         # the settings, readable as before (fixed after construction)
+        self.target_sparsity = self.art.target_sparsity
+        self.regularizer = self.art.regularizer
         for key in ('lambda_init', 'eta', 'warmup', 'interval',
                     'max_art_steps', 'min_finetune', 'max_finetune'):
             setattr(self, key, getattr(self.phases, key))
-        self.criterion = self.scores.criterion
-        self.clip_regularizer = self.reg.clip_regularizer
-        self.rollback_to_best = bool(rollback_to_best)
-        self.snapshots = SnapshotWindow(buffer)
         self.val_history: list = []
         self._clip_warned = False
 
@@ -153,7 +142,7 @@ class ARTHook(BaseMaskedPruningHook):
     def _check_run(self, runner) -> None:
         with named_errors('ARTHook'):
             self.phases.check_run(self._max_units(runner), self.unit_name)
-        if not self.by_epoch and self.eval_batches is None:
+        if not self.by_epoch and self.art.eval_batches is None:
             raise ValueError('ARTHook: an iteration-based run needs '
                              'eval_batches (the number of training batches '
                              'the stop criterion is measured on)')
@@ -162,7 +151,7 @@ class ARTHook(BaseMaskedPruningHook):
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
-        self._eval_loader = self._build_eval_loader(runner)
+        self._eval_loader = build_criterion_loader(runner)
         self.reg.attach(self._model(runner), self._weights,
                         self._optimizers(runner))
         runner.logger.info(
@@ -186,7 +175,7 @@ class ARTHook(BaseMaskedPruningHook):
             if self.scores.dense_reference == 'train':
                 self.scores.add_train_step(
                     outputs, _reduce_sum if get_world_size() > 1 else None)
-            if (runner.iter + 1) % self.stats_interval == 0:
+            if (runner.iter + 1) % self.art.stats_interval == 0:
                 self._log_reg_stats(runner)
         runner.message_hub.update_scalar('train/art_lambda', self.lambda_)
         runner.message_hub.update_scalar('train/art_phase',
@@ -226,26 +215,6 @@ class ARTHook(BaseMaskedPruningHook):
         self._plot_curves(runner)
         super().after_train(runner)
 
-    @staticmethod
-    def _build_eval_loader(runner) -> DataLoader:
-        """A private loader over the training set for the criterion.
-
-        Own sampler (fixed seed, sharded over ranks) and plain batching:
-        iterating the training loader itself would reset its persistent
-        workers and stateful batch samplers under an iteration-based loop.
-        """
-        src = runner.train_dataloader
-        batch_size = (getattr(src.batch_sampler, 'batch_size', None)
-                      or src.batch_size or 1)
-        sampler = DefaultSampler(src.dataset, shuffle=True, seed=0)
-        return DataLoader(
-            src.dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=src.num_workers,
-            collate_fn=src.collate_fn,
-            worker_init_fn=src.worker_init_fn)
-
     # ------------------------------------------------------------ phases
     def after_unit(self, runner, completed: int) -> None:
         event = self.phases.advance(completed, self.switch_unit)
@@ -263,18 +232,10 @@ class ARTHook(BaseMaskedPruningHook):
 
     def _art_step(self, runner, completed: int) -> None:
         masks = self._global_masks(self.target_sparsity)
-        model = self._model(runner)
-        dense, pruned = self.scores.evaluate(
-            model, self._weights, masks, self._eval_loader, self.eval_batches,
-            self._score_batch, _reduce_sum, get_rank())
-        hs = hypersparse_stats(self._weights.values(), self.target_sparsity)
-        rec, improved, reason = self.phases.step(
-            completed, self._max_units(runner), dense, pruned,
-            self.scores.sign, hs_gain=hs['gain'])
-        if self.rollback_to_best:
-            self.snapshots.add(
-                pruned_snapshot(model.state_dict(), rec['step'], masks),
-                rec['best_step'] if improved else None)
+        rec, reason = self.art.step(
+            self._model(runner), self._weights, masks, self._eval_loader,
+            lambda model, data: score_batch(model, data, self.scores.resolved),
+            _reduce_sum, get_rank(), completed, self._max_units(runner))
         metric = self.scores.metric_name
         runner.logger.info(
             f'ARTHook [art] step {rec["step"]} ({self.unit_name} '
@@ -282,14 +243,14 @@ class ARTHook(BaseMaskedPruningHook):
             f'{rec["dense"]:.4f} pruned@{100 * self.target_sparsity:g}% '
             f'{metric}={rec["pruned"]:.4f} window mean='
             f'{rec["window_mean"]:.4f} best mean={rec["best_mean"]:.4f} '
-            f'(step {rec["best_step"]}) hs_gain={hs["gain"]:.3f}')
+            f'(step {rec["best_step"]}) hs_gain={rec["hs_gain"]:.3f}')
         runner.visualizer.add_scalars(
             {
                 'art/lambda': rec['lambda'],
                 f'art/dense_{metric}': rec['dense'],
                 f'art/pruned_{metric}': rec['pruned'],
                 f'art/window_mean_{metric}': rec['window_mean'],
-                'art/hs_gain': hs['gain'],
+                'art/hs_gain': rec['hs_gain'],
             },
             step=completed)
         if reason is not None:
@@ -299,15 +260,10 @@ class ARTHook(BaseMaskedPruningHook):
                 current_masks: Dict[str, torch.Tensor]) -> None:
         magnitudes = self._magnitudes()
         threshold = magnitude_threshold(self._weights, self.target_sparsity)
-        best = self.snapshots.best if self.rollback_to_best else None
-        if best is not None:
-            state, masks = restore_snapshot(best)
+        state, masks, chosen = self.art.rollback(current_masks)
+        if state is not None:
             self._model(runner).load_state_dict(state)
-            chosen = best['step']
-        else:
-            masks, chosen = current_masks, self.phases.art_step - 1
         self._switch_to_finetune(runner, completed, masks)
-        self.snapshots.clear()
         self.phases.switch(completed, reason, chosen, self.sparsity)
         runner.logger.info(
             f'ARTHook: switch to fine-tuning after {self.unit_name} '
@@ -316,46 +272,16 @@ class ARTHook(BaseMaskedPruningHook):
         self._plot_masks(runner, 'switch', magnitudes, threshold)
         self._plot_curves(runner)
 
-    def _score_batch(self, model, data):
-        """``(summed score, count)`` of one batch in the resolved
-        criterion: correct predictions of ``test_step``, or the loss."""
-        if self.scores.resolved == 'accuracy':
-            samples = model.test_step(data)
-            pred = torch.stack([s.pred_label.flatten()[0] for s in samples])
-            gt = torch.stack([s.gt_label.flatten()[0] for s in samples])
-            return float((pred.cpu() == gt.cpu()).sum()), float(len(samples))
-        data = model.data_preprocessor(data, True)
-        if isinstance(data, dict):
-            losses = model(**data, mode='loss')
-        else:
-            losses = model(*data, mode='loss')
-        loss, _ = model.parse_losses(losses)
-        return float(loss), 1.0
-
     # ------------------------------------------------------------- state
     def state_dict(self) -> dict:
         state = super().state_dict()
-        for part in (self.phases, self.scores, self.reg, self.snapshots):
-            state.update(part.state_dict())
-        state.update(
-            val_history=list(self.val_history),
-            config=dict(target_sparsity=self.target_sparsity,
-                        regularizer=self.regularizer))
+        state.update(self.art.state_dict(), val_history=list(self.val_history))
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        cfg = state.get('config', {})
-        if cfg.get('target_sparsity', self.target_sparsity) != \
-                self.target_sparsity:
-            raise ValueError(
-                'ARTHook: the checkpoint was trained with target_sparsity='
-                f'{cfg["target_sparsity"]}, the config says '
-                f'{self.target_sparsity}')
-        super().load_state_dict(state)
-        for part in (self.phases, self.scores, self.snapshots):
-            part.load_state_dict(state)
         weight = next(iter(self._weights.values())) if self._weights else None
-        self.reg.load_state_dict(state, getattr(weight, 'device', None))
+        self.art.load_state_dict(state, getattr(weight, 'device', None))
+        super().load_state_dict(state)
         self.val_history = list(state['val_history'])
 
     # ------------------------------------------------------------ plots

@@ -1,11 +1,9 @@
 """Shared lifecycle of the unstructured pruning hooks (ART, one-shot, GMP).
 
-An adapter over the runner: the masks and their enforcement
-(:class:`~mmsparse.art.MaskedTraining`), the per-layer floor and collapse
-warning (:class:`~mmsparse.art.LayerDensityGuard`) and the fine-tune
-learning rate decay (:class:`~mmsparse.art.FinetuneLRDecay`) are plain
-PyTorch; this hook calls them at the right times, logs, and keeps their
-state and the global random streams in the checkpoint.
+An adapter over the runner: masked training, the per-layer floor and
+collapse warning and the fine-tune learning rate decay are plain PyTorch
+(:mod:`mmsparse.art`); this hook calls them, logs, and keeps their state and
+the global random streams (:mod:`.resume`) in the checkpoint.
 """
 import copy
 import os.path as osp
@@ -15,7 +13,6 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from mmengine.dist import broadcast, is_main_process
 from mmengine.hooks import Hook
-from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import IterBasedTrainLoop
@@ -23,12 +20,8 @@ from mmengine.runner import IterBasedTrainLoop
 from mmsparse.art import (DEFAULT_EXCLUDE, FinetuneLRDecay, LayerDensityGuard,
                           MaskedTraining, check_bool, check_patterns,
                           collect_prunable, flat_magnitudes, mask_sparsity,
-                          named_errors, to_cpu)
-from mmsparse.utils.rng_state import (RNGRestoringIterator, get_rng_state,
-                                      set_rng_state)
-
-#: Top-level checkpoint key of the global random streams.
-RNG_STATE_KEY = 'rng_state'
+                          named_errors)
+from .resume import DeferredHookState, RandomStreamResume
 
 
 class BaseMaskedPruningHook(Hook):
@@ -86,25 +79,25 @@ class BaseMaskedPruningHook(Hook):
                  reset_optimizer: bool = True,
                  plot: bool = True,
                  plot_dir: str = 'plots') -> None:
-        with named_errors(type(self).__name__):
+        name = type(self).__name__
+        with named_errors(name):
             self.by_epoch = check_bool('by_epoch', by_epoch)
             exclude = check_patterns('exclude', exclude)
             self.finetune_lr = FinetuneLRDecay(finetune_lr_milestones,
                                                finetune_lr_gamma)
             self.guard = LayerDensityGuard(min_layer_density,
-                                           warn_layer_sparsity)
+                                           warn_layer_sparsity, name)
         self.exclude = list(DEFAULT_EXCLUDE if exclude is None else exclude)
         self.include_frozen = bool(include_frozen)
         self.finetune_lr_milestones = self.finetune_lr.milestones
         self.reset_optimizer = bool(reset_optimizer)
         self.plot = bool(plot)
         self.plot_dir = plot_dir
-        self.masking = MaskedTraining()
+        self.masking = MaskedTraining(name)
         self.switch_unit: Optional[int] = None
         self._weights: Optional[Dict[str, torch.nn.Parameter]] = None
-        self._loaded_state: Optional[dict] = None
-        self._loaded_rng: Optional[dict] = None
-        self._pending_rng: Optional[dict] = None
+        self._loaded = DeferredHookState(name, self.state_key)
+        self._rng = RandomStreamResume()
 
     # ------------------------------------------------------------ helpers
     @staticmethod
@@ -155,11 +148,12 @@ class BaseMaskedPruningHook(Hook):
                 'itself; remove param_scheduler from the config or set '
                 'finetune_lr_milestones=()')
         self._check_run(runner)
-        with named_errors(name):
-            self.guard.check_floor([w.numel() for w in self._weights.values()],
-                                   getattr(self, 'target_sparsity', None))
-        self._restore(runner)
-        self._restore_rng(runner)
+        self.guard.check_floor([w.numel() for w in self._weights.values()],
+                               getattr(self, 'target_sparsity', None))
+        state = self._loaded.take(runner)
+        if state is not None:
+            self.load_state_dict(state)
+        self._rng.before_train(runner)
         self.masking.bind(self._weights)
         if self.masks is not None:
             self._set_masks(runner, self.masks, reset=False)
@@ -169,36 +163,8 @@ class BaseMaskedPruningHook(Hook):
     def _check_run(self, runner) -> None:
         """Validate the hook against the run (subclasses)."""
 
-    def _restore_rng(self, runner) -> None:
-        """Continue the saved random streams: right before the first batch
-        (epoch-based loops draw it after ``before_train_epoch``; the
-        iteration-based loop first replays ``runner.iter`` batches, which
-        must not consume the stream)."""
-        state, self._loaded_rng = self._loaded_rng, None
-        if state is None or runner.iter == 0:
-            return
-        loop = runner.train_loop
-        if isinstance(loop, IterBasedTrainLoop):
-            loop.dataloader_iterator = RNGRestoringIterator(
-                loop.dataloader_iterator, runner.iter, state)
-        else:
-            self._pending_rng = state
-
-    def _restore(self, runner) -> None:
-        state, self._loaded_state = self._loaded_state, None
-        if state is not None and runner.iter == 0:
-            print_log(
-                f'{type(self).__name__}: the loaded checkpoint holds pruning '
-                'state but training starts at iteration 0 (load_from, not '
-                'resume); the state is ignored and pruning starts afresh',
-                logger='current')
-        elif state is not None:
-            self.load_state_dict(state)
-
     def before_train_epoch(self, runner) -> None:
-        state, self._pending_rng = self._pending_rng, None
-        if state is not None:
-            set_rng_state(state)
+        self._rng.before_train_epoch()
         if self.by_epoch:
             self._apply_finetune_lr(runner, runner.epoch)
 
@@ -235,22 +201,11 @@ class BaseMaskedPruningHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[self.state_key] = self.state_dict()
-        # rank 0 saves (mmengine's save_checkpoint is master-only): its
-        # streams; other ranks continue from the seed on resume
-        checkpoint[RNG_STATE_KEY] = get_rng_state()
+        self._rng.save(checkpoint)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if checkpoint.get(RNG_STATE_KEY) is not None and is_main_process():
-            self._loaded_rng = checkpoint[RNG_STATE_KEY]
-        state = checkpoint.get(self.state_key)
-        if state is None:
-            print_log(
-                f'{type(self).__name__}: no "{self.state_key}" in the '
-                'checkpoint; starting without pruning state',
-                logger='current')
-            return
-        # applied in before_train, once it is known whether this resumes
-        self._loaded_state = to_cpu(state)
+        self._rng.load(checkpoint)
+        self._loaded.load(checkpoint)  # applied in before_train on resume
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -268,8 +223,7 @@ class BaseMaskedPruningHook(Hook):
     # ---------------------------------------------------------- masking
     def _global_masks(self, sparsity: float) -> Dict[str, torch.Tensor]:
         """Global magnitude masks with the hook's per-layer floor."""
-        with named_errors(type(self).__name__):
-            return self.guard.masks(self._weights, sparsity)
+        return self.guard.masks(self._weights, sparsity)
 
     def _warn_collapsed_layers(self, runner) -> None:
         """Warn about every layer pruned above ``warn_layer_sparsity``."""
@@ -282,8 +236,6 @@ class BaseMaskedPruningHook(Hook):
         """Install masks: identical on all ranks (broadcast from rank 0),
         applied to weights and optimizer state; optionally clear the
         optimizer state."""
-        with named_errors(type(self).__name__):
-            self.masking.check_names(masks)
         self.masking.install(masks, self._optimizers(runner), reset,
                              sync=partial(broadcast, src=0))
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from mmsparse.p3b import P3BPruner, non_block_params, vit_view
 from mmsparse.p3b.gates import GatedViT
@@ -170,3 +171,41 @@ def test_pruner_scores_and_masks_do_not_depend_on_folding(block_budget):
     assert ref.finalized and new.finalized
     for k, g in ref.gated.gates.items():
         assert torch.equal(new.gated.gates[k], g), k
+
+
+class _CheckpointedBlock(nn.Module):
+    """A ToyViT block run under activation checkpointing (the forward, and
+    so the folding, runs again in the backward)."""
+
+    def __init__(self, block, use_reentrant):
+        super().__init__()
+        self.block, self.use_reentrant = block, use_reentrant
+        self.norm1, self.attn = block.norm1, block.attn
+        self.norm2, self.mlp = block.norm2, block.mlp
+
+    def forward(self, x):
+        return checkpoint(self.block, x, use_reentrant=self.use_reentrant)
+
+
+@pytest.mark.parametrize('use_reentrant', [False, True])
+def test_folded_gates_under_activation_checkpointing(use_reentrant):
+    (model, ref), (model_f, new) = _gated_pair(ToyViT, torch.float64)
+    new.remove()
+    model_f.blocks = nn.ModuleList(
+        [_CheckpointedBlock(b, use_reentrant) for b in model_f.blocks])
+    ckpt = GatedViT(vit_view(model_f)).to(torch.float64)
+    with torch.no_grad():
+        for k, g in ref.gates.items():
+            ckpt.gates[k].copy_(g)
+    ckpt.active = True
+    ckpt.set_requires_grad(True)
+    x = torch.randn(4, 3, 16, 16, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 3])
+    _loss(model, x, y)[0].backward()
+    _loss(model_f, x, y)[0].backward()
+    for k, g in ref.gates.items():
+        torch.testing.assert_close(ckpt.gates[k].grad, g.grad, rtol=1e-10,
+                                   atol=1e-14)
+    for p, p_f in zip(model.parameters(), model_f.parameters()):
+        assert type(p_f) is nn.Parameter
+        torch.testing.assert_close(p_f.grad, p.grad, rtol=1e-10, atol=1e-14)

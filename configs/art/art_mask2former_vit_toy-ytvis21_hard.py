@@ -40,15 +40,15 @@
 # λ·‖∇R‖ (logged as art_reg_grad) is still below 1.
 # `python projects/hypersparse/run_vis_toy.py --calibrate` measures ρ on the
 # dense checkpoint (√v̂ from its saved AdamW state). On the pre-training's
-# iteration-250 checkpoint: q_κ(|w|) = 0.033, gain 1.10, ‖∇R‖ = 1583;
-# median ρ = 9.3e3 below the κ-quantile (λ·ρ = 1 at λ = 1.1e-4) and 5.5e3
-# for the largest 10 % (λ = 1.8e-4).
-# Choice: λ0 = 1e-5 puts the median small weight at λ·ρ ~ 0.1 (the task
+# iteration-1000 checkpoint: q_κ(|w|) = 0.034, gain 1.10, ‖∇R‖ = 1584;
+# median ρ = 1.3e4 below the κ-quantile (λ·ρ = 1 at λ = 7.8e-5) and 7.6e3
+# for the largest 10 % (λ = 1.3e-4); at iteration 250 the same within 1.4x.
+# Choice: λ0 = 1e-5 puts the median small weight at λ·ρ ~ 0.13 (the task
 # gradient dominates: exploration); η = 1.18 per step grows λ 45x over 24
-# steps, to λ·ρ ~ 4 at the small weights and ~2.5 at the large ones at the
-# forced switch; the small weights pass λ·ρ = 1 at step ~14 (iteration
-# ~140), leaving ~100 iterations in which they shrink by up to ~lr = 3e-4
-# each, about the size of the κ-quantile (0.033).
+# steps, to λ·ρ ~ 6 at the small weights and ~3.4 at the large ones at the
+# forced switch (λ·‖∇R‖ 0.016 -> 0.71); the small weights pass λ·ρ = 1 at
+# step ~12 (iteration ~120), leaving ~120 iterations in which they shrink by
+# up to ~lr = 3e-4 each, about the size of the κ-quantile (0.034).
 _base_ = '../toy/mask2former_vit_toy-ytvis21_hard.py'
 
 load_from = 'work_dirs/vpp_toy_benchmark/dense_pretrain/iter_2000.pth'

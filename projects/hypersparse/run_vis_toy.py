@@ -129,8 +129,7 @@ def hook_schedule(method, iters):
     is left: at most ``ART_STEPS`` steps (exactly that many at 400 or any
     multiple of 40 iterations), so λ spans the config's range whatever the
     budget. GMP: cubic schedule from 0 to the same iteration in at most
-    ``GMP_STEPS`` steps. One-shot: before the
-    first step. Dense: no hook.
+    ``GMP_STEPS`` steps. One-shot: before the first step. Dense: no hook.
     """
     finetune = int(round(FINETUNE_SHARE * iters))
     if method == 'art':

@@ -19,10 +19,12 @@
 # everything outside backbone.blocks). With the defaults alone the pyramid
 # and the head are prunable too, and one global magnitude threshold then
 # follows the initialisation scale, not importance: the ViT blocks
-# (trunc-normal std 0.02, median |w| 0.014) lie far below the head's
-# Xavier/Kaiming-initialised layers (median 0.04-0.08), so 90 % global
-# sparsity prunes every ViT block to 99.6 % and the backbone no longer sees
-# the image; HyperSparse's global quantile would push the whole backbone to
+# (trunc-normal std 0.02, median |w| 0.013-0.015 per layer on the dense
+# checkpoint) lie below most of the pyramid's and the head's Xavier/Kaiming-
+# initialised layers (median 0.04, 10-90 %: 0.015-0.075), so 90 % global
+# sparsity prunes every ViT block to 99.2-99.7 % (30 of 75 layers above
+# 99 % on the dense checkpoint) and the backbone no longer sees the image;
+# HyperSparse's global quantile would push the whole backbone to
 # zero in the same way (`run_vis_toy.py --calibrate` lists the layers).
 #
 # λ0 and η for AdamW. AdamW divides each weight's gradient by √v̂ (the RMS of
@@ -39,13 +41,13 @@
 # most of it sits in the head, so the backbone's weights see λ·ρ >> 1 while
 # λ·‖∇R‖ (logged as art_reg_grad) is still below 1.
 # `python projects/hypersparse/run_vis_toy.py --calibrate` measures ρ on the
-# dense checkpoint (√v̂ from its saved AdamW state). On the pre-training's
-# iteration-1000 checkpoint: q_κ(|w|) = 0.034, gain 1.10, ‖∇R‖ = 1584;
-# median ρ = 1.3e4 below the κ-quantile (λ·ρ = 1 at λ = 7.8e-5) and 7.6e3
-# for the largest 10 % (λ = 1.3e-4); at iteration 250 the same within 1.4x.
-# Choice: λ0 = 1e-5 puts the median small weight at λ·ρ ~ 0.13 (the task
+# dense checkpoint (√v̂ from its saved AdamW state). On the dense checkpoint
+# (iter_2000.pth): q_κ(|w|) = 0.034, gain 1.10, ‖∇R‖ = 1585; median
+# ρ = 1.5e4 below the κ-quantile (λ·ρ = 1 at λ = 6.8e-5) and 8.3e3 for the
+# largest 10 % (λ = 1.2e-4); at iterations 250 and 1000 the same within 1.6x.
+# Choice: λ0 = 1e-5 puts the median small weight at λ·ρ ~ 0.15 (the task
 # gradient dominates: exploration); η = 1.18 per step grows λ 45x over 24
-# steps, to λ·ρ ~ 6 at the small weights and ~3.4 at the large ones at the
+# steps, to λ·ρ ~ 6.6 at the small weights and ~3.7 at the large ones at the
 # forced switch (λ·‖∇R‖ 0.016 -> 0.71); the small weights pass λ·ρ = 1 at
 # step ~12 (iteration ~120), leaving ~120 iterations in which they shrink by
 # up to ~lr = 3e-4 each, about the size of the κ-quantile (0.034).

@@ -34,7 +34,7 @@ interval over held-out videos. Protocol:
    the linear layers of the 6 ViT blocks (2.65 M) for every method: with the
    hooks' default exclusions alone, one global threshold over backbone and
    head follows the initialisation scale and prunes every ViT block to
-   99.6 % at 90 % (``--calibrate`` prints it; see the configs);
+   99.2-99.7 % at 90 % (``--calibrate`` prints it; see the configs);
 3. ``tools/test.py`` on the held-out videos (AP, AP50, AP75 and the
    predictions, matched once per video into
    :class:`~mmsparse.evaluation.functional.ytvis_bootstrap.YTVISVideoRecords`).

@@ -36,9 +36,14 @@ def test_art_on_toy_vis(toy_ytvis_root, tmp_path):
     assert art.phase == 'finetune' and art.switch_unit == 2
     assert all(r['dense'] > 0 and r['pruned'] > 0 for r in art.history)
     weights = prunable_weights(unwrap(runner.model), art.exclude)
-    # attention in_proj weights and deformable-attention linears included
-    assert any(name.endswith('in_proj_weight') for name in weights)
-    # the default exclusions keep the patch embedding dense
+    # the config prunes the ViT blocks' linears only (qkv, proj, fc1, fc2 of
+    # every block): the head and the pyramid stay dense
+    assert weights and all(n.startswith('backbone.blocks.') for n in weights)
+    blocks = {n.split('.')[2] for n in weights}
+    assert len(blocks) == len(unwrap(runner.model).backbone.blocks)
+    assert any(n.endswith('attn.qkv.weight') for n in weights)
+    assert any(n.endswith('mlp.fc2.weight') for n in weights)
+    # the exclusions keep the patch embedding dense
     patch = dict(unwrap(runner.model).named_parameters())[
         'backbone.patch_embed.proj.weight']
     assert 'backbone.patch_embed.proj.weight' not in weights

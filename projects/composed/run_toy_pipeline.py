@@ -46,7 +46,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
@@ -67,19 +66,8 @@ ENV = {}
 
 def run(cmd, log_file):
     """Run a tool with its output into ``log_file``; returns seconds."""
-    print('$ ' + ' '.join(cmd), flush=True)
-    start = time.time()
-    os.makedirs(osp.dirname(log_file), exist_ok=True)
-    env = dict(os.environ, **ENV)
-    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
-    with open(log_file, 'w') as f:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=f,
-                              stderr=subprocess.STDOUT, env=env)
-    if proc.returncode:
-        raise RuntimeError(f'failed ({proc.returncode}), see {log_file}')
-    took = time.time() - start
-    print(f'  done in {took:.0f} s', flush=True)
-    return took
+    from mmsparse.utils.tool_runs import run_logged
+    return run_logged(cmd, log_file, cwd=ROOT, env=ENV, pythonpath=ROOT)
 
 
 class StepTimes(dict):

@@ -45,7 +45,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 import time
 
@@ -58,6 +57,7 @@ from mmsparse.evaluation.functional.ytvis_bootstrap import \
     YTVISVideoRecords  # noqa: E402
 from mmsparse.utils.stats import (format_diff, paired_bootstrap,  # noqa: E402
                                   paired_seed_interval)
+from mmsparse.utils.tool_runs import run_logged  # noqa: E402
 
 DENSE = 'configs/toy/mask2former_vit_toy-ytvis21_hard.py'
 SCHEDULES = {
@@ -80,17 +80,7 @@ THREADS = {}
 
 def run(cmd, log_file):
     """Run a tool with its output into ``log_file``; returns seconds."""
-    print('$ ' + ' '.join(cmd), flush=True)
-    start = time.time()
-    os.makedirs(osp.dirname(log_file), exist_ok=True)
-    with open(log_file, 'w') as f:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
-                              env=dict(os.environ, **THREADS))
-    if proc.returncode:
-        raise RuntimeError(f'failed ({proc.returncode}), see {log_file}')
-    took = time.time() - start
-    print(f'  done in {took:.0f} s', flush=True)
-    return took
+    return run_logged(cmd, log_file, cwd=ROOT, env=THREADS)
 
 
 def data_options(data_root):

@@ -11,10 +11,10 @@
 # λ0·‖∇R‖ alone is 0.062 at initialisation and ~0.46 at the largest λ of
 # this schedule (projects/hypersparse/measure_reg_grad_vs_clip.py --static),
 # so clipping the sum would shrink the task gradient 6-46x; λ·∇R is added
-# after clipping instead. The default exclusions keep the patch embedding
-# (and VPP's pruner, if present) dense.
-# Pruned: the linear weights of the ViT blocks only (the hooks' default
-# exclusions plus everything outside backbone.blocks). With the defaults alone
+# after clipping instead. The patch embedding (and VPP's pruner, if present)
+# stays dense (outside prune_only, and in the default exclusions).
+# Pruned: the linear weights of the ViT blocks only (prune_only=backbone.blocks,
+# minus the hooks' default exclusions). With the defaults alone
 # one global magnitude threshold also spans the pyramid and the head, whose
 # Xavier/Kaiming-initialised weights are ~3x larger than the ViT blocks'
 # (trunc-normal 0.02): at 90 % every ViT block is then pruned to > 99 % and
@@ -27,10 +27,7 @@ custom_hooks = _base_.custom_hooks + [
         type='ARTHook',
         target_sparsity=0.9,
         regularizer='hypersparse',
-        exclude=[
-            '(^|\\.)patch_embed\\.', '(^|\\.)pruner\\.', 'pos_embed',
-            '(^|\\.)(norm|ln)\\w*\\.', '^(?!backbone\\.blocks\\.)'
-        ],
+        prune_only=['^backbone\\.blocks\\.'],
         by_epoch=False,
         warmup=2000,
         interval=250,

@@ -10,8 +10,8 @@
 # clip_regularizer=False: λ·∇R is added after the gradient clipping
 # (max_norm 1.0), so clipping bounds the task gradient only
 # (projects/hypersparse/measure_reg_grad_vs_clip.py measures both norms).
-# Pruned: the linear weights of the ViT blocks only (the hooks' default
-# exclusions plus everything outside backbone.blocks). With the defaults alone
+# Pruned: the linear weights of the ViT blocks only (prune_only=backbone.blocks,
+# minus the hooks' default exclusions). With the defaults alone
 # one global magnitude threshold also spans the pyramid and the head, whose
 # Xavier/Kaiming-initialised weights are ~3x larger than the ViT blocks'
 # (trunc-normal 0.02): at 90 % every ViT block is then pruned to > 99 % and
@@ -24,10 +24,7 @@ custom_hooks = _base_.custom_hooks + [
         type='ARTHook',
         target_sparsity=0.9,
         regularizer='hypersparse',
-        exclude=[
-            '(^|\\.)patch_embed\\.', '(^|\\.)pruner\\.', 'pos_embed',
-            '(^|\\.)(norm|ln)\\w*\\.', '^(?!backbone\\.blocks\\.)'
-        ],
+        prune_only=['^backbone\\.blocks\\.'],
         by_epoch=False,
         warmup=100,
         interval=10,

@@ -8,8 +8,8 @@
 # warm-up, x0.1 at 80 % of the run); AdamW moments are kept at the last
 # pruning step (the hook's default for GMP).
 # Pruned: the linear weights of the 6 ViT blocks (2.65 M), the same set for
-# every method of the experiment (the hooks' default exclusions plus
-# everything outside backbone.blocks). With the defaults alone the pyramid
+# every method of the experiment (prune_only=backbone.blocks, minus the
+# hooks' default exclusions). With the defaults alone the pyramid
 # and the head are prunable too, and one global magnitude threshold then
 # follows the initialisation scale, not importance: the ViT blocks
 # (trunc-normal std 0.02, median |w| 0.013-0.015 per layer on the dense
@@ -27,12 +27,9 @@ custom_hooks = _base_.custom_hooks + [
     dict(
         type='GradualMagnitudePruningHook',
         target_sparsity=0.9,
-        # the hooks' defaults, and every weight outside the ViT blocks (see
-        # the note above)
-        exclude=[
-            '(^|\\.)patch_embed\\.', '(^|\\.)pruner\\.', 'pos_embed',
-            '(^|\\.)(norm|ln)\\w*\\.', '^(?!backbone\\.blocks\\.)'
-        ],
+        # the ViT blocks only, minus the hooks' default exclusions (see the
+        # note above)
+        prune_only=['^backbone\\.blocks\\.'],
         by_epoch=False,
         begin=0,
         end=240,

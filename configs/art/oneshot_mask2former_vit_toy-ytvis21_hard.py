@@ -5,8 +5,8 @@
 # starts from the same dense checkpoint (load_from) and keeps the base's lr
 # schedule (30-iteration warm-up, x0.1 at 80 % of the run).
 # Pruned: the linear weights of the 6 ViT blocks (2.65 M), the same set for
-# every method of the experiment (the hooks' default exclusions plus
-# everything outside backbone.blocks). With the defaults alone the pyramid
+# every method of the experiment (prune_only=backbone.blocks, minus the
+# hooks' default exclusions). With the defaults alone the pyramid
 # and the head are prunable too, and one global magnitude threshold then
 # follows the initialisation scale, not importance: the ViT blocks
 # (trunc-normal std 0.02, median |w| 0.013-0.015 per layer on the dense
@@ -24,12 +24,9 @@ custom_hooks = _base_.custom_hooks + [
     dict(
         type='OneShotMagnitudePruningHook',
         target_sparsity=0.9,
-        # the hooks' defaults, and every weight outside the ViT blocks (see
-        # the note above)
-        exclude=[
-            '(^|\\.)patch_embed\\.', '(^|\\.)pruner\\.', 'pos_embed',
-            '(^|\\.)(norm|ln)\\w*\\.', '^(?!backbone\\.blocks\\.)'
-        ],
+        # the ViT blocks only, minus the hooks' default exclusions (see the
+        # note above)
+        prune_only=['^backbone\\.blocks\\.'],
         by_epoch=False,
         prune_at=0)
 ]

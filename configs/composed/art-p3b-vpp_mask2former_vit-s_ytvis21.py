@@ -1,14 +1,15 @@
 # All three: ART + HyperSparse (90 % unstructured sparsity) on the P3B-slim +
 # VPP Mask2Former-VIS (configs/composed/p3b-vpp_mask2former_vit-s_ytvis21.py).
 # The ART settings are those of configs/art/art_mask2former_vit-s_ytvis21.py
-# (see there for clip_regularizer); ARTHook's default exclusions keep the
-# patch embedding, norms, position embedding and the VPP selector heads
-# (backbone.pruner.*) dense. Export the
+# (see there for clip_regularizer); the patch embedding, norms, position
+# embedding and the VPP selector heads (backbone.pruner.*) stay dense (outside
+# prune_only, and in ARTHook's default exclusions). Export the
 # result with
 #   python tools/model_converters/export_sparse_checkpoint.py \
 #       <work_dir>/iter_8000.pth <out>.pth --config THIS_FILE
-# Pruned: the linear weights of the ViT blocks only (the hooks' default
-# exclusions plus everything outside backbone.backbone.blocks). With the defaults alone
+# Pruned: the linear weights of the ViT blocks only
+# (prune_only=backbone.backbone.blocks, minus the hooks' default exclusions).
+# With the defaults alone
 # one global magnitude threshold also spans the pyramid and the head, whose
 # Xavier/Kaiming-initialised weights are ~3x larger than the ViT blocks'
 # (trunc-normal 0.02): at 90 % every ViT block is then pruned to > 99 % and
@@ -21,10 +22,7 @@ custom_hooks = _base_.custom_hooks + [
         type='ARTHook',
         target_sparsity=0.9,
         regularizer='hypersparse',
-        exclude=[
-            '(^|\\.)patch_embed\\.', '(^|\\.)pruner\\.', 'pos_embed',
-            '(^|\\.)(norm|ln)\\w*\\.', '^(?!backbone\\.backbone\\.blocks\\.)'
-        ],
+        prune_only=['^backbone\\.backbone\\.blocks\\.'],
         by_epoch=False,
         warmup=2000,
         interval=250,

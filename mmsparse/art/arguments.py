@@ -6,6 +6,7 @@ front, so that a construction error reads ``ARTHook: eta must be > 1 ...``.
 """
 import contextlib
 import math
+import re
 from typing import Optional, Sequence
 
 
@@ -64,10 +65,32 @@ def check_bool(name: str, value) -> bool:
     return value
 
 
-def check_patterns(name: str, value) -> Optional[list]:
-    """None, or a list of regular expressions (strings)."""
-    if value is not None and (isinstance(value, str) or not all(
-            isinstance(p, str) for p in value)):
-        raise TypeError(f'{name} must be a list of regular expressions, '
-                        f'got {value!r}')
-    return None if value is None else list(value)
+def check_patterns(name: str, value, allow_empty: bool = True,
+                   none_means: str = '') -> Optional[list]:
+    """None, or a list of regular expressions (strings that compile).
+
+    Args:
+        name (str): The argument's name (starts the message).
+        value: The argument.
+        allow_empty (bool): Accept ``[]``. Defaults to True.
+        none_means (str): What None stands for, named in the message (e.g.
+            ``'every weight not excluded'``). Defaults to ''.
+    """
+    if value is None:
+        return None
+    none = f'None ({none_means})' if none_means else 'None'
+    non_empty = '' if allow_empty else 'non-empty '
+    allowed = (f'{none} or a {non_empty}list of regular expressions '
+               '(strings, re.search on parameter names)')
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(p, str) for p in value):
+        raise TypeError(f'{name} must be {allowed}, got {value!r}')
+    if not value and not allow_empty:
+        raise ValueError(f'{name} must be {allowed}, got {value!r}')
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f'{name} must be {allowed}; {pattern!r} is not '
+                             f'a valid regular expression ({err})') from err
+    return list(value)

@@ -11,7 +11,9 @@ reach in a ViT (Mask2Former) model: with ARTHook at 90 % on the toy VPP model
 the patch embedding was pruned to 100 % (the backbone no longer sees the
 image) and the VPP selectors to 79 %. It matches nothing in the CIFAR/digits
 CNNs. Frozen parameters (``requires_grad=False``) cannot shrink and are left
-out unless asked for.
+out unless asked for. ``prune_only`` narrows the candidates to the names it
+matches before ``exclude`` removes names from them (the ViT Mask2Former
+configs prune the ViT blocks only: ``prune_only=['^backbone\\.blocks\\.']``).
 """
 import re
 from collections import OrderedDict
@@ -47,7 +49,8 @@ def prunable_weights(
         model: nn.Module,
         exclude: Optional[Sequence[str]] = None,
         include_frozen: bool = True,
-        skipped: Optional[Dict[str, int]] = None
+        skipped: Optional[Dict[str, int]] = None,
+        prune_only: Optional[Sequence[str]] = None
 ) -> 'OrderedDict[str, nn.Parameter]':
     """Collect the prunable weights of a model in module order.
 
@@ -59,8 +62,14 @@ def prunable_weights(
         include_frozen (bool): Keep weights with ``requires_grad=False``.
             Defaults to True.
         skipped (dict, optional): Filled with the number of weights
-            (elements) left out, under ``'excluded'`` (by ``exclude``) and
-            ``'frozen'``.
+            (elements) left out, under ``'outside_prune_only'`` (matching
+            no ``prune_only`` pattern), ``'excluded'`` (by ``exclude``) and
+            ``'frozen'``; each weight counts once, under the first of these
+            rules that leaves it out.
+        prune_only (Sequence[str], optional): Regular expressions; when
+            given, only weights whose parameter name matches at least one
+            of them (``re.search``) are candidates, and ``exclude`` still
+            removes names from those. Defaults to None (every weight).
 
     Returns:
         OrderedDict[str, nn.Parameter]: Parameter name (as in
@@ -68,24 +77,34 @@ def prunable_weights(
         once. The order is the same on every rank.
     """
     patterns = [re.compile(p) for p in (exclude or [])]
+    only = None if prune_only is None else [re.compile(p) for p in prune_only]
     weights: 'OrderedDict[str, nn.Parameter]' = OrderedDict()
-    counts = dict(excluded=0, frozen=0)
-    seen = set()
-    for module_name, module in model.named_modules():
-        for local_name, weight in _iter_layer_weights(module):
-            name = f'{module_name}.{local_name}' if module_name else local_name
-            if id(weight) in seen:
-                continue
-            seen.add(id(weight))
-            if any(p.search(name) for p in patterns):
-                counts['excluded'] += weight.numel()
-            elif not (include_frozen or weight.requires_grad):
-                counts['frozen'] += weight.numel()
-            else:
-                weights[name] = weight
+    counts = dict(outside_prune_only=0, excluded=0, frozen=0)
+    for name, weight in _layer_weights(model):
+        if only is not None and not any(p.search(name) for p in only):
+            counts['outside_prune_only'] += weight.numel()
+        elif any(p.search(name) for p in patterns):
+            counts['excluded'] += weight.numel()
+        elif not (include_frozen or weight.requires_grad):
+            counts['frozen'] += weight.numel()
+        else:
+            weights[name] = weight
     if skipped is not None:
         skipped.update(counts)
     return weights
+
+
+def _layer_weights(model: nn.Module) -> Iterable[Tuple[str, nn.Parameter]]:
+    """``(parameter name, weight)`` of every Conv/Linear/MHA weight of the
+    model in module order, shared parameters once."""
+    seen = set()
+    for module_name, module in model.named_modules():
+        for local_name, weight in _iter_layer_weights(module):
+            if id(weight) in seen:
+                continue
+            seen.add(id(weight))
+            yield (f'{module_name}.{local_name}' if module_name else
+                   local_name), weight
 
 
 def count_elements(weights: Dict[str, torch.Tensor]) -> int:
@@ -94,23 +113,47 @@ def count_elements(weights: Dict[str, torch.Tensor]) -> int:
 
 
 def collect_prunable(
-        model: nn.Module, exclude: Sequence[str], include_frozen: bool
+        model: nn.Module, exclude: Sequence[str], include_frozen: bool,
+        prune_only: Optional[Sequence[str]] = None
 ) -> Tuple['OrderedDict[str, nn.Parameter]', str]:
     """:func:`prunable_weights` and a one-line summary of what was left out.
 
     Raises:
-        ValueError: When no prunable weight is left.
+        ValueError: When ``prune_only`` matches none of the model's
+            Conv/Linear/MHA weights, or when no prunable weight is left.
     """
+    if prune_only is not None:
+        _check_prune_only_matches(model, prune_only)
     skipped: Dict[str, int] = {}
-    weights = prunable_weights(model, exclude, include_frozen, skipped)
+    weights = prunable_weights(model, exclude, include_frozen, skipped,
+                               prune_only)
+    only = '' if prune_only is None else f'prune_only={list(prune_only)}, '
     if not weights:
         raise ValueError(
             f'the model {type(model).__name__} has no prunable layers '
             '(nn.Conv*, nn.Linear, nn.MultiheadAttention) left after '
-            f'exclude={exclude}, include_frozen={include_frozen}')
+            f'{only}exclude={exclude}, include_frozen={include_frozen}')
     hint = '' if include_frozen else '; include_frozen=True prunes them'
+    outside = ('' if prune_only is None else
+               f'{skipped["outside_prune_only"]} weights outside prune_only, ')
     summary = (f'{len(weights)} prunable tensors with '
-               f'{count_elements(weights)} weights; left out: '
+               f'{count_elements(weights)} weights; left out: {outside}'
                f'{skipped["excluded"]} weights matching exclude, '
                f'{skipped["frozen"]} frozen (requires_grad=False{hint})')
     return weights, summary
+
+
+def _check_prune_only_matches(model: nn.Module,
+                              prune_only: Sequence[str]) -> None:
+    """Raise when ``prune_only`` matches no Conv/Linear/MHA weight (a typo
+    or a different module layout, e.g. a wrapped backbone)."""
+    names = [name for name, _ in _layer_weights(model)]
+    patterns = [re.compile(p) for p in prune_only]
+    if not any(p.search(n) for p in patterns for n in names):
+        examples = ', '.join(names[:3]) + (', ...' if len(names) > 3 else '')
+        raise ValueError(
+            f'prune_only={list(prune_only)} matches none of the '
+            f'{len(names)} prunable weights (nn.Conv*, nn.Linear, '
+            f'nn.MultiheadAttention) of the model {type(model).__name__} '
+            f'(e.g. {examples or "none"}); give regular expressions of '
+            'parameter names (re.search) or prune_only=None')

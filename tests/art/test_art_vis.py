@@ -35,7 +35,9 @@ def test_art_on_toy_vis(toy_ytvis_root, tmp_path):
     assert [r['unit'] for r in art.history] == [2]
     assert art.phase == 'finetune' and art.switch_unit == 2
     assert all(r['dense'] > 0 and r['pruned'] > 0 for r in art.history)
-    weights = prunable_weights(unwrap(runner.model), art.exclude)
+    weights = prunable_weights(unwrap(runner.model), art.exclude,
+                               prune_only=art.prune_only)
+    assert list(weights) == list(art.masks)
     # the config prunes the ViT blocks' linears only (qkv, proj, fc1, fc2 of
     # every block): the head and the pyramid stay dense
     assert weights and all(n.startswith('backbone.blocks.') for n in weights)

@@ -49,10 +49,13 @@ def test_configs_hold_the_default_schedule(script):
         assert types[:-1] == [h['type'] for h in dense.custom_hooks]
         hook = _hook(cfg, spec['hook'])
         assert hook.target_sparsity == script.SPARSITY and hook.by_epoch is False
-        # the hooks' default exclusions and everything outside the ViT blocks
-        assert tuple(hook.exclude[:-1]) == DEFAULT_EXCLUDE
-        excluded = [any(re.search(p, n) for p in hook.exclude) for n in NAMES]
-        assert excluded == [False, False, True, True, True]
+        # the ViT blocks only (prune_only), minus the hooks' default exclusions
+        assert hook.get('exclude') is None
+        assert list(hook.prune_only) == ['^backbone\\.blocks\\.']
+        pruned = [any(re.search(p, n) for p in hook.prune_only)
+                  and not any(re.search(p, n) for p in DEFAULT_EXCLUDE)
+                  for n in NAMES]
+        assert pruned == [True, True, False, False, False]
         schedule = script.hook_schedule(method, script.DEFAULT_ITERS)
         assert {k: hook[k] for k in schedule} == schedule
         # the script's overrides address this hook

@@ -220,9 +220,9 @@ def test_real_composed_configs_point_at_a_p3b_export(name):
 
 def test_art_on_composed_model_and_sparse_export(export, tmp_path,
                                                  monkeypatch, capsys):
-    """ARTHook's config on the composed model prunes the slim ViT blocks,
-    the pixel decoder and the head but not the patch embedding or VPP's
-    selectors (the hook's default exclusions); a 90 % sparse
+    """ARTHook's config on the composed model prunes the slim ViT blocks
+    only (prune_only), not the patch embedding, VPP's selectors, the pixel
+    decoder or the head; a 90 % sparse
     checkpoint of the composed model exports smaller and loads back
     strictly."""
     path, _ = export
@@ -237,7 +237,8 @@ def test_art_on_composed_model_and_sparse_export(export, tmp_path,
     hook = HOOKS.build(copy.deepcopy(art[0]))
     model = MODELS.build(cfg.model)
     model.init_weights()
-    weights = prunable_weights(model, hook.exclude)
+    weights = prunable_weights(model, hook.exclude,
+                               prune_only=hook.prune_only)
     assert 'backbone.backbone.blocks.0.attn.qkv.weight' in weights
     # the ViT blocks only (one global threshold over blocks and head would
     # prune the blocks, whose weights are smaller, to > 99 %)

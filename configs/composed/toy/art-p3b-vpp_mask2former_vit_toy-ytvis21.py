@@ -1,9 +1,10 @@
 # Toy version of all three: ART + HyperSparse (90 %) on the P3B-slim + VPP toy
 # model, with the ART settings of configs/art/art_mask2former_vit_toy-ytvis21.py;
-# ARTHook's default exclusions keep the patch embedding and VPP's selector
-# heads (backbone.pruner.*) dense.
-# Pruned: the linear weights of the ViT blocks only (the hooks' default
-# exclusions plus everything outside backbone.backbone.blocks). With the defaults alone
+# the patch embedding and VPP's selector heads (backbone.pruner.*) stay dense
+# (outside prune_only, and in ARTHook's default exclusions).
+# Pruned: the linear weights of the ViT blocks only
+# (prune_only=backbone.backbone.blocks, minus the hooks' default exclusions).
+# With the defaults alone
 # one global magnitude threshold also spans the pyramid and the head, whose
 # Xavier/Kaiming-initialised weights are ~3x larger than the ViT blocks'
 # (trunc-normal 0.02): at 90 % every ViT block is then pruned to > 99 % and
@@ -16,10 +17,7 @@ custom_hooks = _base_.custom_hooks + [
         type='ARTHook',
         target_sparsity=0.9,
         regularizer='hypersparse',
-        exclude=[
-            '(^|\\.)patch_embed\\.', '(^|\\.)pruner\\.', 'pos_embed',
-            '(^|\\.)(norm|ln)\\w*\\.', '^(?!backbone\\.backbone\\.blocks\\.)'
-        ],
+        prune_only=['^backbone\\.backbone\\.blocks\\.'],
         by_epoch=False,
         warmup=100,
         interval=10,

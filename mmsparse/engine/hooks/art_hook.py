@@ -71,10 +71,11 @@ class ARTHook(BaseMaskedPruningHook):
         quantile_interval (int): HyperSparse: ART iterations between exact
             recomputations of the scale ``s = 0.6585 / q_κ(|w|)``; its
             relative change is logged as ``art_scale_drift``. Defaults to 1.
-        **kwargs: ``exclude``, ``include_frozen``, ``min_layer_density``,
-            ``warn_layer_sparsity``, ``finetune_lr_milestones``,
-            ``finetune_lr_gamma``, ``reset_optimizer``, ``plot``,
-            ``plot_dir`` of :class:`BaseMaskedPruningHook`.
+        **kwargs: ``exclude``, ``prune_only``, ``include_frozen``,
+            ``min_layer_density``, ``warn_layer_sparsity``,
+            ``finetune_lr_milestones``, ``finetune_lr_gamma``,
+            ``reset_optimizer``, ``plot``, ``plot_dir`` of
+            :class:`BaseMaskedPruningHook`.
 
     Logged every ``stats_interval`` ART iterations (HyperSparse's
     ``loss_art_reg`` is 0 by construction): ``art_reg_grad`` (``λ·‖∇R‖₂``;

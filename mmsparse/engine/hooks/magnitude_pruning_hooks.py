@@ -26,10 +26,11 @@ class OneShotMagnitudePruningHook(BaseMaskedPruningHook):
             pretrained ``load_from`` model).
         by_epoch (bool): Units are epochs (True) or iterations.
             Defaults to True.
-        **kwargs: ``exclude``, ``include_frozen``, ``min_layer_density``,
-            ``warn_layer_sparsity``, ``finetune_lr_milestones``,
-            ``finetune_lr_gamma``, ``reset_optimizer``, ``plot``,
-            ``plot_dir`` of :class:`BaseMaskedPruningHook`.
+        **kwargs: ``exclude``, ``prune_only``, ``include_frozen``,
+            ``min_layer_density``, ``warn_layer_sparsity``,
+            ``finetune_lr_milestones``, ``finetune_lr_gamma``,
+            ``reset_optimizer``, ``plot``, ``plot_dir`` of
+            :class:`BaseMaskedPruningHook`.
     """
 
     state_key = 'oneshot_pruning_state'
@@ -98,8 +99,9 @@ class GradualMagnitudePruningHook(BaseMaskedPruningHook):
             Defaults to 0.
         by_epoch (bool): Units are epochs (True) or iterations.
             Defaults to True.
-        **kwargs: ``exclude``, ``include_frozen``, ``min_layer_density``,
-            ``warn_layer_sparsity``, ``finetune_lr_milestones`` (counted from
+        **kwargs: ``exclude``, ``prune_only``, ``include_frozen``,
+            ``min_layer_density``, ``warn_layer_sparsity``,
+            ``finetune_lr_milestones`` (counted from
             ``end``), ``finetune_lr_gamma``, ``reset_optimizer`` (at ``end``;
             defaults to False here), ``plot``, ``plot_dir`` of
             :class:`BaseMaskedPruningHook`.

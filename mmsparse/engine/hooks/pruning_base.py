@@ -37,7 +37,15 @@ class BaseMaskedPruningHook(Hook):
             names that are never pruned. Defaults to None:
             :data:`mmsparse.art.DEFAULT_EXCLUDE` (patch embedding, VPP
             pruner, position embeddings, norms; matches nothing in a CNN).
-            ``[]`` makes every Conv/Linear weight prunable.
+            ``[]`` makes every Conv/Linear weight prunable. Applied to the
+            weights that ``prune_only`` selects.
+        prune_only (Sequence[str], optional): Regular expressions of
+            parameter names (``re.search``); when given, only the weights
+            matching at least one of them are candidates, and ``exclude``
+            still removes names from those (e.g.
+            ``['^backbone\\.blocks\\.']``: the ViT blocks of a Mask2Former
+            model). Must match some Conv/Linear weight (checked before
+            training). Defaults to None: every weight not excluded.
         include_frozen (bool): Prune parameters with ``requires_grad=False``
             too (they count in the quantile and the masks but cannot
             shrink). Defaults to False.
@@ -71,6 +79,7 @@ class BaseMaskedPruningHook(Hook):
     def __init__(self,
                  by_epoch: bool = True,
                  exclude: Optional[Sequence[str]] = None,
+                 prune_only: Optional[Sequence[str]] = None,
                  include_frozen: bool = False,
                  min_layer_density: float = 0.0,
                  warn_layer_sparsity: Optional[float] = 0.99,
@@ -82,7 +91,11 @@ class BaseMaskedPruningHook(Hook):
         name = type(self).__name__
         with named_errors(name):
             self.by_epoch = check_bool('by_epoch', by_epoch)
-            exclude = check_patterns('exclude', exclude)
+            exclude = check_patterns('exclude', exclude,
+                                     none_means='the default exclusions')
+            self.prune_only = check_patterns(
+                'prune_only', prune_only, allow_empty=False,
+                none_means='every weight not excluded')
             self.finetune_lr = FinetuneLRDecay(finetune_lr_milestones,
                                                finetune_lr_gamma)
             self.guard = LayerDensityGuard(min_layer_density,
@@ -140,7 +153,8 @@ class BaseMaskedPruningHook(Hook):
                 'in iterations')
         with named_errors(name):
             self._weights, summary = collect_prunable(
-                self._model(runner), self.exclude, self.include_frozen)
+                self._model(runner), self.exclude, self.include_frozen,
+                self.prune_only)
         runner.logger.info(f'{name}: {summary}')
         if self.finetune_lr.milestones and runner.param_schedulers:
             raise ValueError(

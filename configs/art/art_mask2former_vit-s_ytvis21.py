@@ -8,9 +8,9 @@
 # (AdamW, wd 0.05): watch λ, the pruned vs dense loss in the log and
 # <work_dir>/plots/art_curves.png.
 # clip_regularizer=False: the base clips the gradient at max_norm 0.01, but
-# λ0·‖∇R‖ alone is 0.062 at initialisation and ~0.46 at the largest λ of
-# this schedule (projects/hypersparse/measure_reg_grad_vs_clip.py --static),
-# so clipping the sum would shrink the task gradient 6-46x; λ·∇R is added
+# λ0·‖∇R‖ over the ViT blocks alone is 0.044 at initialisation and ~0.33 at
+# the largest λ of this schedule (projects/hypersparse/measure_reg_grad_vs_clip.py
+# --static), so clipping the sum would shrink the task gradient 4-33x; λ·∇R is added
 # after clipping instead. The patch embedding (and VPP's pruner, if present)
 # stays dense (outside prune_only, and in the default exclusions).
 # Pruned: the linear weights of the ViT blocks only (prune_only=backbone.blocks,

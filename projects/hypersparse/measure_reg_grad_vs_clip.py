@@ -45,7 +45,8 @@ def static(cfg):
     hook = ARTHook(**{k: v for k, v in art_hook_cfg(cfg).items()
                       if k != 'type'})
     model = MODELS.build(cfg.model)
-    weights = prunable_weights(model, hook.exclude, hook.include_frozen)
+    weights = prunable_weights(model, hook.exclude, hook.include_frozen,
+                               prune_only=hook.prune_only)
     stats = regularizer_stats(hook.regularizer, weights.values(),
                               hook.target_sparsity)
     total = cfg.train_cfg.get('max_iters') or cfg.train_cfg.get('max_epochs')

@@ -291,7 +291,7 @@ def render_tables(groups, results, meta):
         f"192 + Mask2Former; every row fine-tunes the same dense checkpoint "
         f"(`{meta['dense_ckpt']}`) for {meta['iters']} iterations with its own training seed; "
         f"pruned rows at {100 * SPARSITY:g} % global magnitude sparsity of the "
-        f"{meta['prunable_weights']} prunable weights (the configs' `exclude`: the linear "
+        f"{meta['prunable_weights']} prunable weights (the configs' `prune_only`: the linear "
         'layers of the ViT blocks). AP columns: mean over seeds. Differences in AP '
         'points with 95 % intervals: paired bootstrap over held-out videos '
         f"({meta['n_boot']} draws, seed-mean of both rows on each draw) and Student-t over "
@@ -475,7 +475,8 @@ def calibrate(args):
     eps = wrapper.optimizer.param_groups[0]['eps']
     exclude = hook.get('exclude')
     weights = prunable_weights(model, DEFAULT_EXCLUDE if exclude is None else exclude,
-                               include_frozen=hook.get('include_frozen', False))
+                               include_frozen=hook.get('include_frozen', False),
+                               prune_only=hook.get('prune_only'))
     grads = hypersparse_grad(list(weights.values()), SPARSITY)
     rho, mags = [], []
     for w, g in zip(weights.values(), grads):

@@ -518,6 +518,15 @@ def calibrate(args):
                  if above else ''))
 
 
+def _progress_line(result):
+    extra = ''
+    if 'sparsity' in result:
+        extra = f" sparsity {100 * result['sparsity']:.2f} %"
+    if result['method'] == 'art':
+        extra += f" switch {result['switch_reason']} at iter {result['switch_iter']}"
+    return f"AP {result['AP']:.3f}{extra}"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/hypersparse_vis_toy')
@@ -554,8 +563,7 @@ def main(argv=None):
         calibrate(argparse.Namespace(dense_ckpt=dense_ckpt))
         return
     rows = plan_rows(args)
-    done = {r['name'] for r in rows
-            if osp.exists(osp.join(work, 'rows', r['name'] + '.json'))}
+    done = toy.finished_rows(rows, work)
     if args.dry_run:
         left, test_s = estimate(rows, done, args, work)
         for r in rows:
@@ -577,22 +585,9 @@ def main(argv=None):
             raise SystemExit(f'run_vis_toy: {what} is missing ({path}); '
                              'projects/vpp/run_toy_comparison.py makes it')
     gt = toy.heldout_gt(osp.join(ROOT, data_root))
-    os.makedirs(osp.join(work, 'rows'), exist_ok=True)
-    for row in rows:
-        if row['name'] in done:
-            print(f"{row['name']}: finished, skipped")
-            continue
-        result = run_row(row, args, data_root, dense_ckpt, gt, work)
-        path = osp.join(work, 'rows', row['name'] + '.json')
-        with open(path + '.tmp', 'w') as f:
-            json.dump(result, f)
-        os.replace(path + '.tmp', path)  # the done-marker appears complete or not at all
-        extra = ''
-        if 'sparsity' in result:
-            extra = f" sparsity {100 * result['sparsity']:.2f} %"
-        if row['method'] == 'art':
-            extra += f" switch {result['switch_reason']} at iter {result['switch_iter']}"
-        print(f"{row['name']}: AP {result['AP']:.3f}{extra}", flush=True)
+    toy.run_pending_rows(
+        rows, done, work, lambda row: run_row(row, args, data_root, dense_ckpt, gt, work),
+        _progress_line)
     report(work, results_dir, args)
 
 

@@ -193,6 +193,29 @@ def run_row(row, args, data_root, pre_ckpt, gt, work):
     return result
 
 
+def finished_rows(rows, work):
+    """Names of the rows whose row file (their done-marker) exists."""
+    return {r['name'] for r in rows
+            if osp.exists(osp.join(work, 'rows', r['name'] + '.json'))}
+
+
+def run_pending_rows(rows, done, work, run_one, describe):
+    """Run every row not in ``done`` with ``run_one(row) -> result`` and write
+    ``<work>/rows/<row>.json`` when it is finished; ``describe(result)`` is
+    the progress line. Shared with ``projects/hypersparse/run_vis_toy.py``."""
+    os.makedirs(osp.join(work, 'rows'), exist_ok=True)
+    for row in rows:
+        if row['name'] in done:
+            print(f"{row['name']}: finished, skipped")
+            continue
+        result = run_one(row)
+        path = osp.join(work, 'rows', row['name'] + '.json')
+        with open(path + '.tmp', 'w') as f:
+            json.dump(result, f)
+        os.replace(path + '.tmp', path)  # the done-marker appears complete or not at all
+        print(f"{row['name']}: {describe(result)}", flush=True)
+
+
 # ----------------------------------------------------------------------------- report
 def _cached_ap(records, metric='AP'):
     """``records.stats(idx)[metric]`` memoised on the draw (rows share draws)."""
@@ -425,8 +448,7 @@ def main(argv=None):
     data_root = osp.join(args.data_root, '')
     meta = dict(num_frames=DATA['num_frames'], n_boot=args.n_boot, data=DATA)
     rows = plan_rows(args)
-    done = {r['name'] for r in rows
-            if osp.exists(osp.join(work, 'rows', r['name'] + '.json'))}
+    done = finished_rows(rows, work)
     if args.dry_run:
         left, per_iter, test_s = estimate(rows, done, args, work)
         for r in rows:
@@ -445,18 +467,10 @@ def main(argv=None):
     gt = heldout_gt(osp.join(ROOT, data_root))
     pre_ckpt, _ = train(DENSE, osp.join(work, 'dense_pretrain'), args.pretrain_iters,
                         data_options(data_root), seed=0)
-    os.makedirs(osp.join(work, 'rows'), exist_ok=True)
-    for row in rows:
-        if row['name'] in done:
-            print(f"{row['name']}: finished, skipped")
-            continue
-        result = run_row(row, args, data_root, pre_ckpt, gt, work)
-        path = osp.join(work, 'rows', row['name'] + '.json')
-        with open(path + '.tmp', 'w') as f:
-            json.dump(result, f)
-        os.replace(path + '.tmp', path)  # the done-marker appears complete or not at all
-        print(f"{row['name']}: AP {result['AP']:.3f} PKR {result['pkr']:.3f} "
-              f"object pixels kept {result['fg_recall']:.3f}", flush=True)
+    run_pending_rows(
+        rows, done, work, lambda row: run_row(row, args, data_root, pre_ckpt, gt, work),
+        lambda result: f"AP {result['AP']:.3f} PKR {result['pkr']:.3f} "
+                       f"object pixels kept {result['fg_recall']:.3f}")
     report(work, results_dir, args, meta)
 
 

@@ -6,14 +6,12 @@ import json
 import os.path as osp
 import re
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from vis_helpers import synthetic_video_records
 
 from mmsparse.art import DEFAULT_EXCLUDE
-from mmsparse.evaluation.functional.ytvis_ap import IOU_THRS
-from mmsparse.evaluation.functional.ytvis_bootstrap import YTVISVideoRecords
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NAMES = ('backbone.blocks.0.attn.qkv.weight', 'backbone.blocks.5.mlp.fc2.weight',
@@ -80,31 +78,13 @@ def test_scaled_schedules_are_valid(script, iters):
     assert script.hook_schedule('oneshot', iters) == dict(prune_at=0)
 
 
-def _records(quality, seed, num_videos=40):
-    """Records of a model that finds each instance with probability ``quality``."""
-    rng = np.random.default_rng(seed)
-    num_pos = rng.integers(0, 3, (num_videos, 3))
-    video, cat, score, tp = [], [], [], []
-    for v in range(num_videos):
-        for k in range(3):
-            for _ in range(num_pos[v, k] + 1):
-                hit = rng.random() < quality
-                video.append(v)
-                cat.append(k)
-                score.append(rng.random() * (1 + hit))
-                tp.append(np.arange(len(IOU_THRS)) < (rng.integers(3, 11) if hit else 0))
-    tp = np.array(tp).T
-    return YTVISVideoRecords(list(range(1, num_videos + 1)), [1, 2, 3], num_pos, video, cat,
-                             score, tp, ~tp)
-
-
 QUALITY = dict(dense=0.8, art=0.7, gmp=0.65, oneshot=0.3)
 
 
 def _fake_run_row(calls):
     def run_row(row, args, data_root, dense_ckpt, gt, work):
         calls.append(row['name'])
-        records = _records(QUALITY[row['method']], seed=row['seed'])
+        records = synthetic_video_records(QUALITY[row['method']], seed=row['seed'])
         info = {}
         if row['method'] != 'dense':
             info = dict(sparsity=0.9, zero_share=0.9, prunable_weights=100, switch_iter=240)

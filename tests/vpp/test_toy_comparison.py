@@ -3,11 +3,8 @@ import importlib.util
 import json
 import os.path as osp
 
-import numpy as np
 import pytest
-
-from mmsparse.evaluation.functional.ytvis_ap import IOU_THRS
-from mmsparse.evaluation.functional.ytvis_bootstrap import YTVISVideoRecords
+from vis_helpers import synthetic_video_records
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -21,32 +18,13 @@ def script():
     return module
 
 
-def _records(quality, seed, num_videos=40):
-    """Records of a model that finds each instance with probability ``quality``."""
-    rng = np.random.default_rng(seed)
-    num_pos = rng.integers(0, 3, (num_videos, 3))
-    video, cat, score, tp = [], [], [], []
-    for v in range(num_videos):
-        for k in range(3):
-            for _ in range(num_pos[v, k] + 1):
-                hit = rng.random() < quality
-                video.append(v)
-                cat.append(k)
-                score.append(rng.random() * (1 + hit))
-                # a hit is a true positive up to a random IoU threshold
-                tp.append(np.arange(len(IOU_THRS)) < (rng.integers(3, 11) if hit else 0))
-    tp = np.array(tp).T
-    return YTVISVideoRecords(list(range(1, num_videos + 1)), [1, 2, 3], num_pos, video, cat,
-                             score, tp, ~tp)
-
-
 QUALITY = dict(dense=0.8, temporal=0.75, image=0.6, random=0.3)
 
 
 def _fake_run_row(calls):
     def run_row(row, args, data_root, pre_ckpt, gt, work):
         calls.append(row['name'])
-        records = _records(QUALITY[row['selector']], seed=row['seed'])
+        records = synthetic_video_records(QUALITY[row['selector']], seed=row['seed'])
         return dict(row, finetune_iters=args.finetune_iters, pretrain_iters=args.pretrain_iters,
                     **records.stats(), pkr=0.5, keep=0.4, fg_recall=0.5, train_seconds=10.,
                     test_seconds=5., records=records.to_dict())

@@ -16,7 +16,7 @@
 # Xavier/Kaiming-initialised weights are ~3x larger than the ViT blocks'
 # (trunc-normal 0.02): at 90 % every ViT block is then pruned to > 99 % and
 # the backbone no longer sees the image (measured on the toy model, see
-# configs/art/art_mask2former_vit_toy-ytvis21_hard.py).
+# configs/art/_base_/finetune_mask2former_vit_toy-ytvis21_hard.py).
 _base_ = '../toy/mask2former_vit_toy-ytvis21.py'
 
 custom_hooks = _base_.custom_hooks + [

@@ -14,18 +14,7 @@
 # training loss is measured on other, augmented batches, a difference the
 # criterion cannot tell from pruning damage).
 #
-# Pruned: the linear weights of the 6 ViT blocks (2.65 M), the same set for
-# every method of the experiment (prune_only=backbone.blocks, minus the
-# hooks' default exclusions). With the defaults alone the pyramid
-# and the head are prunable too, and one global magnitude threshold then
-# follows the initialisation scale, not importance: the ViT blocks
-# (trunc-normal std 0.02, median |w| 0.013-0.015 per layer on the dense
-# checkpoint) lie below most of the pyramid's and the head's Xavier/Kaiming-
-# initialised layers (median 0.04, 10-90 %: 0.015-0.075), so 90 % global
-# sparsity prunes every ViT block to 99.2-99.7 % (30 of 75 layers above
-# 99 % on the dense checkpoint) and the backbone no longer sees the image;
-# HyperSparse's global quantile would push the whole backbone to
-# zero in the same way (`run_vis_toy.py --calibrate` lists the layers).
+# Pruned: the ViT blocks only (see the note in the base config).
 #
 # λ0 and η for AdamW. AdamW divides each weight's gradient by √v̂ (the RMS of
 # that weight's recent gradients), so the size of λ·∇R matters only relative
@@ -51,19 +40,14 @@
 # forced switch (λ·‖∇R‖ 0.016 -> 0.71); the small weights pass λ·ρ = 1 at
 # step ~12 (iteration ~120), leaving ~120 iterations in which they shrink by
 # up to ~lr = 3e-4 each, about the size of the κ-quantile (0.034).
-_base_ = '../toy/mask2former_vit_toy-ytvis21_hard.py'
+_base_ = './_base_/finetune_mask2former_vit_toy-ytvis21_hard.py'
 
-load_from = 'work_dirs/vpp_toy_benchmark/dense_pretrain/iter_2000.pth'
-max_iters = 400
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 custom_hooks = _base_.custom_hooks + [
     dict(
         type='ARTHook',
         target_sparsity=0.9,
         regularizer='hypersparse',
-        # the ViT blocks only, minus the hooks' default exclusions (see the
-        # note above)
-        prune_only=['^backbone\\.blocks\\.'],
+        prune_only=_base_.vit_blocks,
         by_epoch=False,
         warmup=0,
         interval=10,

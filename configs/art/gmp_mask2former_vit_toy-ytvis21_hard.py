@@ -7,29 +7,14 @@
 # checkpoint (load_from) and keeps the base's lr schedule (30-iteration
 # warm-up, x0.1 at 80 % of the run); AdamW moments are kept at the last
 # pruning step (the hook's default for GMP).
-# Pruned: the linear weights of the 6 ViT blocks (2.65 M), the same set for
-# every method of the experiment (prune_only=backbone.blocks, minus the
-# hooks' default exclusions). With the defaults alone the pyramid
-# and the head are prunable too, and one global magnitude threshold then
-# follows the initialisation scale, not importance: the ViT blocks
-# (trunc-normal std 0.02, median |w| 0.013-0.015 per layer on the dense
-# checkpoint) lie below most of the pyramid's and the head's Xavier/Kaiming-
-# initialised layers (median 0.04, 10-90 %: 0.015-0.075), so 90 % global
-# sparsity prunes every ViT block to 99.2-99.7 % (30 of 75 layers above 99 %
-# on the dense checkpoint iter_2000.pth) and the backbone no longer sees the
-# image (projects/hypersparse/run_vis_toy.py --calibrate lists the layers).
-_base_ = '../toy/mask2former_vit_toy-ytvis21_hard.py'
+# Pruned: the ViT blocks only (see the note in the base config).
+_base_ = './_base_/finetune_mask2former_vit_toy-ytvis21_hard.py'
 
-load_from = 'work_dirs/vpp_toy_benchmark/dense_pretrain/iter_2000.pth'
-max_iters = 400
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 custom_hooks = _base_.custom_hooks + [
     dict(
         type='GradualMagnitudePruningHook',
         target_sparsity=0.9,
-        # the ViT blocks only, minus the hooks' default exclusions (see the
-        # note above)
-        prune_only=['^backbone\\.blocks\\.'],
+        prune_only=_base_.vit_blocks,
         by_epoch=False,
         begin=0,
         end=240,

@@ -70,7 +70,20 @@ SCHEDULES = {
 }
 SELECTORS = ('temporal', 'image', 'random')
 LABELS = dict(dense='dense', temporal='VPP (temporal prior)',
-              image='image-only', random='random')
+              image='image-only', random='random', truncated='dense, no pruning')
+# Diagnostic rows (``--truncate K``): the dense model with only its first K ViT
+# blocks, fine-tuned like every row. If it stays near the dense AP, the toy's
+# objects are recognised from early-block features and the later blocks (where
+# the staged selectors act) carry little of the task.
+TRUNCATED = 'trunc'
+
+
+def schedule_label(schedule):
+    if schedule.startswith(TRUNCATED):
+        return f'ViT cut to its first {schedule[len(TRUNCATED):]} of 6 blocks'
+    return 'dense' if schedule == 'dense' else SCHEDULES[schedule]['label']
+
+
 METRICS = ('AP', 'AP50', 'AP75')
 # Data of the benchmark (tools/misc/make_toy_ytvis.py --mode hard).
 DATA = dict(num_videos=400, num_frames=6, heldout_ratio=0.5, seed=0)
@@ -169,6 +182,11 @@ def plan_rows(args):
                     name=f'{schedule}_{sel}_seed{seed}', schedule=schedule,
                     selector=sel, seed=seed, config=SCHEDULES[schedule]['config'],
                     options=[f'model.backbone.selector={sel}']))
+        for blocks in args.truncate:
+            rows.append(dict(name=f'{TRUNCATED}{blocks}_seed{seed}',
+                             schedule=f'{TRUNCATED}{blocks}', selector='truncated',
+                             seed=seed, config=DENSE,
+                             options=[f'model.backbone.arch.num_layers={blocks}']))
     return rows
 
 
@@ -243,8 +261,11 @@ def summarize(results, n_boot):
     dense = by_key.get(('dense', 'dense'), {})
     groups = []
     for (schedule, selector), per_seed in sorted(
-            by_key.items(), key=lambda kv: (kv[0][0] != 'dense', kv[0][0] != 'paper',
-                                            (('dense',) + SELECTORS).index(kv[0][1]))):
+            by_key.items(), key=lambda kv: (kv[0][0] != 'dense',
+                                            kv[0][0].startswith(TRUNCATED),
+                                            kv[0][0] != 'paper', kv[0][0],
+                                            (('dense',) + SELECTORS + ('truncated',))
+                                            .index(kv[0][1]))):
         seeds = sorted(per_seed)
         g = dict(schedule=schedule, selector=selector, seeds=seeds,
                  **{k: float(np.mean([per_seed[s][k] for s in seeds]))
@@ -296,7 +317,7 @@ def render_tables(groups, contrasts, meta):
         '| AP - dense [bootstrap over videos] | AP - dense [t over seeds] |',
         '|---|---|---|---|---|---|---|---|---|---|']
     for g in groups:
-        sched = 'dense' if g['schedule'] == 'dense' else SCHEDULES[g['schedule']]['label']
+        sched = schedule_label(g['schedule'])
         boot = format_diff(g['diff_boot'], **pct) if 'diff_boot' in g else ''
         seeds = format_diff(g['diff_seeds'], **pct) if 'diff_seeds' in g else ''
         lines.append(
@@ -428,6 +449,9 @@ def main(argv=None):
                         choices=list(SCHEDULES))
     parser.add_argument('--selectors', nargs='+', default=list(SELECTORS),
                         choices=list(SELECTORS))
+    parser.add_argument('--truncate', type=int, nargs='*', default=[],
+                        help='diagnostic rows: the dense model cut to its first K ViT '
+                        'blocks (1-5), fine-tuned like the other rows')
     parser.add_argument('--n-boot', type=int, default=1000)
     parser.add_argument(
         '--threads', type=int, default=1,
@@ -443,6 +467,8 @@ def main(argv=None):
     THREADS['OMP_NUM_THREADS'] = str(args.threads)
     if args.pretrain_iters < 1 or args.finetune_iters < 1:
         parser.error('iterations must be >= 1')
+    if any(not 1 <= k <= 5 for k in args.truncate):
+        parser.error(f'--truncate: block counts must be in 1..5, got {args.truncate}')
     work = osp.join(ROOT, args.work_dir)
     results_dir = osp.join(ROOT, args.results_dir)
     data_root = osp.join(args.data_root, '')

@@ -18,7 +18,7 @@ def script():
     return module
 
 
-QUALITY = dict(dense=0.8, temporal=0.75, image=0.6, random=0.3)
+QUALITY = dict(dense=0.8, temporal=0.75, image=0.6, random=0.3, truncated=0.7)
 
 
 def _fake_run_row(calls):
@@ -73,6 +73,19 @@ def test_rows_are_resumable_and_reported(script, tmp_path, monkeypatch):
     contrasts = {(c['a'], c['b']) for c in summary['contrasts']}
     assert contrasts == {('temporal', 'image'), ('temporal', 'random')}
 
+    # Diagnostic rows of the dense model cut to its first blocks: reported
+    # against dense like a selector, after the pruning rows.
+    calls.clear()
+    script.main(argv + ['--truncate', '2'])
+    assert calls == ['trunc2_seed0', 'trunc2_seed1']
+    table = (tmp_path / 'res' / 'comparison.md').read_text()
+    assert 'ViT cut to its first 2 of 6 blocks' in table
+    summary = json.loads((tmp_path / 'res' / 'comparison.json').read_text())
+    assert [g['schedule'] for g in summary['groups']][-1] == 'trunc2'
+    assert summary['groups'][-1]['diff_seeds']['n'] == 2
+    with pytest.raises(SystemExit):
+        script.main(argv + ['--truncate', '6'])
+
     # --dry-run and --report-only do not run anything.
     calls.clear()
     script.main(argv + ['--dry-run'])
@@ -85,9 +98,15 @@ def test_plan_rows(script):
         seeds = [0, 1, 2]
         schedules = ['paper', 'single']
         selectors = ['temporal', 'image', 'random']
+        truncate = [1, 3]
     rows = script.plan_rows(Args)
     names = [r['name'] for r in rows]
-    assert len(names) == len(set(names)) == 3 * 7
+    assert len(names) == len(set(names)) == 3 * 9
+    cut = [r for r in rows if r['selector'] == 'truncated']
+    assert {r['name'] for r in cut} == {f'trunc{k}_seed{s}' for k in (1, 3) for s in (0, 1, 2)}
+    assert {r['config'] for r in cut} == {script.DENSE}
+    assert {o for r in cut for o in r['options']} == {
+        'model.backbone.arch.num_layers=1', 'model.backbone.arch.num_layers=3'}
     paper = [r for r in rows if r['schedule'] == 'paper']
     assert {r['config'] for r in paper} == {script.SCHEDULES['paper']['config']}
     assert {o for r in paper for o in r['options']} == {

@@ -1,6 +1,8 @@
-"""Object pixels kept by VPP (VPPVisualizationHook's foreground recall)."""
+"""Object pixels kept by VPP (VPPVisualizationHook's foreground recall) and
+the keep masks brought back to the frame's pixels."""
 from types import SimpleNamespace
 
+import mmcv
 import numpy as np
 import pytest
 import torch
@@ -8,8 +10,9 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
 from mmengine.structures import InstanceData
 
-from mmsparse.engine.hooks.vpp_visualization_hook import (foreground_recall,
-                                                          grid_mask_to_image)
+from mmsparse.vpp.keep_stats import foreground_recall
+from mmsparse.vpp.visualization import (evenly_spaced_frames,
+                                        grid_mask_to_image, kept_patch_overlay)
 
 
 class FakeBackbone:
@@ -70,3 +73,29 @@ def test_grid_mask_follows_padding_and_resize():
     assert out.shape == (48, 96)
     assert out[:32, :32].all() and not out[:32, 32:].any()
     assert not out[32:, :].any()   # row 1 of the grid is half padding
+
+
+@pytest.mark.parametrize('src,dst', [((24, 48), (48, 96)), ((23, 40), (360, 640)),
+                                     ((368, 640), (720, 1280)),
+                                     ((37, 53), (29, 101)), ((7, 3), (7, 3))])
+def test_nearest_resize_matches_mmcv(src, dst):
+    # the plain-numpy resize gives the pixels mmcv.imresize (cv2) gives
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 2, src, dtype=np.uint8)
+    ref = mmcv.imresize(img, (dst[1], dst[0]), interpolation='nearest')
+    out = grid_mask_to_image(img.astype(bool), src, src, dst)
+    assert out.dtype == bool and np.array_equal(out, ref.astype(bool))
+
+
+def test_overlay_darkens_pruned_pixels_only():
+    image = np.full((2, 2, 3), 200, np.uint8)
+    keep = np.array([[True, False], [False, True]])
+    out = kept_patch_overlay(image, keep)
+    assert out.dtype == np.uint8
+    assert (out[keep] == 200).all() and (out[~keep] == 50).all()
+
+
+def test_evenly_spaced_frames():
+    assert evenly_spaced_frames(5, 8) == [0, 1, 2, 3, 4]
+    assert evenly_spaced_frames(20, 4) == [0, 6, 13, 19]
+    assert evenly_spaced_frames(3, 1) == [0]

@@ -1,91 +1,24 @@
-"""Log VPP keep ratios per frame and draw kept patches over video frames."""
+"""Log VPP keep ratios per frame and draw kept patches over video frames.
+
+The statistics and the drawing live in :mod:`mmsparse.vpp.keep_stats` and
+:mod:`mmsparse.vpp.visualization`; this hook reads the backbone's records
+after every video, logs and saves.
+"""
 import os
 import os.path as osp
 from typing import List, Optional, Sequence
 
 import mmcv
-import numpy as np
-import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmsparse.registry import HOOKS
 from mmsparse.utils.drawing import save_frame_grid
-
-
-def kept_patch_overlay(image: np.ndarray,
-                       keep: np.ndarray,
-                       dim: float = 0.25) -> np.ndarray:
-    """Darken the pruned patches of an RGB frame.
-
-    Args:
-        image (np.ndarray): (H, W, 3) uint8 RGB frame.
-        keep (np.ndarray): (H, W) bool, True where the patch was kept.
-        dim (float): Brightness left to pruned pixels. Defaults to 0.25.
-
-    Returns:
-        np.ndarray: (H, W, 3) uint8.
-    """
-    out = image.astype(np.float32)
-    out[~keep] *= dim
-    return out.clip(0, 255).astype(np.uint8)
-
-
-def grid_mask_to_image(mask: np.ndarray, batch_shape: Sequence[int],
-                       img_shape: Sequence[int],
-                       ori_shape: Sequence[int]) -> np.ndarray:
-    """Patch-grid keep mask -> pixel mask of the original frame.
-
-    The grid covers the padded network input (``batch_shape``); the frame
-    occupies its top-left ``img_shape`` and was resized from ``ori_shape``.
-    """
-    h, w = mask.shape
-    ph, pw = batch_shape[0] // h, batch_shape[1] // w
-    pixels = np.kron(mask.astype(np.uint8), np.ones((ph, pw), np.uint8))
-    pixels = pixels[:img_shape[0], :img_shape[1]]
-    pixels = mmcv.imresize(
-        pixels, (int(ori_shape[1]), int(ori_shape[0])),
-        interpolation='nearest')
-    return pixels.astype(bool)
-
-
-def foreground_recall(backbone, stats, frames) -> List[float]:
-    """Object pixels kept in the pruned frames of one video.
-
-    Args:
-        backbone: The VPP backbone after its forward over the video.
-        stats (list): Its ``last_stats`` (one entry per frame).
-        frames (list): The video's ``DetDataSample`` per frame; frames
-            without ground-truth masks are skipped.
-
-    Returns:
-        list: [object pixels kept, object pixels, sum of the keep ratios
-        of the pruned frames with objects, number of those frames].
-    """
-    kept_px = total_px = keep_sum = counted = 0.
-    masks = backbone.keep_masks()
-    if masks is None or len(frames) != len(stats):
-        return [0., 0., 0., 0.]
-    masks = masks.numpy()
-    for t, (sample, stat) in enumerate(zip(frames, stats)):
-        gt = sample.get('gt_instances', None)
-        if not stat.pruned or gt is None or 'masks' not in gt \
-                or len(gt) == 0:
-            continue
-        gt_masks = gt.masks
-        gt_masks = gt_masks.to_ndarray() if hasattr(gt_masks, 'to_ndarray') \
-            else np.asarray(gt_masks)
-        fg = gt_masks.astype(bool).any(axis=0)
-        if not fg.any():
-            continue
-        keep = grid_mask_to_image(masks[t], sample.batch_input_shape,
-                                  sample.img_shape, fg.shape)
-        kept_px += float((keep & fg).sum())
-        total_px += float(fg.sum())
-        keep_sum += stat.keep_ratio
-        counted += 1
-    return [kept_px, total_px, keep_sum, counted]
+from mmsparse.vpp.keep_stats import (KeepStatistics, foreground_recall,
+                                     video_summary)
+from mmsparse.vpp.visualization import (evenly_spaced_frames,
+                                        grid_mask_to_image, kept_patch_overlay)
 
 
 @HOOKS.register_module()
@@ -142,14 +75,7 @@ class VPPVisualizationHook(Hook):
 
     def _reset(self, num_layers: int) -> None:
         self._seen = 0
-        self._num_layers = num_layers
-        # frames, sum of PKR, pruned frames, sum of their keep ratios,
-        # object pixels of pruned frames kept, object pixels of pruned
-        # frames, sum of the keep ratios of the pruned frames with objects,
-        # number of those frames; then per block: sum over all frames of
-        # the share of patches processed, sum over the pruned frames of the
-        # patches processed
-        self._sums = torch.zeros(8 + 2 * num_layers, dtype=torch.float64)
+        self._stats = KeepStatistics(num_layers)
 
     def _reset_for(self, runner) -> None:
         backbone = self._backbone(runner)
@@ -192,51 +118,23 @@ class VPPVisualizationHook(Hook):
         if backbone is None or not backbone.last_stats:
             return
         stats = backbone.last_stats
-        keep = [s.keep_ratio for s in stats]
-        pruned = [s.keep_ratio for s in stats if s.pruned]
-        self._sums[:4] += torch.tensor([
-            len(stats), sum(s.pkr for s in stats), len(pruned), sum(pruned)
-        ], dtype=torch.float64)
-        L = self._num_layers
-        if L and all(len(s.counts) == L for s in stats):
-            counts = torch.tensor([s.counts for s in stats],
-                                  dtype=torch.float64)
-            share = counts / torch.tensor([[s.num_tokens] for s in stats],
-                                          dtype=torch.float64)
-            self._sums[8:8 + L] += share.sum(0)
-            is_pruned = torch.tensor([s.pruned for s in stats])
-            self._sums[8 + L:] += counts[is_pruned].sum(0)
-        if outputs:
-            self._sums[4:8] += torch.tensor(
-                foreground_recall(backbone, stats,
-                                  list(outputs[0].video_data_samples)),
-                dtype=torch.float64)
+        frames = list(outputs[0].video_data_samples) if outputs else []
+        self._stats.add_video(
+            stats,
+            foreground_recall(backbone, stats, frames) if outputs else None)
         if runner.rank != 0 or self._seen >= self.num_videos or not outputs:
             return
         self._seen += 1
-        frames = list(outputs[0].video_data_samples)
         video = osp.basename(osp.dirname(frames[0].img_path)) \
             if frames and 'img_path' in frames[0] else f'video{self._seen}'
-        pkr = sum(s.pkr for s in stats) / len(stats)
-        blocks = next((s.counts for s in stats if s.pruned), None)
-        runner.logger.info(
-            f'VPP {tag} {video}: keep ratio per frame ' +
-            ' '.join(f'{k:.2f}' for k in keep) + f' | PKR {pkr:.3f}' +
-            ('' if blocks is None else ' | patches per block (frame 1) ' +
-             ' '.join(str(c) for c in blocks)))
+        runner.logger.info(f'VPP {tag} {video}: ' + video_summary(stats))
         if draw and len(frames) == len(stats):
             self._draw(runner, backbone, frames, stats, video, tag)
 
     def _draw(self, runner, backbone, frames, stats, video, tag) -> None:
         masks = backbone.keep_masks().numpy()
-        pick = range(len(frames))
-        if len(frames) > self.max_frames:
-            pick = sorted({
-                int(round(i))
-                for i in np.linspace(0, len(frames) - 1, self.max_frames)
-            })
         images, titles = [], []
-        for t in pick:
+        for t in evenly_spaced_frames(len(frames), self.max_frames):
             sample = frames[t]
             image = mmcv.imread(sample.img_path, channel_order='rgb')
             keep = grid_mask_to_image(
@@ -253,36 +151,12 @@ class VPPVisualizationHook(Hook):
                             titles, f'{video}: kept patches (VPP)'))
 
     def _summary(self, runner, mode: str) -> None:
-        sums = self._sums.clone()
+        sums = self._stats.sums.clone()
         all_reduce(sums)
-        frames, pkr_sum, pruned, keep_sum, fg_kept, fg, fg_keep_sum, \
-            fg_frames = sums[:8].tolist()
-        if frames == 0:
+        result = self._stats.summary(mode, sums)
+        if result is None:
             return
-        pkr = pkr_sum / frames
-        keep = keep_sum / pruned if pruned else 1.0
-        runner.message_hub.update_scalar(f'{mode}/vpp_pkr', pkr)
-        runner.message_hub.update_scalar(f'{mode}/vpp_keep', keep)
-        msg = (f'VPP {mode}: {int(frames)} frames, {int(pruned)} pruned; '
-               f'keep ratio of pruned frames {keep:.3f}, mean PKR {pkr:.3f}')
-        L = self._num_layers
-        if L:
-            share = (sums[8:8 + L] / frames).tolist()
-            for i, value in enumerate(share):
-                runner.message_hub.update_scalar(f'{mode}/vpp_keep_block{i}',
-                                                 value)
-            msg += ('; share of patches per block (all frames) ' +
-                    ' '.join(f'{v:.3f}' for v in share))
-            if pruned:
-                counts = (sums[8 + L:] / pruned).tolist()
-                msg += ('; patches per block (pruned frames, mean) ' +
-                        ' '.join(f'{v:.0f}' for v in counts))
-        if fg > 0:
-            recall = fg_kept / fg
-            selectivity = recall / (fg_keep_sum / fg_frames)
-            runner.message_hub.update_scalar(f'{mode}/vpp_fg_recall', recall)
-            runner.message_hub.update_scalar(f'{mode}/vpp_fg_selectivity',
-                                             selectivity)
-            msg += (f'; object pixels kept {recall:.3f} '
-                    f'({selectivity:.2f}x the keep ratio; 1.00x = random)')
+        scalars, msg = result
+        for key, value in scalars.items():
+            runner.message_hub.update_scalar(key, value)
         runner.logger.info(msg)

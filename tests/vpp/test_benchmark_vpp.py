@@ -3,12 +3,14 @@ side by side in one run (it hands over to benchmark_vpp.py), streaming and
 offline, table + JSON."""
 import importlib.util
 import json
+import logging
 import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
+import torch
 from vis_helpers import ROOT
 
 VPP_TOY = osp.join('configs', 'toy', 'vpp_mask2former_vit_toy-ytvis21.py')
@@ -64,12 +66,17 @@ def test_benchmark_tool_compares_dense_and_vpp_schedules(tmp_path):
             row['offline_ms_per_frame']
 
 
-def test_schedule_syntax():
+def benchmark_vpp():
     spec = importlib.util.spec_from_file_location(
         'benchmark_vpp',
         osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_vpp.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_schedule_syntax():
+    tool = benchmark_vpp()
     paper = '1:0.7,3:0.56,6:0.448,9:0.358'
     assert tool.parse_schedule(paper) == ([1, 3, 6, 9],
                                           [0.7, 0.56, 0.448, 0.358])
@@ -79,3 +86,59 @@ def test_schedule_syntax():
     for bad in ('1-0.4', '1:a', '0.4', '1:0.4:2'):
         with pytest.raises(ValueError, match=f"schedule '{bad}'"):
             tool.parse_schedule(bad)
+
+
+class ListHandler(logging.Handler):
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_dense_row_loads_a_vpp_checkpoint_without_selector_warnings(
+        tmp_path):
+    bench = benchmark_vpp()
+    tool = bench._dense_tool()
+    config = osp.join(ROOT, VPP_TOY)
+    no_download = {'model.backbone.backbone.init_cfg': None}
+    vpp = tool.build(config, None, dict(no_download,
+                                        **{'model.backbone.keep_ratio': 0.5}))
+    state = vpp.state_dict()
+    selectors = [k for k in state if k.startswith('backbone.pruner.')]
+    assert selectors  # the VPP model has selector heads
+    logger = logging.getLogger('test_benchmark_vpp_dense_row')
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = ListHandler()
+    logger.addHandler(handler)
+    dense_opts = dict(no_download, **{'model.backbone.prune_layer': [1],
+                                      'model.backbone.keep_ratio': [1.0]})
+
+    def load(state_dict):
+        path = str(tmp_path / 'vpp.pth')
+        torch.save(dict(state_dict=state_dict), path)
+        handler.messages.clear()
+        model = bench.build_row(tool, config, path, dense_opts, logger)
+        return model, '\n'.join(handler.messages)
+
+    model, log = load(state)
+    assert model.backbone.pruner.dense
+    assert not any(k.startswith('backbone.pruner.')
+                   for k in model.state_dict())
+    assert f'dense row: {len(selectors)} VPP selector tensors' in log
+    assert 'unexpected key' not in log and 'missing key' not in log
+    # the shared weights did load
+    key = 'backbone.backbone.blocks.0.attn.qkv.weight'
+    assert torch.equal(model.state_dict()[key], state[key])
+    # a genuinely wrong key (and a missing one) are still reported
+    wrong = dict(state)
+    wrong['backbone.backbone.bogus'] = torch.zeros(1)
+    del wrong[key]
+    _, log = load(wrong)
+    assert 'unexpected key in source state_dict: backbone.backbone.bogus' \
+        in log
+    assert f'missing keys in source state_dict: {key}' in log
+    assert 'backbone.pruner.' not in log.split('not loaded')[-1]

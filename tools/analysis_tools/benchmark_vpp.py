@@ -43,19 +43,31 @@ FLOPs use ``mmengine.analysis`` (fvcore convention, 1 multiply-add = 1 FLOP)
 with the attention switched to its explicit matmul path while counting
 (fused SDPA has no counter); the timed runs use the fused path. The ideal
 speed-up (dense FLOPs / FLOPs) is printed beside the measured one.
+
+``--checkpoint`` (e.g. the VPP fine-tune) goes into every row; the dense row
+has no selectors, so it skips the checkpoint's selector tensors with one line
+saying how many (other mismatched keys are reported as usual).
 """
 import argparse
 import contextlib
 import importlib.util
 import os.path as osp
 import platform
+import re
 import statistics
 import time
+from collections import OrderedDict
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import init_default_scope
+from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 
+from mmsparse.registry import MODELS
 from mmsparse.utils.benchmark import count_flops, format_table, write_json
+
+PRUNER_PREFIX = 'backbone.pruner.'  # VPP's selector heads in a checkpoint
 
 
 def _dense_tool():
@@ -65,6 +77,59 @@ def _dense_tool():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def build_row(tool, config: str, checkpoint, cfg_options, logger=None):
+    """Build one row's model and load ``checkpoint`` (if any) into it.
+
+    A VPP checkpoint holds the selector heads of its schedule
+    (``backbone.pruner.*``); the dense row (keep ratio 1.0) builds none. Its
+    load drops them first, with one line saying how many, instead of
+    mmengine's "unexpected key" warning. Every other unexpected or missing
+    key is still reported by mmengine (``load_state_dict``, not strict).
+
+    Args:
+        tool: The dense benchmark tool (:func:`_dense_tool`).
+        config (str): The VPP config.
+        checkpoint (str, optional): Checkpoint to load; None keeps the
+            initialised weights.
+        cfg_options (dict): Config overrides of the row.
+        logger (logging.Logger | str, optional): Where the messages go
+            (:func:`mmengine.logging.print_log`). Defaults to None (print).
+
+    Returns:
+        nn.Module: The model, on the CPU.
+    """
+    if not checkpoint:
+        return tool.build(config, None, cfg_options)
+    # as tool.build, but without init_weights (its per-parameter dump)
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg.model.init_cfg = None
+    if 'init_cfg' in cfg.model.get('backbone', {}):
+        cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    ckpt = CheckpointLoader.load_checkpoint(checkpoint, 'cpu', logger)
+    state_dict = ckpt.get('state_dict', ckpt)
+    metadata = getattr(state_dict, '_metadata', OrderedDict())
+    state_dict = OrderedDict((re.sub(r'^module\.', '', k), v)
+                             for k, v in state_dict.items())
+    state_dict._metadata = metadata
+    if model.backbone.pruner.dense:
+        own = model.state_dict()
+        unused = [k for k in state_dict
+                  if k.startswith(PRUNER_PREFIX) and k not in own]
+        for key in unused:
+            del state_dict[key]
+        if unused:
+            print_log(f'dense row: {len(unused)} VPP selector tensors of the '
+                      f'checkpoint ({PRUNER_PREFIX}*) are not needed (keep '
+                      'ratio 1.0 builds no selectors); not loaded',
+                      logger=logger)
+    load_state_dict(model, state_dict, strict=False, logger=logger)
+    return model
 
 
 def parse_schedule(spec: str):
@@ -338,7 +403,7 @@ def main():
             opts['model.backbone.prune_layer'] = schedule[0]
             opts['model.backbone.keep_ratio'] = schedule[1]
         opts['model.backbone.backbone.init_cfg'] = None  # no downloads
-        model = tool.build(args.config, args.checkpoint, opts).to(device)
+        model = build_row(tool, args.config, args.checkpoint, opts).to(device)
         print(f'{spec}: counting FLOPs ...', flush=True)
         row, fns = measure_row(model, frames, tool.make_track_sample, h, w)
         rows.append(row)

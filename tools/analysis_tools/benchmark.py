@@ -96,7 +96,9 @@ def benchmark_model(model, name: str, num_frames: int, h: int, w: int,
         model_runs_s=full_time['runs'])
 
 
-def build(config: str, checkpoint, cfg_options):
+def build_uninitialised(config: str, cfg_options):
+    """The config's model, built without ``init_weights`` and without
+    pretrained weights (no downloads)."""
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -106,7 +108,11 @@ def build(config: str, checkpoint, cfg_options):
     model_cfg.init_cfg = None
     if 'init_cfg' in model_cfg.get('backbone', {}):
         model_cfg.backbone.init_cfg = None
-    model = MODELS.build(model_cfg)
+    return MODELS.build(model_cfg)
+
+
+def build(config: str, checkpoint, cfg_options):
+    model = build_uninitialised(config, cfg_options)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu')
     else:

@@ -61,10 +61,8 @@ from collections import OrderedDict
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 
-from mmsparse.registry import MODELS
 from mmsparse.utils.benchmark import count_flops, format_table, write_json
 
 PRUNER_PREFIX = 'backbone.pruner.'  # VPP's selector heads in a checkpoint
@@ -102,15 +100,8 @@ def build_row(tool, config: str, checkpoint, cfg_options, logger=None):
     """
     if not checkpoint:
         return tool.build(config, None, cfg_options)
-    # as tool.build, but without init_weights (its per-parameter dump)
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    cfg.model.init_cfg = None
-    if 'init_cfg' in cfg.model.get('backbone', {}):
-        cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
+    # as tool.build, without init_weights (its per-parameter dump)
+    model = tool.build_uninitialised(config, cfg_options)
     ckpt = CheckpointLoader.load_checkpoint(checkpoint, 'cpu', logger)
     state_dict = ckpt.get('state_dict', ckpt)
     metadata = getattr(state_dict, '_metadata', OrderedDict())

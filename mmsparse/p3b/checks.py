@@ -1,15 +1,29 @@
 """Argument checks shared by :class:`~mmsparse.p3b.pruner.P3BPruner` and
-the engine's ``P3BHook``.
+the engine's ``P3BHook``, and the check of the task P3B is run on.
 
 Every check raises ``ValueError`` whose message starts with ``owner`` (the
 class that was given the bad value) and names the key and allowed values.
 """
-from typing import Optional
+from typing import Any, Callable, Optional
 
+import torch.nn as nn
+
+from .adapter import find_backbone
 from .probes import PROBE_DESIGNS
+from .targets import check_class_labels
 
 BLOCK_BUDGETS = ('benefit', 'benefit-first', 'uniform')
 ELEMENT_SCORES = ('taylor', 'magnitude')
+
+#: What to do with a model P3B cannot prune directly.
+PIPELINE_HINT = (
+    'P3B measures block benefit with classification probes, so it runs on '
+    'an image classifier with class labels. To prune the ViT of a video / '
+    'detection model (e.g. a VPP-wrapped Mask2Former): run P3BHook on a '
+    'classification model with the same ViT, take the slim ViT it exports '
+    '(<work_dir>/p3b/slim_model.py + slim_model.pth) and use it as the '
+    "backbone of that model: type='P3BViTPyramid', export='<work_dir>/p3b' "
+    '(wrapped by VPPBackbone for VPP; see configs/composed/)')
 
 
 def check_keep_ratio(keep_ratio, owner: str = 'P3B') -> None:
@@ -70,8 +84,51 @@ def check_num_classes(num_classes, owner: str = 'P3B') -> None:
                          f'None, got {num_classes!r}')
 
 
+def probe_num_classes(model: nn.Module, num_classes: Optional[int],
+                      owner: str = 'P3B'):
+    """``num_classes`` if given, else the model's ``head.num_classes``
+    (raises ``ValueError`` starting with ``owner`` if it has none)."""
+    num_classes = num_classes or getattr(
+        getattr(model, 'head', None), 'num_classes', None)
+    if num_classes is None:
+        raise ValueError(f'{owner}: set num_classes; the model has no '
+                         '`head.num_classes` to read it from. '
+                         + PIPELINE_HINT)
+    return num_classes
+
+
+def check_task(model: nn.Module, read_sample: Callable[[], Any],
+               warning: Callable[[str], None], owner: str = 'P3B') -> None:
+    """Fail before training on a model P3B cannot prune.
+
+    Raises ``TypeError`` for a backbone that wraps another one (VPP) and
+    ``ValueError`` for training samples without class labels, both ending
+    with :data:`PIPELINE_HINT`.
+
+    Args:
+        model (nn.Module): The task model.
+        read_sample (callable): Returns one training sample (a dataset
+            item); if it raises, the label check is skipped with a warning.
+        warning (callable): Logs a warning.
+        owner (str): Start of the messages. Defaults to 'P3B'.
+    """
+    backbone = find_backbone(model)
+    inner = getattr(backbone, 'backbone', None)
+    if isinstance(inner, nn.Module):
+        raise TypeError(
+            f'{owner}: cannot prune {type(backbone).__name__} (a backbone '
+            f'wrapping {type(inner).__name__}). ' + PIPELINE_HINT)
+    try:
+        sample = read_sample()
+    except Exception as err:  # data the check cannot read: skip it
+        warning(f'{owner}: could not read a training sample to check its '
+                f'labels ({err!r})')
+        return
+    check_class_labels(sample, owner, PIPELINE_HINT)
+
+
 __all__ = [
-    'BLOCK_BUDGETS', 'ELEMENT_SCORES', 'check_keep_ratio',
+    'BLOCK_BUDGETS', 'ELEMENT_SCORES', 'PIPELINE_HINT', 'check_keep_ratio',
     'check_probe_args', 'check_ablation_args', 'check_width_multiple',
-    'check_num_classes'
+    'check_num_classes', 'probe_num_classes', 'check_task'
 ]

@@ -30,6 +30,18 @@ def check_schedule(start: int, sparse: int, final: int, interval: int,
                          f'{interval!r}')
 
 
+def check_schedule_args(start: int, sparse: int, final: Optional[int],
+                        interval: int, by_epoch: bool,
+                        owner: str = 'P3B') -> None:
+    """Validate a schedule given in epochs (``by_epoch``) or iterations
+    before the run is known (raises ``ValueError`` starting with
+    ``owner``). ``final`` None (the end of training, checked against the
+    run by :func:`schedule_in_iterations`) is checked as ``sparse`` here,
+    so it needs ``start < sparse``."""
+    check_schedule(start, sparse, sparse if final is None else final,
+                   interval, 'epochs' if by_epoch else 'iterations', owner)
+
+
 def schedule_in_iterations(start: int, sparse: int, final: Optional[int],
                            interval: int, by_epoch: bool,
                            iters_per_epoch: int, train_length: int,
@@ -89,5 +101,7 @@ def is_update_step(step: int, start: int, interval: int, final: int) -> bool:
             and step + 1 < final)
 
 
-__all__ = ['check_schedule', 'schedule_in_iterations', 'in_probe_window',
-           'is_update_step']
+__all__ = [
+    'check_schedule', 'check_schedule_args', 'schedule_in_iterations',
+    'in_probe_window', 'is_update_step'
+]

@@ -6,7 +6,7 @@ tensors; the engine's ``P3BHook`` stores it under the checkpoint key
 ``'p3b'``. The format is unchanged since the first P3B checkpoints, so
 checkpoints written by earlier versions resume.
 """
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -113,4 +113,45 @@ def load_state(pruner, state: dict) -> None:
             pruner.subset_gen.set_state(state['subset_gen'])
 
 
-__all__ = ['RESUME_HINT', 'pruner_state', 'check_state', 'load_state']
+def restore_loaded_state(pruner, state: Optional[dict],
+                         ckpt_iter: Optional[int], cur_iter: int,
+                         info: Callable[[str], None],
+                         warning: Callable[[str], None],
+                         owner: str) -> None:
+    """Restore the P3B state of a loaded checkpoint if the run resumed it.
+
+    A resumed run continues the train loop at the checkpoint's iteration
+    (``cur_iter == ckpt_iter > 0``) and gets the state back (checked first:
+    the same keep ratio and schedule only); a run that only loaded the
+    weights (``load_from``, starting at 0) prunes anew from dense gates.
+
+    Args:
+        pruner (P3BPruner): The pruner to restore.
+        state (dict, optional): The checkpoint's P3B state (None: it has
+            none).
+        ckpt_iter (int, optional): The checkpoint's iteration.
+        cur_iter (int): The iteration the run continues at.
+        info (callable): Logs an info message.
+        warning (callable): Logs a warning.
+        owner (str): Start of the messages and errors.
+    """
+    if not (cur_iter > 0 and cur_iter == ckpt_iter):
+        if state is not None:
+            info(f'{owner}: load_from loads the weights only; the P3B state '
+                 f'of that run (keep_ratio {state["keep_ratio"]}) is not '
+                 'restored and pruning starts from dense gates (use '
+                 'resume=True to continue that run)')
+    elif state is None:
+        warning(f'{owner}: the checkpoint has no P3B state; pruning starts '
+                'from dense gates')
+    else:
+        pruner.check_state(state, owner)
+        pruner.set_state(state)
+        info(f'{owner}: restored gates, scores, EMA and schedule from the '
+             'checkpoint')
+
+
+__all__ = [
+    'RESUME_HINT', 'pruner_state', 'check_state', 'load_state',
+    'restore_loaded_state'
+]

@@ -4,7 +4,8 @@ The probes are classifiers, so P3B needs class labels: per sample a
 ``gt_label`` (class index) or a ``gt_score`` (soft target, e.g. after
 mixup), the fields of mmpretrain's data samples. Samples are read by key
 (``'gt_label' in sample``, ``sample.gt_label``), so any data element with
-those fields works.
+those fields works. :class:`TargetCapture` takes them from the output of
+a data preprocessor (a dict with ``data_samples``) during a train step.
 """
 from typing import Optional, Sequence
 
@@ -40,4 +41,59 @@ def check_class_labels(sample, owner: str = 'P3B', hint: str = '') -> None:
             f'{sorted(samples.keys())[:8]}). ' + hint)
 
 
-__all__ = ['batch_targets', 'check_class_labels']
+class TargetCapture:
+    """Keeps the class targets of the batch a module (the data
+    preprocessor) outputs while capturing is on.
+
+    A forward hook on the module reads :func:`batch_targets` of every
+    output dict's ``data_samples`` between :meth:`start` and :meth:`stop`,
+    so only the training step's batch is kept, not a validation batch.
+    """
+
+    def __init__(self) -> None:
+        self.capture = False
+        self.targets: Optional[torch.Tensor] = None
+        self._handle = None
+
+    def attach(self, module: torch.nn.Module) -> None:
+        """Register the forward hook on ``module``."""
+        self._handle = module.register_forward_hook(self._grab)
+
+    def remove(self) -> None:
+        """Remove the forward hook (if any)."""
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def start(self) -> None:
+        """Capture the targets of the next batches (forgets older ones)."""
+        self.capture = True
+        self.targets = None
+
+    def stop(self, required: bool = False,
+             owner: str = 'P3B') -> Optional[torch.Tensor]:
+        """Stop capturing; return the last captured targets (None if there
+        were none) and forget them.
+
+        Args:
+            required (bool): Raise ``RuntimeError`` (starting with
+                ``owner``) if no targets were captured (the probes trained
+                on this batch). Defaults to False.
+            owner (str): Start of the error message. Defaults to 'P3B'.
+        """
+        self.capture = False
+        targets, self.targets = self.targets, None
+        if required and targets is None:
+            raise RuntimeError(
+                f'{owner}: no class labels (gt_label / gt_score) in the '
+                'batch; the probes of P3B need classification targets')
+        return targets
+
+    def _grab(self, module, args, output) -> None:
+        if self.capture and isinstance(output, dict):
+            targets = batch_targets(output.get('data_samples'))
+            if targets is not None:
+                self.targets = targets
+
+
+__all__ = ['batch_targets', 'check_class_labels', 'TargetCapture']

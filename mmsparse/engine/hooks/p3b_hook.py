@@ -4,8 +4,6 @@ Glandorf & Rosenhahn, "Pruning by Block Benefit: Exploring the Properties of
 Vision Transformer Blocks during Domain Adaptation", ICCV 2025 workshops,
 https://arxiv.org/abs/2506.23675.
 """
-import copy
-import os
 import os.path as osp
 from typing import Dict, Optional
 
@@ -14,30 +12,22 @@ from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from mmsparse.models.backbones.p3b_export import write_p3b_export
-from mmsparse.models.backbones.slim_vit import SLIM_BACKBONES
+from mmsparse.engine.p3b_run_export import (check_exportable, export_folder,
+                                            export_slim_model)
 from mmsparse.p3b import (P3BPruner, check_ablation_args, check_keep_ratio,
-                          check_num_classes, check_probe_args, check_schedule,
-                          check_width_multiple, count_params, find_backbone,
-                          finetune_config_text, format_update,
-                          max_slim_difference, non_block_params, save_history,
-                          schedule_in_iterations, slim_model_cfg, vit_view)
+                          check_num_classes, check_probe_args,
+                          check_width_multiple, format_update,
+                          non_block_params, save_history,
+                          schedule_in_iterations, vit_view)
+from mmsparse.p3b.checks import check_task, probe_num_classes
+from mmsparse.p3b.schedule import check_schedule_args
+from mmsparse.p3b.state import restore_loaded_state
 from mmsparse.p3b.statistics import loss_scale
-from mmsparse.p3b.targets import batch_targets, check_class_labels
-from mmsparse.registry import HOOKS, MODELS
+from mmsparse.p3b.targets import TargetCapture
+from mmsparse.registry import HOOKS
 from mmsparse.utils.p3b_plots import plot_p3b_run
 
 CKPT_KEY = 'p3b'
-
-#: What to do with a model P3B cannot prune directly.
-PIPELINE_HINT = (
-    'P3B measures block benefit with classification probes, so it runs on '
-    'an image classifier with class labels. To prune the ViT of a video / '
-    'detection model (e.g. a VPP-wrapped Mask2Former): run P3BHook on a '
-    'classification model with the same ViT, take the slim ViT it exports '
-    '(<work_dir>/p3b/slim_model.py + slim_model.pth) and use it as the '
-    "backbone of that model: type='P3BViTPyramid', export='<work_dir>/p3b' "
-    '(wrapped by VPPBackbone for VPP; see configs/composed/)')
 
 
 def _all_reduce(tensor: torch.Tensor, op: str) -> None:
@@ -61,7 +51,8 @@ class P3BHook(Hook):
     it every iteration, logs every update and, at ``prune_finalize``, saves
     the model sliced into a registered slim backbone
     (``SlimVisionTransformer`` / ``SlimViTPyramid``) with a config that
-    rebuilds it and a fine-tune config that inherits the run's config.
+    rebuilds it and a fine-tune config that inherits the run's config
+    (:mod:`mmsparse.engine.p3b_run_export`).
 
     The P3B state (gates, probes, scores, EMA, history) is saved under the
     checkpoint key ``'p3b'``; the task model's state dict keys do not
@@ -151,15 +142,10 @@ class P3BHook(Hook):
                  width_multiple: int = 8) -> None:
         owner = type(self).__name__
         check_keep_ratio(keep_ratio, owner)
-        unit = 'epochs' if by_epoch else 'iterations'
-        check_schedule(prune_start, prune_sparse,
-                       prune_sparse if prune_finalize is None else
-                       prune_finalize, update_interval, unit, owner)
+        check_schedule_args(prune_start, prune_sparse, prune_finalize,
+                            update_interval, by_epoch, owner)
         check_probe_args(probe, probe_width, probe_fraction, probe_window,
                          update_interval, owner)
-        if prune_finalize is None and prune_sparse == prune_start:
-            raise ValueError(f'{owner}: prune_sparse must come after '
-                             'prune_start when prune_finalize is None')
         check_ablation_args(block_budget, element_score, owner)
         check_width_multiple(width_multiple, owner)
         check_num_classes(num_classes, owner)
@@ -182,9 +168,7 @@ class P3BHook(Hook):
             seed=seed, width_multiple=width_multiple)
         self.pruner: Optional[P3BPruner] = None
         self._loaded: Optional[dict] = None  # P3B state of a loaded ckpt
-        self._targets: Optional[torch.Tensor] = None
-        self._capture = False
-        self._handle = None
+        self._target_capture = TargetCapture()  # labels of the train batch
         self._grad_scale = None
         self.iters_per_epoch = 1
 
@@ -194,48 +178,17 @@ class P3BHook(Hook):
         model = runner.model
         return model.module if is_model_wrapper(model) else model
 
-    @staticmethod
-    def _check_task(runner, model) -> None:
-        """Fail before training on models P3B cannot prune: a backbone
-        that wraps another one (VPP) or training data without class
-        labels."""
-        backbone = find_backbone(model)
-        inner = getattr(backbone, 'backbone', None)
-        if isinstance(inner, torch.nn.Module):
-            raise TypeError(
-                f'P3BHook: cannot prune {type(backbone).__name__} (a '
-                f'backbone wrapping {type(inner).__name__}). '
-                + PIPELINE_HINT)
-        try:
-            sample = runner.train_dataloader.dataset[0]
-        except Exception as err:  # data the check cannot read: skip it
-            runner.logger.warning(f'P3BHook: could not read a training '
-                                  f'sample to check its labels ({err!r})')
-            return
-        check_class_labels(sample, 'P3BHook', PIPELINE_HINT)
-
     def before_train(self, runner) -> None:
         """Check the model and the schedule, attach gates and probes."""
         model = self._model(runner)
-        self._check_task(runner, model)
+        check_task(model, lambda: runner.train_dataloader.dataset[0],
+                   runner.logger.warning, 'P3BHook')
         try:
             view = vit_view(model)  # TypeError naming what it found
         except TypeError as err:
             raise TypeError(f'P3BHook: {err}') from err
-        if type(view.backbone) not in SLIM_BACKBONES:
-            raise TypeError(
-                f'P3BHook: cannot export a slim model for backbone '
-                f'{type(view.backbone).__name__}; supported: '
-                f'{[c.__name__ for c in SLIM_BACKBONES]}')
-        if 'backbone' not in runner.cfg.model:
-            raise TypeError('P3BHook: the model config has no `backbone` '
-                            f'(type {runner.cfg.model.get("type")!r})')
-        num_classes = self.num_classes or getattr(
-            getattr(model, 'head', None), 'num_classes', None)
-        if num_classes is None:
-            raise ValueError('P3BHook: set num_classes; the model has no '
-                             '`head.num_classes` to read it from. '
-                             + PIPELINE_HINT)
+        check_exportable(view.backbone, runner.cfg.model, 'P3BHook')
+        num_classes = probe_num_classes(model, self.num_classes, 'P3BHook')
         self.iters_per_epoch = len(runner.train_dataloader) \
             if self.by_epoch else 1
         start, sparse, final = schedule_in_iterations(
@@ -252,8 +205,7 @@ class P3BHook(Hook):
         self._restore_loaded(runner)
         preprocessor = getattr(model, 'data_preprocessor', None)
         if preprocessor is not None:
-            self._handle = preprocessor.register_forward_hook(
-                self._grab_targets)
+            self._target_capture.attach(preprocessor)
         runner.logger.info(
             f'P3BHook: {len(view.blocks)} blocks ({view.style} style), keep '
             f'ratio {self.keep_ratio}, iterations start/sparse/final = '
@@ -261,17 +213,10 @@ class P3BHook(Hook):
             f'{self.update_interval} iterations, non-block parameters '
             f'{nb:,} counted')
 
-    def _grab_targets(self, module, args, output) -> None:
-        if self._capture and isinstance(output, dict):
-            targets = batch_targets(output.get('data_samples'))
-            if targets is not None:
-                self._targets = targets
-
     # ------------------------------------------------------- train loop
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        self._capture = True
-        self._targets = None
+        self._target_capture.start()
         self._grad_scale = self._loss_scale(runner)
         self.pruner.before_iter(runner.iter)
 
@@ -283,14 +228,10 @@ class P3BHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
-        self._capture = False
-        if self.pruner.gated.capture and self._targets is None:
-            raise RuntimeError(
-                'P3BHook: no class labels (gt_label / gt_score) in the '
-                'batch; the probes of P3B need classification targets')
-        record = self.pruner.after_iter(runner.iter, self._targets,
+        targets = self._target_capture.stop(
+            required=self.pruner.gated.capture, owner='P3BHook')
+        record = self.pruner.after_iter(runner.iter, targets,
                                         self._grad_scale)
-        self._targets = None
         if record is None:
             return
         runner.message_hub.update_scalar('train/p3b_keep_ratio',
@@ -318,9 +259,7 @@ class P3BHook(Hook):
                          self.pruner.dense_params.tolist(),
                          self.pruner.kept_params().tolist(),
                          self.iters_per_epoch)
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        self._target_capture.remove()
 
     # ------------------------------------------------------- checkpoint
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -344,25 +283,10 @@ class P3BHook(Hook):
         """On resume restore the P3B state (the same keep ratio and schedule
         only); ``load_from`` loads the weights only."""
         loaded, self._loaded = self._loaded, None
-        if loaded is None:
-            return
-        state = loaded['state']
-        if not (runner.iter > 0 and runner.iter == loaded['iter']):
-            if state is not None:
-                runner.logger.info(
-                    'P3BHook: load_from loads the weights only; the P3B '
-                    f'state of that run (keep_ratio {state["keep_ratio"]}) '
-                    'is not restored and pruning starts from dense gates '
-                    '(use resume=True to continue that run)')
-        elif state is None:
-            runner.logger.warning(
-                'P3BHook: the checkpoint has no P3B state; pruning starts '
-                'from dense gates')
-        else:
-            self.pruner.check_state(state, 'P3BHook')
-            self.pruner.set_state(state)
-            runner.logger.info('P3BHook: restored gates, scores, EMA and '
-                               'schedule from the checkpoint')
+        if loaded is not None:
+            restore_loaded_state(self.pruner, loaded['state'], loaded['iter'],
+                                 runner.iter, runner.logger.info,
+                                 runner.logger.warning, 'P3BHook')
 
     def before_val(self, runner) -> None:
         """A checkpoint loaded after training (``runner.resume(path)``, then
@@ -374,54 +298,11 @@ class P3BHook(Hook):
 
     # ---------------------------------------------------------- output
     def _out_dir(self, runner) -> str:
-        path = osp.join(runner.work_dir, self.export_dir)
-        os.makedirs(path, exist_ok=True)
-        return path
+        return export_folder(runner.work_dir, self.export_dir)
 
     def _export(self, runner, configs: bool = True) -> None:
         """Save the slim checkpoint (and its configs) on rank 0."""
-        if not dist.is_main_process():
-            return
-        out, model = self._out_dir(runner), self._model(runner)
-        model_cfg = runner.cfg.model
-        model_cfg = slim_model_cfg(
-            model_cfg.to_dict() if hasattr(model_cfg, 'to_dict') else
-            dict(model_cfg), SLIM_BACKBONES[type(find_backbone(model))],
-            self.pruner.slim_arch())
-        slim_model = MODELS.build(copy.deepcopy(model_cfg))
-        state = self.pruner.slim_state_dict(model)
-        slim_model.load_state_dict(state, strict=True)
-        write_p3b_export(out, model_cfg, state, self.pruner.slim_arch(),
-                         iter=runner.iter, epoch=runner.epoch,
-                         keep_ratio=self.pruner.global_keep_ratio())
-        ckpt = osp.join(out, 'slim_model.pth')
-        if configs or not osp.isfile(osp.join(out, 'finetune.py')):
-            self._write_finetune_config(runner, model_cfg, ckpt, out)
-        params, dense = count_params(slim_model), count_params(model)
-        msg = (f'P3BHook: slim model {params:,} / {dense:,} parameters '
-               f'({params / dense:.4f}) -> {ckpt}')
-        if self.verify_slim:
-            diff = max_slim_difference(self.pruner.gated, slim_model)
-            msg += f'; max |slim - masked| = {diff:.2e}'
-        runner.logger.info(msg)
-
-    def _write_finetune_config(self, runner, model_cfg: dict, ckpt: str,
-                               out: str) -> None:
-        # the run's full config (with --cfg-options), else its file
-        base = osp.join(out, 'pruning_run_config.py')
-        try:
-            runner.cfg.dump(base)
-        except Exception as err:  # e.g. objects that cannot be written
-            if not runner.cfg.filename:
-                raise
-            runner.logger.warning(f'P3BHook: cannot dump the run config '
-                                  f'({err}); finetune.py inherits '
-                                  f'{runner.cfg.filename}')
-            base = runner.cfg.filename
-        hooks = [h for h in (runner.cfg.get('custom_hooks') or [])
-                 if h.get('type') not in ('P3BHook', P3BHook)]
-        hooks = [h.to_dict() if hasattr(h, 'to_dict') else dict(h)
-                 for h in hooks]
-        with open(osp.join(out, 'finetune.py'), 'w') as f:
-            f.write(finetune_config_text(base, runner.work_dir, ckpt, hooks,
-                                         model_cfg['backbone']))
+        if dist.is_main_process():
+            export_slim_model(runner, self._model(runner), self.pruner,
+                              self._out_dir(runner), configs,
+                              self.verify_slim, ('P3BHook', P3BHook))

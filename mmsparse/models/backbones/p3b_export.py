@@ -14,8 +14,10 @@ A P3B run writes, under ``<work_dir>/p3b/``:
 
 :func:`read_p3b_export` reads that pair into the settings a slim backbone of
 another task is built from (:class:`~mmsparse.models.backbones.P3BViTPyramid`);
-:func:`write_p3b_export` writes the same files (used by tools that make a
-slim architecture without a training run, e.g. the composed benchmark).
+:func:`write_p3b_export` writes the same files: at the end of a P3B run
+(:mod:`mmsparse.engine.p3b_run_export`, which adds ``finetune.py``) and in
+tools that make a slim architecture without a training run (e.g. the
+composed benchmark).
 """
 import copy
 import os

@@ -38,8 +38,15 @@ def check_schedule_args(start: int, sparse: int, final: Optional[int],
     ``owner``). ``final`` None (the end of training, checked against the
     run by :func:`schedule_in_iterations`) is checked as ``sparse`` here,
     so it needs ``start < sparse``."""
+    unit = 'epochs' if by_epoch else 'iterations'
+    if final is None and isinstance(start, int) and \
+            isinstance(sparse, int) and 0 <= sparse <= start:
+        raise ValueError(
+            f'{owner}: prune_sparse ({sparse}) must come after prune_start '
+            f'({start}) ({unit}) when prune_finalize is None (the end of '
+            'training)')
     check_schedule(start, sparse, sparse if final is None else final,
-                   interval, 'epochs' if by_epoch else 'iterations', owner)
+                   interval, unit, owner)
 
 
 def schedule_in_iterations(start: int, sparse: int, final: Optional[int],

@@ -50,9 +50,16 @@ def test_task_check_skips_unreadable_data_with_a_warning():
 
 def test_schedule_args_without_finalize_need_a_ramp():
     check_schedule_args(5, 25, None, 1000, True, 'P3BHook')
+    # prune_finalize None (the end of training): the message names the keys
+    # the user set, not the finalize step they left out.
+    for sparse in (5, 3):
+        with pytest.raises(ValueError, match=rf'^P3BHook: prune_sparse \({sparse}\) must '
+                           r'come after prune_start \(5\) \(epochs\) when '
+                           r'prune_finalize is None'):
+            check_schedule_args(5, sparse, None, 1000, True, 'P3BHook')
     with pytest.raises(ValueError, match=r'^P3BHook: prune_finalize \(5\) '
                        r'must come after prune_start \(5\) \(epochs\)'):
-        check_schedule_args(5, 5, None, 1000, True, 'P3BHook')
+        check_schedule_args(5, 5, 5, 1000, True, 'P3BHook')
     with pytest.raises(ValueError, match=r'^P3BHook: .* \(iterations\)'):
         check_schedule_args(5, 3, 9, 1000, False, 'P3BHook')
 

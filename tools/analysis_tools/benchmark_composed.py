@@ -32,6 +32,8 @@ frame before), and per frame of the whole model (backbone frame + the head
 on a ``--frames`` clip / frames), timings interleaved over rounds, medians.
 Printed as a markdown table with the ideal (FLOPs) speed-up beside the
 measured one and the share of the ideal reached; everything into the JSON.
+``profile_composed.py`` (next to this) profiles the same rows' backbone
+frames op by op (:func:`build_rows` makes the rows for both).
 """
 import argparse
 import copy
@@ -111,8 +113,8 @@ def make_slim_export(vit_cfg: dict, out_dir: str, keep: float, score: str,
     return dict(slim_arch=slim_arch, keep_ratio=achieved, out_dir=out_dir)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def add_row_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments that choose the rows (shared with profile_composed)."""
     parser.add_argument('--vpp-config',
                         default='configs/vpp_mask2former_ytvis21.py')
     parser.add_argument(
@@ -130,37 +132,58 @@ def main():
     parser.add_argument('--shape', type=int, nargs=2, default=[368, 640],
                         metavar=('H', 'W'))
     parser.add_argument('--frames', type=int, default=4)
-    parser.add_argument('--repeat', type=int, default=5)
-    parser.add_argument('--model-repeat', type=int, default=None)
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--out', default='work_dirs/benchmark/composed.json')
-    args = parser.parse_args()
-    if args.frames < 2 or args.repeat < 1:
-        parser.error('--frames must be >= 2 and --repeat >= 1')
+
+
+def check_row_arguments(parser: argparse.ArgumentParser,
+                        args: argparse.Namespace) -> list:
+    """Check the row arguments (``parser.error`` on bad ones), set the
+    thread count; returns the parsed schedules (dense first)."""
+    if args.frames < 2:
+        parser.error('--frames must be >= 2')
     if not 0 < args.slim_keep < 1:
         parser.error('--slim-keep must be in (0, 1)')
     h, w = args.shape
     if h % 16 or w % 16:
         parser.error(f'--shape {h} {w}: both must be multiples of 16')
-    dense_tool, vpp_tool = _tool('benchmark.py'), _tool('benchmark_vpp.py')
+    vpp_tool = _tool('benchmark_vpp.py')
     try:
         schedules = [vpp_tool.parse_schedule('dense')] + [
             vpp_tool.parse_schedule(s) for s in args.vpp]
     except ValueError as err:
         parser.error(str(err))
+    if Config.fromfile(args.vpp_config).model.backbone.get(
+            'type') != 'VPPBackbone':
+        parser.error(f'{args.vpp_config} is not a VPP config')
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == 'cuda' else None
+    return schedules
 
+
+def build_rows(args: argparse.Namespace, schedules: list, export_dir: str):
+    """Build every row's model: FLOPs, keep counts and timed callables.
+
+    Args:
+        args (Namespace): The row arguments (:func:`add_row_arguments`).
+        schedules (list): From :func:`check_row_arguments`.
+        export_dir (str): Where the slim export is made when ``--export``
+            is not given (a temporary folder of the caller).
+
+    Returns:
+        tuple: ``rows`` (dicts: ``model``, ``vit_block_params_M`` and
+        ``benchmark_vpp.measure_row``'s keys), ``calls`` (per row the
+        callables of ``measure_row``: ``backbone`` is the steady-state
+        frame), ``slim_info`` (the export, its keep ratio) and ``models``
+        (per row the built model, in eval mode).
+    """
+    dense_tool, vpp_tool = _tool('benchmark.py'), _tool('benchmark_vpp.py')
+    device = torch.device(args.device)
+    h, w = args.shape
     vpp_cfg = Config.fromfile(args.vpp_config)
-    if vpp_cfg.model.backbone.get('type') != 'VPPBackbone':
-        parser.error(f'{args.vpp_config} is not a VPP config')
-    tmp = tempfile.TemporaryDirectory(prefix='p3b_export_')
     export, slim_info = args.export, dict(export=args.export)
     if export is None:
-        export = osp.join(tmp.name, 'p3b')
+        export = osp.join(export_dir, 'p3b')
         print(f'making a slim architecture (keep {args.slim_keep}, '
               f'{args.slim_score} scores) ...', flush=True)
         slim_info = make_slim_export(
@@ -173,7 +196,7 @@ def main():
                  {'model.backbone.backbone.export': export})]
     torch.manual_seed(0)
     frames = torch.randn(args.frames, 3, h, w, device=device)
-    rows, calls = [], []
+    rows, calls, models = [], [], []
     for name, config, extra in variants:
         for schedule in schedules:
             opts = dict(extra)
@@ -194,6 +217,36 @@ def main():
                     p.numel() for p in vit.blocks.parameters()) / 1e6,
                 **row))
             calls.append(fns)
+            models.append(model)
+    return rows, calls, slim_info, models
+
+
+def slim_source(args: argparse.Namespace, slim_info: dict) -> str:
+    """Where the P3B-slim ViT of the rows came from, in words."""
+    if args.export:
+        return f'P3B export {args.export}'
+    return ('slim architecture made without training (uniform block '
+            f'budget, {args.slim_score} scores, keep {args.slim_keep} of '
+            'the classifier parameters, achieved '
+            f'{slim_info["keep_ratio"]:.3f}, widths x8)')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    add_row_arguments(parser)
+    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--model-repeat', type=int, default=None)
+    parser.add_argument('--out', default='work_dirs/benchmark/composed.json')
+    args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error('--repeat must be >= 1')
+    schedules = check_row_arguments(parser, args)
+    h, w = args.shape
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == 'cuda' else None
+    vpp_tool = _tool('benchmark_vpp.py')
+    tmp = tempfile.TemporaryDirectory(prefix='p3b_export_')
+    rows, calls, slim_info, _ = build_rows(args, schedules, tmp.name)
     print(f'timing {len(rows)} rows x {args.repeat} rounds ...', flush=True)
     model_repeat = min(args.model_repeat or args.repeat, args.repeat)
     times = vpp_tool.interleaved_times(calls, args.repeat, model_repeat, sync)
@@ -213,11 +266,7 @@ def main():
         'backbone ms', 'FLOPs ratio', 'measured', 'of ideal',
         'model GFLOPs', 'model ms', 'FLOPs ratio', 'measured'
     ])
-    slim_src = (f'P3B export {args.export}' if args.export else
-                'slim architecture made without training (uniform block '
-                f'budget, {args.slim_score} scores, keep {args.slim_keep} of '
-                'the classifier parameters, achieved '
-                f'{slim_info["keep_ratio"]:.3f}, widths x8)')
+    slim_src = slim_source(args, slim_info)
     where = (torch.cuda.get_device_name(device) if device.type == 'cuda'
              else f'CPU, {torch.get_num_threads()} threads')
     note = (f'per frame at {h}x{w}, {where}; ratios against the dense row. '

@@ -4,7 +4,8 @@ Adaptive Regularized Training with the HyperSparse loss (Glandorf et al.,
 ICCV 2023 workshops, https://arxiv.org/abs/2308.07163) and the magnitude
 pruning baselines: regularizers and the hooks that add them to training,
 schedules, ART's phases and stop criterion, global magnitude masks and
-training under them, rollback snapshots, checkpoint state helpers.
+training under them, rollback snapshots, checkpoint state helpers, what a
+run reports (log lines, PNG plots).
 """
 from .arguments import (check_bool, check_choice, check_finite_above,
                         check_int, check_optional_int, check_patterns,
@@ -24,12 +25,17 @@ from .magnitude import (MaskApplier, apply_masks_, check_sparsity,
                         layers_above, magnitude_quantile, magnitude_threshold,
                         mask_optimizer_state_, mask_sparsity, masks_equal,
                         num_pruned, weight_sparsity)
+from .masked_pruning import MaskedPruning
 from .masked_training import MaskedTraining
 from .phases import PHASES, ARTPhases
 from .prunable import (DEFAULT_EXCLUDE, collect_prunable, count_elements,
                        prunable_weights)
 from .regularizer_hooks import RegularizerHooks
-from .schedules import art_lambda, gmp_sparsity, step_decay_factor
+from .reporting import (NEVER_PRUNED, ClipWatch, event_line, settings_line,
+                        step_line, step_scalars, switch_line)
+from .run_plots import RunPlots
+from .schedules import (art_lambda, gmp_sparsity, gmp_step_sparsity,
+                        step_decay_factor)
 from .snapshots import SnapshotWindow, pruned_snapshot, restore_snapshot
 from .state_io import pack_masks, to_cpu, unpack_masks
 from .window import SlidingWindow
@@ -47,9 +53,11 @@ __all__ = [
     'global_magnitude_masks', 'kth_smallest', 'magnitude_quantile',
     'magnitude_threshold', 'mask_optimizer_state_', 'mask_sparsity',
     'masks_equal', 'num_pruned', 'weight_sparsity', 'MaskApplier',
-    'layers_above', 'MaskedTraining', 'PHASES', 'ARTPhases',
+    'layers_above', 'MaskedPruning', 'MaskedTraining', 'PHASES', 'ARTPhases',
     'DEFAULT_EXCLUDE', 'collect_prunable', 'count_elements',
-    'prunable_weights', 'RegularizerHooks', 'art_lambda', 'gmp_sparsity',
+    'prunable_weights', 'RegularizerHooks', 'NEVER_PRUNED', 'ClipWatch',
+    'event_line', 'settings_line', 'step_line', 'step_scalars', 'switch_line',
+    'RunPlots', 'art_lambda', 'gmp_sparsity', 'gmp_step_sparsity',
     'step_decay_factor', 'SnapshotWindow', 'pruned_snapshot',
     'restore_snapshot', 'pack_masks', 'to_cpu', 'unpack_masks',
     'SlidingWindow'

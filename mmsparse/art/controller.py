@@ -18,6 +18,7 @@ from .hypersparse import check_regularizer, hypersparse_stats
 from .magnitude import check_sparsity
 from .phases import ARTPhases
 from .regularizer_hooks import RegularizerHooks
+from .reporting import ClipWatch
 from .snapshots import SnapshotWindow, pruned_snapshot, restore_snapshot
 
 
@@ -77,6 +78,47 @@ class ARTController:
         self.snapshots = SnapshotWindow(buffer)
         self.rollback_to_best = bool(rollback_to_best)
         self.owner = owner
+        #: Set its ``clip_norm`` to the run's gradient clipping norm.
+        self.clip = ClipWatch()
+        #: The first validation metric per unit (for the curves plot).
+        self.val_history: list = []
+
+    def check_run(self, total: int, unit: str, by_epoch: bool) -> None:
+        """The phases must fit a run of ``total`` units (``unit``: 'epoch'
+        or 'iter'); an iteration-based run (``by_epoch=False``) needs
+        ``eval_batches``."""
+        self.phases.check_run(total, unit)
+        if not by_epoch and self.eval_batches is None:
+            raise ValueError('an iteration-based run needs eval_batches (the '
+                             'number of training batches the stop criterion '
+                             'is measured on)')
+
+    def train_iter(self, outputs: Optional[dict], data,
+                   reduce_sum: Optional[ReduceSum] = None) -> None:
+        """After a training iteration of the ART phase: check that ``λ·R``
+        reached the loss dict ``outputs``, resolve the criterion on the
+        batch ``data`` and (``dense_reference='train'``) add the iteration's
+        training score, summed over ranks with ``reduce_sum``."""
+        self.reg.check_reached_loss(outputs)
+        self.scores.resolve(data)
+        if self.scores.dense_reference == 'train':
+            self.scores.add_train_step(outputs, reduce_sum)
+
+    def regularizer_report(self) -> Tuple[Dict[str, float], Optional[str]]:
+        """The regularizer's readable quantities
+        (:meth:`~mmsparse.art.regularizer_hooks.RegularizerHooks.scalars`)
+        and, the first time ``λ·‖∇R‖`` exceeds the clipping norm
+        (:attr:`clip`), a warning (else None)."""
+        scalars = self.reg.scalars()
+        return scalars, self.clip.check(scalars['art_reg_grad'])
+
+    def add_validation(self, unit: int, metrics: Optional[dict]) -> None:
+        """Record the first of the validation ``metrics`` after ``unit``
+        units (nothing without metrics)."""
+        if metrics:
+            key = next(iter(metrics))
+            self.val_history.append(
+                dict(unit=unit, key=key, value=float(metrics[key])))
 
     def step(self, model: torch.nn.Module,
              weights: Mapping[str, torch.nn.Parameter],
@@ -117,13 +159,25 @@ class ARTController:
         state, masks = restore_snapshot(best)
         return state, masks, best['step']
 
+    def rollback_model(self, model: torch.nn.Module,
+                       current_masks: Dict[str, torch.Tensor]
+                       ) -> Tuple[Dict[str, torch.Tensor], int]:
+        """:meth:`rollback` with the chosen snapshot loaded into ``model``:
+        ``(masks, ART step)`` of the model to fine-tune."""
+        state, masks, chosen = self.rollback(current_masks)
+        if state is not None:
+            model.load_state_dict(state)
+        return masks, chosen
+
     def state_dict(self) -> dict:
         """Everything a resume needs, under the keys of the ART checkpoint
-        state (``phase``, ``window``, ``snapshots``, ``config``, ...)."""
+        state (``phase``, ``window``, ``snapshots``, ``config``,
+        ``val_history``, ...)."""
         state = dict(config=dict(target_sparsity=self.target_sparsity,
                                  regularizer=self.regularizer))
         for part in (self.phases, self.scores, self.reg, self.snapshots):
             state.update(part.state_dict())
+        state['val_history'] = list(self.val_history)
         return state
 
     def load_state_dict(self, state: dict,
@@ -141,3 +195,4 @@ class ARTController:
         for part in (self.phases, self.scores, self.snapshots):
             part.load_state_dict(state)
         self.reg.load_state_dict(state, device)
+        self.val_history = list(state['val_history'])

@@ -1,6 +1,6 @@
 """Schedules: ART's λ, GMP's cubic sparsity, step decay after pruning."""
 import bisect
-from typing import Sequence
+from typing import Optional, Sequence
 
 
 def art_lambda(step: int, lambda_init: float, eta: float) -> float:
@@ -48,6 +48,30 @@ def gmp_sparsity(step: int, begin: int, end: int, final: float,
         return float(final)
     progress = (step - begin) / (end - begin)
     return float(final + (initial - final) * (1.0 - progress)**3)
+
+
+def gmp_step_sparsity(step: int, begin: int, end: int, interval: int,
+                      final: float, initial: float = 0.0) -> Optional[float]:
+    """The sparsity GMP prunes to after ``step`` completed units, or None
+    when ``step`` is no pruning step: pruning steps are ``begin, begin +
+    interval, ...`` and ``end``; a scheduled sparsity of 0 prunes nothing.
+
+    Args:
+        step (int): Completed epochs or iterations.
+        begin (int), end (int), final (float), initial (float): See
+            :func:`gmp_sparsity`.
+        interval (int): Units between pruning steps.
+
+    Returns:
+        float or None: :func:`gmp_sparsity` at a pruning step with a
+        positive sparsity, else None.
+    """
+    if step < begin or step > end:
+        return None
+    if step != end and (step - begin) % interval != 0:
+        return None
+    sparsity = gmp_sparsity(step, begin, end, final, initial)
+    return sparsity if sparsity > 0 else None
 
 
 def step_decay_factor(step: int, milestones: Sequence[int],

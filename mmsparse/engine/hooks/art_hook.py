@@ -1,12 +1,12 @@
 """ART: Adaptive Regularized Training with the HyperSparse loss, as a hook."""
 from functools import partial
-from typing import Dict, Optional
+from typing import Optional
 
-import torch
-from mmengine.dist import all_reduce, get_rank, get_world_size, is_main_process
+from mmengine.dist import all_reduce, get_rank, get_world_size
 
-from mmsparse.art import (PHASES, ARTController, magnitude_threshold,
-                          named_errors)
+from mmsparse.art import (NEVER_PRUNED, PHASES, ARTController, event_line,
+                          named_errors, settings_line, step_line, step_scalars,
+                          switch_line)
 from mmsparse.registry import HOOKS
 from .criterion_batches import build_criterion_loader, score_batch
 from .pruning_base import BaseMaskedPruningHook
@@ -77,6 +77,10 @@ class ARTHook(BaseMaskedPruningHook):
             ``reset_optimizer``, ``plot``, ``plot_dir`` of
             :class:`BaseMaskedPruningHook`.
 
+    Attributes ``lambda_``, ``phase``, ``art_step``, ``history``,
+    ``switch_info`` (:class:`~mmsparse.art.ARTPhases`),
+    ``resolved_criterion`` and ``val_history`` hold the running state.
+
     Logged every ``stats_interval`` ART iterations (HyperSparse's
     ``loss_art_reg`` is 0 by construction): ``art_reg_grad`` (``λ·‖∇R‖₂``;
     clipping rescales the task gradient once it dominates),
@@ -122,43 +126,29 @@ class ARTHook(BaseMaskedPruningHook):
         for key in ('lambda_init', 'eta', 'warmup', 'interval',
                     'max_art_steps', 'min_finetune', 'max_finetune'):
             setattr(self, key, getattr(self.phases, key))
-        self.val_history: list = []
-        self._clip_warned = False
 
-    # the running state, readable as before
-    lambda_ = property(lambda self: self.phases.lambda_,
-                       doc='λ of the running ART step (0 outside ART).')
-    phase = property(lambda self: self.phases.phase,
-                     doc="'warmup', 'art' or 'finetune'.")
-    art_step = property(lambda self: self.phases.art_step,
-                        doc='Completed ART steps.')
-    history = property(lambda self: self.phases.history,
-                       doc='One record per ART step (scores, λ, window).')
-    switch_info = property(lambda self: self.phases.switch_info,
-                           doc='Unit, reason, ART step, sparsity of the switch.')
-    resolved_criterion = property(lambda self: self.scores.resolved,
-                                  doc="'accuracy' or 'loss' once resolved.")
+    lambda_ = property(lambda self: self.phases.lambda_)
+    phase = property(lambda self: self.phases.phase)
+    art_step = property(lambda self: self.phases.art_step)
+    history = property(lambda self: self.phases.history)
+    switch_info = property(lambda self: self.phases.switch_info)
+    resolved_criterion = property(lambda self: self.scores.resolved)
+    val_history = property(lambda self: self.art.val_history)
 
     # -------------------------------------------------------- lifecycle
     def _check_run(self, runner) -> None:
         with named_errors('ARTHook'):
-            self.phases.check_run(self._max_units(runner), self.unit_name)
-        if not self.by_epoch and self.art.eval_batches is None:
-            raise ValueError('ARTHook: an iteration-based run needs '
-                             'eval_batches (the number of training batches '
-                             'the stop criterion is measured on)')
+            self.art.check_run(self._max_units(runner), self.unit_name,
+                               self.by_epoch)
         clip = getattr(runner.optim_wrapper, 'clip_grad_kwargs', None) or {}
-        self._clip_norm = clip.get('max_norm')
+        self.art.clip.clip_norm = clip.get('max_norm')
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
         self._eval_loader = build_criterion_loader(runner)
-        self.reg.attach(self._model(runner), self._weights,
+        self.reg.attach(self._model(runner), self.pruning.weights,
                         self._optimizers(runner))
-        runner.logger.info(
-            f'ARTHook: phase {self.phase}, κ={self.target_sparsity}, '
-            f'regularizer {self.regularizer}, λ0={self.lambda_init:g}, '
-            f'η={self.eta}')
+        runner.logger.info(f'ARTHook: {settings_line(self.art)}')
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
@@ -171,131 +161,80 @@ class ARTHook(BaseMaskedPruningHook):
                          outputs=None) -> None:
         self.reg.end_iter()
         if self.phase == 'art':
-            self.reg.check_reached_loss(outputs)
-            self.scores.resolve(data_batch)
-            if self.scores.dense_reference == 'train':
-                self.scores.add_train_step(
-                    outputs, _reduce_sum if get_world_size() > 1 else None)
-            if (runner.iter + 1) % self.art.stats_interval == 0:
-                self._log_reg_stats(runner)
+            self.art.train_iter(
+                outputs, data_batch,
+                _reduce_sum if get_world_size() > 1 else None)
+            if self.every_n_train_iters(runner, self.art.stats_interval):
+                scalars, warning = self.art.regularizer_report()
+                for key, value in scalars.items():
+                    runner.message_hub.update_scalar(f'train/{key}', value)
+                if warning is not None:
+                    runner.logger.warning(f'ARTHook: {warning}')
         runner.message_hub.update_scalar('train/art_lambda', self.lambda_)
         runner.message_hub.update_scalar('train/art_phase',
                                          PHASES.index(self.phase))
         super().after_train_iter(runner, batch_idx, data_batch, outputs)
 
-    def _log_reg_stats(self, runner) -> None:
-        """Readable quantities of the regularizer (see class docstring)."""
-        scalars = self.reg.scalars()
-        for key, value in scalars.items():
-            runner.message_hub.update_scalar(f'train/{key}', value)
-        grad = scalars['art_reg_grad']
-        if (self._clip_norm is not None and not self._clip_warned
-                and grad > self._clip_norm):
-            self._clip_warned = True
-            runner.logger.warning(
-                f'ARTHook: λ·‖∇R‖ = {grad:.4g} exceeds the gradient clipping '
-                f'norm {self._clip_norm:g}: clipping now scales the task '
-                'gradient down with the regularizer\'s')
-
     def after_val_epoch(self, runner, metrics=None) -> None:
-        if metrics:
-            key = next(iter(metrics))
-            self.val_history.append(
-                dict(
-                    unit=runner.epoch if self.by_epoch else runner.iter,
-                    key=key,
-                    value=float(metrics[key])))
+        self.art.add_validation(
+            runner.epoch if self.by_epoch else runner.iter, metrics)
 
     def after_train(self, runner) -> None:
         self.reg.detach()
         if self.phase != 'finetune':
-            runner.logger.warning(
-                'ARTHook: the run ended in the ART phase; the model was '
-                'never pruned (raise max_epochs/max_iters, set max_art_steps '
-                'or min_finetune)')
+            runner.logger.warning(f'ARTHook: {NEVER_PRUNED}')
         self._plot_curves(runner)
         super().after_train(runner)
 
     # ------------------------------------------------------------ phases
     def after_unit(self, runner, completed: int) -> None:
         event = self.phases.advance(completed, self.switch_unit)
-        if event == 'art_begins':
-            runner.logger.info(
-                f'ARTHook: warm-up done after {completed} {self.unit_name}s; '
-                f'ART starts (λ0={self.lambda_init:g})')
-        elif event == 'art_step':
+        if event == 'art_step':
             self._art_step(runner, completed)
-        elif event == 'finetune_done':
-            runner.train_loop.stop_training = True
-            runner.logger.info(
-                f'ARTHook: {self.max_finetune} fine-tune {self.unit_name}s '
-                'done; stopping the run')
+        elif event is not None:  # 'art_begins' or 'finetune_done'
+            if event == 'finetune_done':
+                runner.train_loop.stop_training = True
+            runner.logger.info('ARTHook: ' + event_line(
+                event, completed, self.unit_name, self.lambda_init,
+                self.max_finetune))
 
     def _art_step(self, runner, completed: int) -> None:
-        masks = self._global_masks(self.target_sparsity)
+        masks = self.pruning.global_masks(self.target_sparsity)
         rec, reason = self.art.step(
-            self._model(runner), self._weights, masks, self._eval_loader,
+            self._model(runner), self.pruning.weights, masks,
+            self._eval_loader,
             lambda model, data: score_batch(model, data, self.scores.resolved),
             _reduce_sum, get_rank(), completed, self._max_units(runner))
         metric = self.scores.metric_name
-        runner.logger.info(
-            f'ARTHook [art] step {rec["step"]} ({self.unit_name} '
-            f'{completed}): λ={rec["lambda"]:.4g} dense {metric}='
-            f'{rec["dense"]:.4f} pruned@{100 * self.target_sparsity:g}% '
-            f'{metric}={rec["pruned"]:.4f} window mean='
-            f'{rec["window_mean"]:.4f} best mean={rec["best_mean"]:.4f} '
-            f'(step {rec["best_step"]}) hs_gain={rec["hs_gain"]:.3f}')
-        runner.visualizer.add_scalars(
-            {
-                'art/lambda': rec['lambda'],
-                f'art/dense_{metric}': rec['dense'],
-                f'art/pruned_{metric}': rec['pruned'],
-                f'art/window_mean_{metric}': rec['window_mean'],
-                'art/hs_gain': rec['hs_gain'],
-            },
-            step=completed)
-        if reason is not None:
-            self._switch(runner, completed, reason, masks)
-
-    def _switch(self, runner, completed: int, reason: str,
-                current_masks: Dict[str, torch.Tensor]) -> None:
-        magnitudes = self._magnitudes()
-        threshold = magnitude_threshold(self._weights, self.target_sparsity)
-        state, masks, chosen = self.art.rollback(current_masks)
-        if state is not None:
-            self._model(runner).load_state_dict(state)
+        runner.logger.info('ARTHook [art] ' + step_line(
+            rec, metric, self.unit_name, completed, self.target_sparsity))
+        runner.visualizer.add_scalars(step_scalars(rec, metric),
+                                      step=completed)
+        if reason is None:
+            return
+        # switch: fine-tune the chosen pruned model (plots: the weights now)
+        magnitudes, threshold = self.pruning.magnitudes_and_threshold(
+            self.target_sparsity)
+        masks, chosen = self.art.rollback_model(self._model(runner), masks)
         self._switch_to_finetune(runner, completed, masks)
         self.phases.switch(completed, reason, chosen, self.sparsity)
-        runner.logger.info(
-            f'ARTHook: switch to fine-tuning after {self.unit_name} '
-            f'{completed} ({reason}); pruned model of ART step {chosen}, '
-            f'sparsity {100 * self.sparsity:.3f}%, masks fixed')
+        runner.logger.info('ARTHook: ' + switch_line(
+            self.unit_name, completed, reason, chosen, self.sparsity))
         self._plot_masks(runner, 'switch', magnitudes, threshold)
         self._plot_curves(runner)
 
     # ------------------------------------------------------------- state
     def state_dict(self) -> dict:
-        state = super().state_dict()
-        state.update(self.art.state_dict(), val_history=list(self.val_history))
-        return state
+        return dict(super().state_dict(), **self.art.state_dict())
 
     def load_state_dict(self, state: dict) -> None:
-        weight = next(iter(self._weights.values())) if self._weights else None
-        self.art.load_state_dict(state, getattr(weight, 'device', None))
+        self.art.load_state_dict(state, self.pruning.device)
         super().load_state_dict(state)
-        self.val_history = list(state['val_history'])
 
-    # ------------------------------------------------------------ plots
     def _plot_curves(self, runner) -> None:
-        if not (self.plot and is_main_process()) or not self.phases.history:
-            return
-        from mmsparse.utils.pruning_plots import plot_art_curves
-        val = [dict(unit=v['unit'], value=v['value'])
-               for v in self.val_history]
-        plot_art_curves(
-            self.phases.history,
-            self._work_path(runner, 'curves'),
-            metric=self.scores.metric_name,
-            unit=self.unit_name,
-            switch=self.switch_unit,
-            val_history=val if self.scores.resolved == 'accuracy' else None)
+        plots = self._plots(runner)
+        if plots is not None:
+            plots.art_curves(
+                self.phases.history, self.scores.metric_name, self.unit_name,
+                self.switch_unit, self.val_history
+                if self.scores.resolved == 'accuracy' else None)

@@ -1,8 +1,8 @@
 """Magnitude pruning baselines: one-shot + fine-tune, and gradual (GMP)."""
 from typing import Optional
 
-from mmsparse.art import (check_int, check_sparsity, gmp_sparsity,
-                          magnitude_threshold, named_errors)
+from mmsparse.art import (check_int, check_sparsity, gmp_step_sparsity,
+                          named_errors)
 from mmsparse.registry import HOOKS
 from .pruning_base import BaseMaskedPruningHook
 
@@ -64,9 +64,9 @@ class OneShotMagnitudePruningHook(BaseMaskedPruningHook):
             self._prune(runner, completed)
 
     def _prune(self, runner, completed: int) -> None:
-        magnitudes = self._magnitudes()
-        threshold = magnitude_threshold(self._weights, self.target_sparsity)
-        masks = self._global_masks(self.target_sparsity)
+        magnitudes, threshold = self.pruning.magnitudes_and_threshold(
+            self.target_sparsity)
+        masks = self.pruning.global_masks(self.target_sparsity)
         self._switch_to_finetune(runner, completed, masks)
         runner.logger.info(
             f'OneShotMagnitudePruningHook: pruned to '
@@ -147,26 +147,20 @@ class GradualMagnitudePruningHook(BaseMaskedPruningHook):
                 f'run ({total} {self.unit_name}s)')
 
     def after_unit(self, runner, completed: int) -> None:
-        if completed < self.begin or completed > self.end:
-            return
-        if completed != self.end and \
-                (completed - self.begin) % self.interval != 0:
-            return
-        sparsity = gmp_sparsity(completed, self.begin, self.end,
-                                self.target_sparsity, self.initial_sparsity)
-        if sparsity <= 0:
+        sparsity = gmp_step_sparsity(completed, self.begin, self.end,
+                                     self.interval, self.target_sparsity,
+                                     self.initial_sparsity)
+        if sparsity is None:
             return
         final = completed == self.end
-        magnitudes = self._magnitudes() if final else None
-        threshold = magnitude_threshold(self._weights, sparsity)
-        masks = self._global_masks(sparsity)
-        if self.masks is not None:  # no regrowth
-            masks = {n: m & self.masks[n].to(m.device)
-                     for n, m in masks.items()}
+        if final:  # the weights before the final mask, for the plot
+            magnitudes, threshold = self.pruning.magnitudes_and_threshold(
+                sparsity)
+        masks = self.pruning.shrunk_masks(sparsity)
         if final:
             self._switch_to_finetune(runner, completed, masks)
         else:
-            self._set_masks(runner, masks, reset=False)
+            self.pruning.install(masks, self._optimizers(runner), reset=False)
         self.current_sparsity = self.sparsity
         suffix = ', final mask fixed' if final else ''
         runner.logger.info(

@@ -1,11 +1,10 @@
 """Shared lifecycle of the unstructured pruning hooks (ART, one-shot, GMP).
 
-An adapter over the runner: masked training, the per-layer floor and
-collapse warning and the fine-tune learning rate decay are plain PyTorch
-(:mod:`mmsparse.art`); this hook calls them, logs, and keeps their state and
-the global random streams (:mod:`.resume`) in the checkpoint.
+An adapter over the runner: masks, floor, collapse warning and fine-tune lr
+(:class:`mmsparse.art.MaskedPruning`) and plots (:class:`mmsparse.art.RunPlots`)
+are plain PyTorch; this hook calls them, logs, and keeps their state and the
+global random streams (:mod:`.resume`) in the checkpoint.
 """
-import copy
 import os.path as osp
 from functools import partial
 from typing import Dict, List, Optional, Sequence
@@ -17,10 +16,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import IterBasedTrainLoop
 
-from mmsparse.art import (DEFAULT_EXCLUDE, FinetuneLRDecay, LayerDensityGuard,
-                          MaskedTraining, check_bool, check_patterns,
-                          collect_prunable, flat_magnitudes, mask_sparsity,
-                          named_errors)
+from mmsparse.art import (DEFAULT_EXCLUDE, MaskedPruning, RunPlots, check_bool,
+                          check_patterns, collect_prunable, named_errors)
 from .resume import DeferredHookState, RandomStreamResume
 
 
@@ -96,19 +93,16 @@ class BaseMaskedPruningHook(Hook):
             self.prune_only = check_patterns(
                 'prune_only', prune_only, allow_empty=False,
                 none_means='every weight not excluded')
-            self.finetune_lr = FinetuneLRDecay(finetune_lr_milestones,
-                                               finetune_lr_gamma)
-            self.guard = LayerDensityGuard(min_layer_density,
-                                           warn_layer_sparsity, name)
+            self.pruning = MaskedPruning(finetune_lr_milestones,
+                                         finetune_lr_gamma, min_layer_density,
+                                         warn_layer_sparsity, name,
+                                         sync=partial(broadcast, src=0))
         self.exclude = list(DEFAULT_EXCLUDE if exclude is None else exclude)
         self.include_frozen = bool(include_frozen)
-        self.finetune_lr_milestones = self.finetune_lr.milestones
+        self.finetune_lr_milestones = self.pruning.finetune_lr.milestones
         self.reset_optimizer = bool(reset_optimizer)
         self.plot = bool(plot)
         self.plot_dir = plot_dir
-        self.masking = MaskedTraining(name)
-        self.switch_unit: Optional[int] = None
-        self._weights: Optional[Dict[str, torch.nn.Parameter]] = None
         self._loaded = DeferredHookState(name, self.state_key)
         self._rng = RandomStreamResume()
 
@@ -132,15 +126,11 @@ class BaseMaskedPruningHook(Hook):
             return [w.optimizer for w in wrapper.values()]
         return [wrapper.optimizer]
 
-    @property
-    def masks(self) -> Optional[Dict[str, torch.Tensor]]:
-        """Boolean keep-masks of the prunable weights (None: dense)."""
-        return self.masking.masks
-
-    @property
-    def sparsity(self) -> float:
-        """Sparsity of the current masks (0 without masks)."""
-        return self.masking.sparsity
+    #: Boolean keep-masks of the prunable weights (None: dense), their
+    #: sparsity (0 without), the completed units at the switch to fine-tuning
+    masks = property(lambda self: self.pruning.masks)
+    sparsity = property(lambda self: self.pruning.sparsity)
+    switch_unit = property(lambda self: self.pruning.switch_unit)
 
     # -------------------------------------------------------- lifecycle
     def before_train(self, runner) -> None:
@@ -152,25 +142,19 @@ class BaseMaskedPruningHook(Hook):
                 '(IterBasedTrainLoop); set by_epoch=False and give the counts '
                 'in iterations')
         with named_errors(name):
-            self._weights, summary = collect_prunable(
+            self.pruning.weights, summary = collect_prunable(
                 self._model(runner), self.exclude, self.include_frozen,
                 self.prune_only)
         runner.logger.info(f'{name}: {summary}')
-        if self.finetune_lr.milestones and runner.param_schedulers:
-            raise ValueError(
-                f'{name}: finetune_lr_milestones sets the learning rate '
-                'itself; remove param_scheduler from the config or set '
-                'finetune_lr_milestones=()')
+        with named_errors(name):
+            self.pruning.check_schedulers(bool(runner.param_schedulers))
         self._check_run(runner)
-        self.guard.check_floor([w.numel() for w in self._weights.values()],
-                               getattr(self, 'target_sparsity', None))
+        self.pruning.check_floor(getattr(self, 'target_sparsity', None))
         state = self._loaded.take(runner)
         if state is not None:
             self.load_state_dict(state)
         self._rng.before_train(runner)
-        self.masking.bind(self._weights)
-        if self.masks is not None:
-            self._set_masks(runner, self.masks, reset=False)
+        self.pruning.bind(self._optimizers(runner))
         if not self.by_epoch:
             self._apply_finetune_lr(runner, runner.iter)
 
@@ -189,8 +173,7 @@ class BaseMaskedPruningHook(Hook):
                          outputs=None) -> None:
         """Re-apply the masks after the optimizer step; then, for
         iteration-based counting, the unit logic."""
-        if self.masks is not None:
-            self.masking.enforce(self._optimizers(runner))
+        self.pruning.enforce(self._optimizers(runner))
         runner.message_hub.update_scalar('train/sparsity', self.sparsity)
         if not self.by_epoch:
             self.after_unit(runner, runner.iter + 1)
@@ -205,13 +188,10 @@ class BaseMaskedPruningHook(Hook):
         """Called after each completed epoch/iteration (subclasses)."""
 
     def after_train(self, runner) -> None:
-        self.masking.remove_hooks()
-        if self.masks is not None:
-            runner.logger.info(
-                f'{type(self).__name__}: final sparsity '
-                f'{100 * self.sparsity:.2f}% of '
-                f'{sum(m.numel() for m in self.masks.values())} prunable '
-                'weights')
+        self.pruning.remove_hooks()
+        summary = self.pruning.summary()
+        if summary is not None:
+            runner.logger.info(f'{type(self).__name__}: {summary}')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[self.state_key] = self.state_dict()
@@ -221,78 +201,41 @@ class BaseMaskedPruningHook(Hook):
         self._rng.load(checkpoint)
         self._loaded.load(checkpoint)  # applied in before_train on resume
 
-    # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        """Everything a resume needs (plain tensors and Python values)."""
-        return dict(
-            masks=self.masking.state_dict(),
-            switch_unit=self.switch_unit,
-            base_lrs=copy.deepcopy(self.finetune_lr.base_lrs))
+        """Everything a resume needs: ``masks``, ``switch_unit``,
+        ``base_lrs`` (plain tensors and Python values)."""
+        return self.pruning.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.masking.load(state['masks'])
-        self.switch_unit = state['switch_unit']
-        self.finetune_lr.base_lrs = state['base_lrs']
+        self.pruning.load_state_dict(state)
 
     # ---------------------------------------------------------- masking
-    def _global_masks(self, sparsity: float) -> Dict[str, torch.Tensor]:
-        """Global magnitude masks with the hook's per-layer floor."""
-        return self.guard.masks(self._weights, sparsity)
-
-    def _warn_collapsed_layers(self, runner) -> None:
-        """Warn about every layer pruned above ``warn_layer_sparsity``."""
-        message = self.guard.collapse_warning(self.masks)
-        if message is not None:
-            runner.logger.warning(f'{type(self).__name__}: {message}')
-
-    def _set_masks(self, runner, masks: Dict[str, torch.Tensor],
-                   reset: bool) -> None:
-        """Install masks: identical on all ranks (broadcast from rank 0),
-        applied to weights and optimizer state; optionally clear the
-        optimizer state."""
-        self.masking.install(masks, self._optimizers(runner), reset,
-                             sync=partial(broadcast, src=0))
-
     def _switch_to_finetune(self, runner, completed: int,
                             masks: Dict[str, torch.Tensor]) -> None:
-        """Fix the final masks at ``completed`` units: record the learning
-        rates the decay starts from and warn about collapsed layers."""
-        self.switch_unit = completed
-        self._set_masks(runner, masks, reset=self.reset_optimizer)
-        self.finetune_lr.record(self._optimizers(runner))
-        self._warn_collapsed_layers(runner)
+        """Fix the final masks at ``completed`` units and warn about
+        collapsed layers."""
+        warning = self.pruning.switch_to_finetune(
+            completed, masks, self._optimizers(runner), self.reset_optimizer)
+        if warning is not None:
+            runner.logger.warning(f'{type(self).__name__}: {warning}')
 
     def _apply_finetune_lr(self, runner, unit: int) -> None:
         """Set the lr of the unit with 0-based index ``unit``."""
-        if self.switch_unit is not None:
-            self.finetune_lr.apply(self._optimizers(runner),
-                                   unit - self.switch_unit)
+        self.pruning.apply_finetune_lr(self._optimizers(runner), unit)
 
     # ------------------------------------------------------------ plots
+    def _plots(self, runner) -> Optional[RunPlots]:
+        """The run's plots (None: ``plot=False`` or not rank 0)."""
+        if not (self.plot and is_main_process()):
+            return None
+        return RunPlots(osp.join(runner.work_dir, self.plot_dir),
+                        self.plot_prefix)
+
     def _plot_masks(self, runner, tag: str,
                     magnitudes: Optional[torch.Tensor] = None,
                     threshold: Optional[float] = None) -> None:
         """Per-layer sparsity and (optionally) the weight-magnitude
         histogram, on rank 0."""
-        if not (self.plot and is_main_process()):
-            return
-        from mmsparse.utils.pruning_plots import (plot_layer_sparsity,
-                                                  plot_weight_histogram)
-        plot_layer_sparsity(
-            mask_sparsity(self.masks)[1],
-            self._work_path(runner, f'layer_sparsity_{tag}'),
-            title=f'per-layer sparsity ({tag}, global '
-            f'{100 * self.sparsity:.2f}%)')
-        if magnitudes is not None:
-            plot_weight_histogram(
-                magnitudes.cpu().numpy(),
-                self._work_path(runner, f'weight_hist_{tag}'),
-                threshold=threshold,
-                title=f'|w| at {tag}')
-
-    def _work_path(self, runner, name: str) -> str:
-        return osp.join(runner.work_dir, self.plot_dir,
-                        f'{self.plot_prefix}_{name}.png')
-
-    def _magnitudes(self) -> torch.Tensor:
-        return flat_magnitudes(self._weights.values())
+        plots = self._plots(runner)
+        if plots is not None:
+            plots.masks(tag, self.masks, magnitudes, threshold)

@@ -57,9 +57,12 @@ CLS = TOY + 'deit-toy_shapes-cls.py'
 P3B_CLS = TOY + 'p3b_deit-toy_shapes-cls.py'
 VIS = dict(dense=TOY + 'cls-init_mask2former_vit_toy-ytvis21.py',
            slim=TOY + 'p3b_mask2former_vit_toy-ytvis21.py',
+           slim_uniform=TOY + 'p3b_mask2former_vit_toy-ytvis21.py',
            slim_vpp=TOY + 'p3b-vpp_mask2former_vit_toy-ytvis21.py',
            slim_vpp_art=TOY + 'art-p3b-vpp_mask2former_vit_toy-ytvis21.py')
-LABELS = dict(dense='dense', slim='P3B-slim', slim_vpp='P3B-slim + VPP',
+LABELS = dict(dense='dense', slim='P3B-slim',
+              slim_uniform='uniform-slim (known-bad baseline)',
+              slim_vpp='P3B-slim + VPP',
               slim_vpp_art='P3B-slim + VPP + ART 90 %')
 ENV = {}
 
@@ -249,6 +252,8 @@ def main():
                         help='ART (90 %%) fine-tuning of the slim + VPP '
                         'model; 0 leaves the row out')
     parser.add_argument('--cls-train-videos', type=int, default=300)
+    parser.add_argument('--no-uniform', dest='uniform', action='store_false',
+                        help='leave out the uniform-slim baseline rows')
     parser.add_argument('--n-boot', type=int, default=1000)
     parser.add_argument('--threads', type=int, default=1)
     args = parser.parse_args()
@@ -317,6 +322,32 @@ def main():
     with open(osp.join(export, 'history.json')) as f:
         p3b_keep = json.load(f)['history'][-1]['global_keep']
 
+    # the known-bad baseline: the same parameter budget with one keep ratio
+    # for every block, cut once from the dense classifier by weight norm,
+    # then fine-tuned for as many epochs as P3B ran plus its fine-tuning
+    uniform_dir = osp.join(work, 'uniform_cls')
+    uniform_export = osp.join(uniform_dir, 'p3b')
+    uniform_epochs = args.p3b_epochs + args.slim_finetune_epochs
+    if args.uniform:
+        if not osp.exists(osp.join(uniform_export, 'slim_model.pth')):
+            times['uniform_cut'] = run(
+                [sys.executable, 'projects/composed/uniform_slim_export.py',
+                 CLS, dense_cls, '--out', uniform_export, '--keep',
+                 str(p3b_keep), '--score', 'magnitude'],
+                osp.join(uniform_dir, 'uniform_cut.log'))
+        ft_dir = osp.join(uniform_dir, 'finetune')
+        uniform_weights = train(
+            osp.join(uniform_export, 'finetune.py'), ft_dir,
+            osp.join(ft_dir, f'epoch_{uniform_epochs}.pth'),
+            cls_opts + [f'train_cfg.max_epochs={uniform_epochs}',
+                        f'train_cfg.val_interval={uniform_epochs}',
+                        f'default_hooks.checkpoint.interval={uniform_epochs}'],
+            times, 'uniform_cls_finetune')
+        acc['slim_uniform'] = test_classifier(
+            osp.join(uniform_export, 'finetune.py'), uniform_weights,
+            osp.join(uniform_dir, 'slim_test'), cls_opts, times,
+            'test_uniform_cls')
+
     # 3. VIS rows per seed, 4. test
     backbone_opts = dict(
         dense=[f'model.backbone.init_cfg.checkpoint={dense_cls}'],
@@ -326,13 +357,18 @@ def main():
                   f'model.backbone.backbone.checkpoint={slim_weights}',
                   f'model.backbone.keep_ratio={args.keep_ratio}'])
     backbone_opts['slim_vpp_art'] = backbone_opts['slim_vpp']
-    rows = list(VIS) if args.art_iters else list(VIS)[:3]
+    rows = [r for r in VIS if (r != 'slim_vpp_art' or args.art_iters)
+            and (r != 'slim_uniform' or args.uniform)]
+    if args.uniform:
+        backbone_opts['slim_uniform'] = [
+            f'model.backbone.export={uniform_export}',
+            f'model.backbone.checkpoint={uniform_weights}']
     dumps = {row: {} for row in rows}
     sizes = {}
     for seed in args.seeds:
         seed_opts = vis_opts + [f'randomness.seed={seed}']
         pre = {}
-        for row in ('dense', 'slim'):
+        for row in [r for r in ('dense', 'slim', 'slim_uniform') if r in rows]:
             d = osp.join(work, f'vis_{row}_pretrain_seed{seed}')
             pre[row] = train(
                 VIS[row], d, osp.join(d, f'iter_{args.pretrain_iters}.pth'),
@@ -348,7 +384,7 @@ def main():
                 iters = args.art_iters
                 extra = art_options(VIS[row], iters)
             else:
-                start_from = pre['dense' if row == 'dense' else 'slim']
+                start_from = pre.get(row, pre['slim'])
             ckpts[row] = train(
                 VIS[row], d, osp.join(d, f'iter_{iters}.pth'),
                 seed_opts + backbone_opts[row] + vis_iters_options(iters) +
@@ -369,6 +405,8 @@ def main():
     ap = {row: {s: scores[row][s][0](np.arange(scores[row][s][1]))
                 for s in args.seeds} for row in rows}
     comparisons = [(r, 'dense') for r in rows[1:]] + [('slim_vpp', 'slim')]
+    if 'slim_uniform' in rows:
+        comparisons.append(('slim', 'slim_uniform'))
     if 'slim_vpp_art' in rows:
         comparisons.append(('slim_vpp_art', 'slim_vpp'))
     boot, boot_mean, seed_cis = {}, {}, {}
@@ -391,10 +429,20 @@ def main():
         f'videos). Classifier top-1 on the toy-shape crops: dense '
         f'{acc["dense"]:.1f} %, P3B-slim (keep {p3b_keep:.3f} of the '
         f'parameters, fine-tuned {args.slim_finetune_epochs} epochs) '
-        f'{acc["slim"]:.1f} %. VIS: {args.pretrain_iters} iterations from '
+        f'{acc["slim"]:.1f} %'
+        + (f', uniform-slim (the same budget with one keep ratio per block, '
+           f'cut by weight norm from the dense classifier, fine-tuned '
+           f'{uniform_epochs} epochs = P3B\'s {args.p3b_epochs} + '
+           f'{args.slim_finetune_epochs}) {acc["slim_uniform"]:.1f} %'
+           if 'slim_uniform' in rows else '')
+        + f'. VIS: {args.pretrain_iters} iterations from '
         f'the classifier weights + {args.finetune_iters} for every row '
         f'(VPP keep {args.keep_ratio} from block 1 in the last '
-        f'{args.finetune_iters}). AP in points; differences with 95 % '
+        f'{args.finetune_iters}'
+        + (f'; the ART row continues the slim + VPP model for '
+           f'{args.art_iters} more iterations' if 'slim_vpp_art' in rows
+           else '')
+        + '). AP in points; differences with 95 % '
         'paired-bootstrap intervals over the held-out videos (the '
         'seed-mean of both rows on the same video draws)'
         f'{" and the paired seed interval" if len(args.seeds) > 1 else ""}.',
@@ -415,6 +463,12 @@ def main():
     lines.append(
         '\nslim + VPP vs slim (bootstrap over videos): '
         f'{format_diff(boot_mean["slim_vpp-slim"], 100, 1)} AP points')
+    if 'slim_uniform' in rows:
+        lines.append(
+            'P3B-slim vs uniform-slim (bootstrap over videos): '
+            f'{format_diff(boot_mean["slim-slim_uniform"], 100, 1)} AP points'
+            + (f'; seeds {format_diff(seed_cis["slim-slim_uniform"], 100, 1)}'
+               if len(args.seeds) > 1 else ''))
     if sizes:
         z = sizes[s0]
         lines.append(

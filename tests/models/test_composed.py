@@ -363,3 +363,46 @@ def test_exported_activation_and_norm_eps_are_used(export, tmp_path):
     full = [b.mlp for b in model.blocks if b.mlp.mode == 'full']
     assert full and all(isinstance(m.act, torch.nn.SiLU) for m in full)
     assert all(m.norm.eps == 1e-5 for m in full)
+
+
+def test_uniform_slim_export_is_the_known_bad_p3b_baseline(tmp_path):
+    """projects/composed/uniform_slim_export.py: one keep ratio for every
+    block at the asked parameter budget, the largest-norm elements of the
+    trained classifier, written as a P3B export that P3BViTPyramid and the
+    fine-tuning config read."""
+    script = _load_script('projects/composed/uniform_slim_export.py',
+                          '_uniform_slim_export')
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(CLS_CFG)
+    torch.manual_seed(0)
+    classifier = MODELS.build(cfg.model)
+    classifier.init_weights()
+    ckpt = str(tmp_path / 'dense.pth')
+    torch.save(dict(state_dict=classifier.state_dict()), ckpt)
+    out = str(tmp_path / 'uniform' / 'p3b')
+    info = script.make_uniform_export(CLS_CFG, ckpt, out, keep=0.5)
+    assert abs(info['keep_ratio'] - 0.5) < 0.02
+    arch = info['slim_arch']
+    # uniform: every block the same widths, up to the rounding to 8
+    for key in arch[0]:
+        widths = [d[key] for d in arch]
+        assert max(widths) - min(widths) <= 8, (key, widths)
+        assert all(w % 8 == 0 for w in widths)
+    # magnitude: the kept input channels of every MLP are those with the
+    # largest fc1 column norms of the trained classifier
+    state = torch.load(osp.join(out, 'slim_model.pth'),
+                       weights_only=False)['state_dict']
+    for i, layer in enumerate(classifier.backbone.layers):
+        norms = layer.ffn.layers[0][0].weight.norm(dim=0)
+        top = norms.topk(arch[i]['mlp_in']).indices
+        kept = state[f'backbone.layers.{i}.mlp.norm.index']
+        assert set(kept.tolist()) == set(top.tolist())
+    model = P3BViTPyramid(export=out, img_size=(64, 96))
+    model.init_weights()
+    assert model.slim_arch == arch
+    assert model(torch.randn(1, 3, 64, 96))[2].shape[-2:] == (4, 6)
+    finetune = Config.fromfile(osp.join(out, 'finetune.py'))
+    assert finetune.load_from == osp.join(out, 'slim_model.pth')
+    assert finetune.model.backbone.type == 'SlimVisionTransformer'
+    assert finetune.model.backbone.slim_arch == arch
+    assert finetune.custom_hooks == []

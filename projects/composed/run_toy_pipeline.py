@@ -1,7 +1,7 @@
 """Toy composed pipeline: P3B on classification -> slim ViT -> VIS with VPP.
 
     python projects/composed/run_toy_pipeline.py [--work-dir DIR]
-        [--seeds 0 1 2] [--cls-epochs 10] [--p3b-epochs 8]
+        [--seeds 0 1 2] [--cls-epochs 10] [--p3b-epochs 8] [--p3b-keep 0.5]
         [--slim-finetune-epochs 4] [--pretrain-iters 300]
         [--finetune-iters 150] [--art-iters 300] [--n-boot 1000]
         [--threads 1]
@@ -241,6 +241,10 @@ def main():
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--cls-epochs', type=int, default=10)
     parser.add_argument('--p3b-epochs', type=int, default=8)
+    parser.add_argument('--p3b-keep', type=float, default=0.5,
+                        help='fraction of the classifier parameters P3B (and '
+                        'the uniform baseline) keeps; a finished work dir keeps '
+                        'its value, so give another --work-dir with another keep')
     parser.add_argument('--p3b-update-interval', type=int, default=20,
                         help='iterations between P3B mask updates')
     parser.add_argument('--slim-finetune-epochs', type=int, default=4)
@@ -257,6 +261,8 @@ def main():
     parser.add_argument('--n-boot', type=int, default=1000)
     parser.add_argument('--threads', type=int, default=1)
     args = parser.parse_args()
+    if not 0 < args.p3b_keep < 1:
+        parser.error(f'--p3b-keep must be in (0, 1), got {args.p3b_keep}')
     if min(args.cls_epochs, args.p3b_epochs, args.pretrain_iters,
            args.finetune_iters) < 1 or args.p3b_epochs < 3:
         parser.error('epochs / iterations must be >= 1 (--p3b-epochs >= 3)')
@@ -299,7 +305,7 @@ def main():
     train(P3B_CLS, p3b_dir, osp.join(export, 'slim_model.pth'),
           cls_opts +
           schedule_options(args.p3b_epochs, args.p3b_update_interval) +
-          [f'load_from={dense_cls}',
+          [f'load_from={dense_cls}', f'custom_hooks.0.keep_ratio={args.p3b_keep}',
            f'default_hooks.checkpoint.interval={args.p3b_epochs}'],
           times, 'p3b_cls')
     slim_weights = osp.join(export, 'slim_model.pth')

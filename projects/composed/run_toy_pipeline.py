@@ -178,6 +178,12 @@ def schedule_options(epochs, interval):
             f'custom_hooks.0.update_interval={interval}']
 
 
+def epochs_options(epochs):
+    """A classifier run of ``epochs`` epochs, validated and saved at its end."""
+    return [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
+            f'default_hooks.checkpoint.interval={epochs}']
+
+
 def vis_iters_options(iters):
     return [f'train_cfg.max_iters={iters}',
             f'train_cfg.val_interval={iters + 1}', 'val_cfg=None',
@@ -296,9 +302,7 @@ def main():
     dense_cls = train(
         CLS, dense_cls_dir,
         osp.join(dense_cls_dir, f'epoch_{args.cls_epochs}.pth'),
-        cls_opts + [f'train_cfg.max_epochs={args.cls_epochs}',
-                    f'train_cfg.val_interval={args.cls_epochs}',
-                    f'default_hooks.checkpoint.interval={args.cls_epochs}'],
+        cls_opts + epochs_options(args.cls_epochs),
         times, 'dense_cls')
     p3b_dir = osp.join(work, 'p3b_cls')
     export = osp.join(p3b_dir, 'p3b')
@@ -315,9 +319,7 @@ def main():
         slim_weights = train(
             osp.join(export, 'finetune.py'), ft_dir,
             osp.join(ft_dir, f'epoch_{n}.pth'),
-            cls_opts + [f'train_cfg.max_epochs={n}',
-                        f'train_cfg.val_interval={n}',
-                        f'default_hooks.checkpoint.interval={n}'],
+            cls_opts + epochs_options(n),
             times, 'slim_cls_finetune')
     acc = dict(
         dense=test_classifier(CLS, dense_cls, dense_cls_dir, cls_opts,
@@ -345,9 +347,7 @@ def main():
         uniform_weights = train(
             osp.join(uniform_export, 'finetune.py'), ft_dir,
             osp.join(ft_dir, f'epoch_{uniform_epochs}.pth'),
-            cls_opts + [f'train_cfg.max_epochs={uniform_epochs}',
-                        f'train_cfg.val_interval={uniform_epochs}',
-                        f'default_hooks.checkpoint.interval={uniform_epochs}'],
+            cls_opts + epochs_options(uniform_epochs),
             times, 'uniform_cls_finetune')
         acc['slim_uniform'] = test_classifier(
             osp.join(uniform_export, 'finetune.py'), uniform_weights,

@@ -5,8 +5,7 @@ and only the kept input / hidden / output dimensions of each sub-block.
 Its outputs equal the gated dense block's:
 
 - the norm computes its statistics over the full residual width (as the
-  dense LayerNorm does) and applies the affine transform to the kept
-  dimensions only;
+  dense LayerNorm does) and outputs the kept dimensions only;
 - gate values of kept elements and layer scales are folded into the
   weights, so any gate values (not only 0/1) give the same result as long
   as the dropped elements' gates are 0;
@@ -67,8 +66,20 @@ class SlimNorm(nn.Module):
         if self.weight.numel() == self.dims:
             return F.layer_norm(x, (self.dims, ), self.weight, self.bias,
                                 self.eps)
-        x = F.layer_norm(x, (self.dims, ), None, None, self.eps)
-        return x.index_select(-1, self.index) * self.weight + self.bias
+        # The affine runs inside the full-width layer_norm (weight and bias
+        # zero on the dropped dims), then one gather keeps the kept dims:
+        # about 2x faster on CPU than layer_norm + index_select(-1) + affine
+        # (index_select along the last dim is a slow strided copy; gather
+        # with a broadcast index is not). Equal up to float rounding.
+        weight = self.weight.new_zeros(self.dims).index_copy(
+            0, self.index, self.weight)
+        bias = self.bias.new_zeros(self.dims).index_copy(
+            0, self.index, self.bias)
+        out = F.layer_norm(x, (self.dims, ), weight, bias, self.eps)
+        out = torch.gather(out, -1, self.index.expand(*out.shape[:-1], -1))
+        # dtype of ``normed x * weight + bias``: fp32 for a bf16 / fp16 ``x``
+        dtype = torch.promote_types(x.dtype, self.weight.dtype)
+        return out if out.dtype == dtype else out.to(dtype)
 
 
 class _SlimBranch(nn.Module):

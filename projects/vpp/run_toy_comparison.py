@@ -49,6 +49,7 @@ import sys
 import time
 
 import numpy as np
+from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -60,6 +61,9 @@ from mmsparse.utils.stats import (format_diff, paired_bootstrap,  # noqa: E402
 from mmsparse.utils.tool_runs import run_logged  # noqa: E402
 
 DENSE = 'configs/toy/mask2former_vit_toy-ytvis21_hard.py'
+# Number of ViT blocks of the dense toy model (the ``--truncate`` rows keep its first K).
+VIT_DEPTH = Config.fromfile(osp.join(ROOT, DENSE),
+                            import_custom_modules=False).model.backbone.arch['num_layers']
 SCHEDULES = {
     'paper': dict(
         config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper.py',
@@ -80,7 +84,7 @@ TRUNCATED = 'trunc'
 
 def schedule_label(schedule):
     if schedule.startswith(TRUNCATED):
-        return f'ViT cut to its first {schedule[len(TRUNCATED):]} of 6 blocks'
+        return f'ViT cut to its first {schedule[len(TRUNCATED):]} of {VIT_DEPTH} blocks'
     return 'dense' if schedule == 'dense' else SCHEDULES[schedule]['label']
 
 

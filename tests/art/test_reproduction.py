@@ -1,6 +1,5 @@
 """The CPU reproduction of the HyperSparse comparison: hard digits, configs
 consistent with the scaled schedule, one tiny row end to end, resume."""
-import importlib.util
 import json
 import math
 import os
@@ -9,6 +8,7 @@ import os.path as osp
 import numpy as np
 import pytest
 from mmengine.config import Config
+from script_loader import load_script
 
 from mmsparse.datasets.digits import HardDigitsDataset
 
@@ -16,11 +16,7 @@ CFG_DIR = 'projects/hypersparse/configs'
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        'run_reproduction', 'projects/hypersparse/run_reproduction.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('projects/hypersparse/run_reproduction.py')
 
 
 def _infos(dataset):

@@ -1,19 +1,17 @@
 """projects/hypersparse/run_vis_toy.py: ART vs GMP vs one-shot on the toy VIS
 model. Configs consistent with the scaled schedules, resumable rows and the
 report (fake rows), and one tiny ART row end to end through the real tools."""
-import importlib.util
 import json
-import os.path as osp
 import re
 
 import pytest
 import torch
 from mmengine.config import Config
+from script_loader import load_script
 from vis_helpers import synthetic_video_records
 
 from mmsparse.art import DEFAULT_EXCLUDE
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NAMES = ('backbone.blocks.0.attn.qkv.weight', 'backbone.blocks.5.mlp.fc2.weight',
          'backbone.patch_embed.proj.weight', 'backbone.pyramid.scales.0.0.weight',
          'track_head.transformer_decoder.layers.0.ffn.layers.0.0.weight')
@@ -21,11 +19,7 @@ NAMES = ('backbone.blocks.0.attn.qkv.weight', 'backbone.blocks.5.mlp.fc2.weight'
 
 @pytest.fixture(scope='module')
 def script():
-    spec = importlib.util.spec_from_file_location(
-        'run_vis_toy', osp.join(ROOT, 'projects', 'hypersparse', 'run_vis_toy.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('projects/hypersparse/run_vis_toy.py')
 
 
 def _hook(cfg, hook_type):

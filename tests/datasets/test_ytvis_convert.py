@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import os.path as osp
 import re
@@ -10,6 +9,7 @@ import mmdet
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
+from script_loader import load_script
 
 from mmsparse.datasets.ytvis_convert import convert_youtubevis, split_cocovid
 
@@ -26,17 +26,10 @@ def _dump(obj, path):
         json.dump(obj, f)
 
 
-def _load_script(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_train_output_matches_mmdet_converter(toy_copy, toy_converted, tmp_path):
     script = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'dataset_converters',
                       'youtubevis2coco.py')
-    mmdet_conv = _load_script(script, 'mmdet_youtubevis2coco')
+    mmdet_conv = load_script(script)
     mmdet_conv.convert_vis(str(toy_copy), str(tmp_path), '2021', 'train')
     theirs = _load(tmp_path / 'youtube_vis_2021_train.json')
     ours = _load(toy_converted['train'])
@@ -180,7 +173,7 @@ def test_missing_train_json_and_bad_args(tmp_path):
 
 
 def test_cli_tools(tmp_path, capsys):
-    toy_tool = _load_script(osp.join(REPO, 'tools', 'misc', 'make_toy_ytvis.py'), 'make_toy')
+    toy_tool = load_script('tools/misc/make_toy_ytvis.py')
     out = tmp_path / 'toy_ytvis21'
     toy_tool.main(['--out', str(out), '--num-videos', '5', '--num-frames', '3', '--convert'])
     printed = capsys.readouterr().out
@@ -190,8 +183,7 @@ def test_cli_tools(tmp_path, capsys):
         assert path.is_file() and str(path) in printed
     assert len(_load(ann / 'youtube_vis_2021_heldout.json')['videos']) == 1  # round(0.2 * 5)
 
-    conv_tool = _load_script(
-        osp.join(REPO, 'tools', 'dataset_converters', 'youtubevis2cocovid.py'), 'yt2cocovid')
+    conv_tool = load_script('tools/dataset_converters/youtubevis2cocovid.py')
     conv_tool.main(['-i', str(out), '-o', str(tmp_path / 'ann2'), '--heldout-ratio', '0.4'])
     assert len(_load(tmp_path / 'ann2' / 'youtube_vis_2021_heldout.json')['videos']) == 2
     with pytest.raises(SystemExit, match='train annotation file does not exist'):

@@ -9,6 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope, init_default_scope
+from script_loader import load_script
 
 import mmsparse  # noqa: F401
 from mmsparse.art import global_magnitude_masks, prunable_weights
@@ -290,20 +291,11 @@ def test_toy_composed_configs_parse(name):
         assert backbone.export == 'work_dirs/composed_toy/p3b_cls/p3b'
 
 
-def _load_script(path, name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize('score', ['random', 'magnitude'])
 def test_benchmark_makes_slim_export_without_training(score, tmp_path):
     """benchmark_composed.py's slim ViT goes through the export files that
     P3BViTPyramid reads, at the requested parameter budget."""
-    tool = _load_script('tools/analysis_tools/benchmark_composed.py',
-                        '_benchmark_composed')
+    tool = load_script('tools/analysis_tools/benchmark_composed.py')
     vit = Config.fromfile(SLIM_VPP_VIS.replace(
         'composed/toy/p3b-vpp_', 'toy/vpp_')).model.backbone.backbone
     info = tool.make_slim_export(vit.to_dict(), str(tmp_path / 'p3b'), 0.5,
@@ -323,8 +315,7 @@ def test_pipeline_bootstrap_recomputes_ap_on_resampled_videos():
     import pycocotools.mask as mask_util
 
     from mmsparse.evaluation.functional.ytvis_ap import evaluate_ytvis
-    script = _load_script('projects/composed/run_toy_pipeline.py',
-                          '_toy_pipeline')
+    script = load_script('projects/composed/run_toy_pipeline.py')
 
     def rle(x0):
         m = np.zeros((8, 8), dtype=np.uint8, order='F')
@@ -370,8 +361,7 @@ def test_uniform_slim_export_is_the_known_bad_p3b_baseline(tmp_path):
     block at the asked parameter budget, the largest-norm elements of the
     trained classifier, written as a P3B export that P3BViTPyramid and the
     fine-tuning config read."""
-    script = _load_script('projects/composed/uniform_slim_export.py',
-                          '_uniform_slim_export')
+    script = load_script('projects/composed/uniform_slim_export.py')
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(CLS_CFG)
     torch.manual_seed(0)

@@ -1,11 +1,11 @@
 """tools/analysis_tools/profile_composed.py: op categories of a real profile
 and the toy run of every benchmark_composed row."""
-import importlib.util
 import json
 
 import pytest
 import torch
 import torch.nn.functional as F
+from script_loader import load_script
 from torch.profiler import ProfilerActivity, profile, record_function
 
 TOY_VPP = 'configs/toy/vpp_mask2former_vit_toy-ytvis21.py'
@@ -14,11 +14,7 @@ TOY_COMPOSED = 'configs/composed/toy/p3b-vpp_mask2former_vit_toy-ytvis21.py'
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        '_profile_composed', 'tools/analysis_tools/profile_composed.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/analysis_tools/profile_composed.py')
 
 
 def test_children_take_the_category_of_their_outermost_op(tool):

@@ -1,23 +1,15 @@
 """The v2 P3B transfer experiment: data, one tiny row end to end, resume."""
-import importlib.util
 import json
 import os.path as osp
 
 import numpy as np
 import pytest
+from script_loader import load_script
 
 from mmsparse.datasets.digits_transfer import (ShiftedDigitsDataset,
                                                render_shifted_digits)
 
-SCRIPT = osp.join(osp.dirname(__file__), '..', '..', 'projects', 'p3b',
-                  'run_transfer_v2.py')
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location('run_transfer_v2', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = 'projects/p3b/run_transfer_v2.py'
 
 
 def test_shifted_digits_sizes_labels_and_determinism():
@@ -73,7 +65,7 @@ TINY = [
 
 
 def test_tiny_rows_run_and_resume_skips(tmp_path, monkeypatch, capsys):
-    rt = load_script()
+    rt = load_script(SCRIPT)
     work = str(tmp_path / 'exp')
     rt.main(['--work-dir', work] + TINY)
     rows = {osp.basename(p): json.load(open(p)) for p in
@@ -109,7 +101,7 @@ def test_tiny_rows_run_and_resume_skips(tmp_path, monkeypatch, capsys):
 
 
 def test_paired_comparison_uses_shared_stats():
-    rt = load_script()
+    rt = load_script(SCRIPT)
     digit = [0, 0, 1, 1, 2, 2]
     rows = []
     for seed in (0, 1, 2):

@@ -1,7 +1,6 @@
 """tools/analysis_tools/benchmark.py on a VPP config: dense vs VPP schedules
 side by side in one run (it hands over to benchmark_vpp.py), streaming and
 offline, table + JSON."""
-import importlib.util
 import json
 import logging
 import os
@@ -11,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from script_loader import load_script
 from vis_helpers import ROOT
 
 VPP_TOY = osp.join('configs', 'toy', 'vpp_mask2former_vit_toy-ytvis21.py')
@@ -67,12 +67,7 @@ def test_benchmark_tool_compares_dense_and_vpp_schedules(tmp_path):
 
 
 def benchmark_vpp():
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_vpp',
-        osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_vpp.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_script('tools/analysis_tools/benchmark_vpp.py')
 
 
 def test_schedule_syntax():

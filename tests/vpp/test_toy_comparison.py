@@ -1,21 +1,15 @@
 """projects/vpp/run_toy_comparison.py: resumable rows and the report, without training."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
-from vis_helpers import synthetic_video_records
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from script_loader import load_script
+from vis_helpers import ROOT, synthetic_video_records
 
 
 @pytest.fixture(scope='module')
 def script():
-    spec = importlib.util.spec_from_file_location(
-        'run_toy_comparison', osp.join(ROOT, 'projects', 'vpp', 'run_toy_comparison.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('projects/vpp/run_toy_comparison.py')
 
 
 QUALITY = dict(dense=0.8, temporal=0.75, image=0.6, random=0.3, truncated=0.7)

@@ -2,7 +2,8 @@
 
     python projects/vpp/run_toy_comparison.py [--work-dir DIR] [--results-dir DIR]
         [--seeds 0 1 2] [--pretrain-iters 2000] [--finetune-iters 200]
-        [--schedules paper single] [--selectors temporal image random]
+        [--schedules [paper single]] [--selectors [temporal image random]]
+        [--truncate [K ...]] [--cfg-options KEY=VALUE ...]
         [--n-boot 1000] [--threads 1] [--dry-run | --report-only]
 
 The protocol follows the paper (dense training, then sparse fine-tuning from
@@ -38,8 +39,23 @@ drawn with replacement, AP recomputed, the seed-mean of both rows on the same
 draws) and a Student-t interval over seeds, the per-seed bootstrap intervals,
 and the selector contrasts (temporal - image-only, temporal - random).
 Statistics: :mod:`mmsparse.utils.stats`.
+
+Model variants: ``--cfg-options KEY=VALUE ...`` (as in ``tools/train.py``)
+change the model of **every** row, the dense pre-training included, e.g.
+``model.track_head.pixel_decoder.encoder.num_layers=1`` (a one-layer pixel
+decoder). A ``model.backbone.*`` key addresses the ViT: on the VPP configs,
+whose ViT sits in ``model.backbone.backbone``, it is moved there. Keys must
+exist in the configs (typos fail at once), and the keys the script sets
+itself (iterations, seeds, data, checkpoints) are refused. A work dir keeps
+the options it was made with in ``<work-dir>/run_options.json`` (with
+``--pretrain-iters`` and ``--finetune-iters``); running it again with other
+values is an error before any work (use another ``--work-dir``). The report
+states the options. ``--schedules`` with no value runs no VPP rows, e.g. only
+the dense rows and ``--truncate 1`` (the gate: do the deep ViT blocks carry
+the AP?).
 """
 import argparse
+import copy
 import glob
 import json
 import os
@@ -49,7 +65,7 @@ import sys
 import time
 
 import numpy as np
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -61,9 +77,19 @@ from mmsparse.utils.stats import (format_diff, paired_bootstrap,  # noqa: E402
 from mmsparse.utils.tool_runs import run_logged  # noqa: E402
 
 DENSE = 'configs/toy/mask2former_vit_toy-ytvis21_hard.py'
-# Number of ViT blocks of the dense toy model (the ``--truncate`` rows keep its first K).
-VIT_DEPTH = Config.fromfile(osp.join(ROOT, DENSE),
-                            import_custom_modules=False).model.backbone.arch['num_layers']
+_CONFIGS = {}
+
+
+def load_config(path):
+    """The config at ``path`` (relative to the repository root), loaded once."""
+    if path not in _CONFIGS:
+        _CONFIGS[path] = Config.fromfile(osp.join(ROOT, path), import_custom_modules=False)
+    return _CONFIGS[path]
+
+
+# Number of ViT blocks of the dense toy model as configured (the ``--truncate``
+# rows keep its first K; ``--cfg-options`` may change it: see model_shape).
+VIT_DEPTH = load_config(DENSE).model.backbone.arch['num_layers']
 SCHEDULES = {
     'paper': dict(
         config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper.py',
@@ -82,9 +108,9 @@ LABELS = dict(dense='dense', temporal='VPP (temporal prior)',
 TRUNCATED = 'trunc'
 
 
-def schedule_label(schedule):
+def schedule_label(schedule, depth=VIT_DEPTH):
     if schedule.startswith(TRUNCATED):
-        return f'ViT cut to its first {schedule[len(TRUNCATED):]} of {VIT_DEPTH} blocks'
+        return f'ViT cut to its first {schedule[len(TRUNCATED):]} of {depth} blocks'
     return 'dense' if schedule == 'dense' else SCHEDULES[schedule]['label']
 
 
@@ -93,6 +119,92 @@ METRICS = ('AP', 'AP50', 'AP75')
 DATA = dict(num_videos=400, num_frames=6, heldout_ratio=0.5, seed=0)
 
 THREADS = {}
+# ``--cfg-options`` keys the script sets itself (refused: use its arguments).
+RESERVED_KEYS = ('train_cfg', 'randomness', 'load_from', 'resume', 'val_cfg', 'val_dataloader',
+                 'val_evaluator', 'test_evaluator', 'default_hooks.checkpoint',
+                 'train_dataloader.dataset.data_root', 'test_dataloader.dataset.data_root')
+RUN_OPTIONS = 'run_options.json'
+
+
+def format_option(key, value):
+    """``KEY=VALUE`` that :class:`~mmengine.config.DictAction` parses back
+    into ``value`` (lists as ``[a,b]``, tuples as ``(a,b)``)."""
+    def fmt(v):
+        if isinstance(v, list):
+            return '[' + ','.join(fmt(x) for x in v) + ']'
+        if isinstance(v, tuple):
+            return '(' + ','.join(fmt(x) for x in v) + ')'
+        return str(v)
+    return f'{key}={fmt(value)}'
+
+
+def wraps_vit(config):
+    """Whether ``config``'s ViT sits in ``model.backbone.backbone`` (VPP)."""
+    return load_config(config).model.backbone.get('type') == 'VPPBackbone'
+
+
+def model_options(config, cfg_options):
+    """``--cfg-options`` for ``config`` as ``KEY=VALUE`` strings.
+
+    A ``model.backbone.*`` key addresses the ViT, so it moves to
+    ``model.backbone.backbone.*`` on a config that wraps the ViT.
+    """
+    out = []
+    for key, value in (cfg_options or {}).items():
+        if key.startswith('model.backbone.') and wraps_vit(config):
+            key = 'model.backbone.backbone.' + key[len('model.backbone.'):]
+        out.append(format_option(key, value))
+    return out
+
+
+def _lookup(cfg, key):
+    """Error text if the dotted ``key`` is not in ``cfg``, else None."""
+    node, path = cfg, []
+    for part in key.split('.'):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif hasattr(node, 'keys') and part in node:
+            node = node[part]
+        else:
+            return f'no {part!r} under {".".join(path) or "the top level"}'
+        path.append(part)
+    return None
+
+
+def check_cfg_options(configs, cfg_options):
+    """Error text for ``--cfg-options`` the rows cannot take, else None."""
+    for key, value in (cfg_options or {}).items():
+        if any(key == r or key.startswith(r + '.') for r in RESERVED_KEYS):
+            return (f'--cfg-options {key}: set by the script itself (iterations, seeds, data, '
+                    'checkpoints); use its arguments (--pretrain-iters, --finetune-iters, '
+                    '--seeds, --data-root)')
+        if key == 'model.track_head.pixel_decoder.encoder.num_layers' and not (
+                isinstance(value, int) and value >= 1):
+            # mmdet's DeformableDetrTransformerEncoder takes its embed_dims from
+            # layers[0]: an encoder without layers does not build.
+            return (f'--cfg-options {key} must be an int >= 1 (mmdet\'s pixel decoder does '
+                    f'not build without an encoder layer), got {value!r}')
+        for config in configs:
+            moved = model_options(config, {key: value})[0].split('=', 1)[0]
+            missing = _lookup(load_config(config), moved)
+            if missing:
+                return (f'--cfg-options {key}: {moved} is not in {config} ({missing}); '
+                        'the options change values the configs set, check the spelling')
+    return None
+
+
+def model_shape(cfg_options):
+    """(ViT depth, embed dim, pixel-decoder encoder layers) of the dense
+    config with ``cfg_options`` merged."""
+    cfg = copy.deepcopy(load_config(DENSE))
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    arch = cfg.model.backbone.arch
+    if not hasattr(arch, 'keys'):
+        raise ValueError(f'run_toy_comparison: model.backbone.arch must stay a dict '
+                         f'(embed_dims, num_layers, ...), got {arch!r}')
+    return (arch['num_layers'], arch['embed_dims'],
+            cfg.model.track_head.pixel_decoder.encoder.num_layers)
 
 
 def run(cmd, log_file):
@@ -176,22 +288,83 @@ def heldout_gt(data_root):
 
 
 def plan_rows(args):
+    """The rows of the run; ``options`` of a row: the ``--cfg-options`` (for
+    its config), then the row's own (which win: selector, truncation)."""
+    cfg_options = getattr(args, 'cfg_options', None) or {}
     rows = []
+
+    def add(name, schedule, selector, seed, config, options):
+        rows.append(dict(name=name, schedule=schedule, selector=selector, seed=seed,
+                         config=config, cfg_options=cfg_options,
+                         options=model_options(config, cfg_options) + options))
     for seed in args.seeds:
-        rows.append(dict(name=f'dense_seed{seed}', schedule='dense',
-                         selector='dense', seed=seed, config=DENSE, options=[]))
+        add(f'dense_seed{seed}', 'dense', 'dense', seed, DENSE, [])
         for schedule in args.schedules:
             for sel in args.selectors:
-                rows.append(dict(
-                    name=f'{schedule}_{sel}_seed{seed}', schedule=schedule,
-                    selector=sel, seed=seed, config=SCHEDULES[schedule]['config'],
-                    options=[f'model.backbone.selector={sel}']))
+                add(f'{schedule}_{sel}_seed{seed}', schedule, sel, seed,
+                    SCHEDULES[schedule]['config'], [f'model.backbone.selector={sel}'])
         for blocks in args.truncate:
-            rows.append(dict(name=f'{TRUNCATED}{blocks}_seed{seed}',
-                             schedule=f'{TRUNCATED}{blocks}', selector='truncated',
-                             seed=seed, config=DENSE,
-                             options=[f'model.backbone.arch.num_layers={blocks}']))
+            add(f'{TRUNCATED}{blocks}_seed{seed}', f'{TRUNCATED}{blocks}', 'truncated', seed,
+                DENSE, [f'model.backbone.arch.num_layers={blocks}'])
     return rows
+
+
+def run_options(args):
+    """What a work dir's rows depend on beyond their own row (JSON-normalised)."""
+    return json.loads(json.dumps(dict(cfg_options=args.cfg_options or {},
+                                      pretrain_iters=args.pretrain_iters,
+                                      finetune_iters=args.finetune_iters)))
+
+
+def _holds_work(work):
+    return bool(glob.glob(osp.join(work, 'rows', '*.json')) or
+                glob.glob(osp.join(work, '*', '*.pth')))
+
+
+def saved_run_options(work):
+    """The options ``work`` was made with: ``<work>/run_options.json``, or for a
+    work dir of the script before it wrote that file, its first row file's
+    iterations without --cfg-options; None for a new work dir."""
+    path = osp.join(work, RUN_OPTIONS)
+    if osp.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    rows = sorted(glob.glob(osp.join(work, 'rows', '*.json')))
+    if not rows:
+        return None
+    with open(rows[0]) as f:
+        row = json.load(f)
+    return dict(cfg_options=row.get('cfg_options', {}), pretrain_iters=row['pretrain_iters'],
+                finetune_iters=row['finetune_iters'])
+
+
+def _describe(key, value):
+    if key == 'cfg_options':
+        return ' '.join(format_option(k, v) for k, v in value.items()) or '(none)'
+    return str(value)
+
+
+def run_options_mismatch(work, current):
+    """Error text if ``work`` holds rows or checkpoints made with other run
+    options than ``current``, else None."""
+    saved = saved_run_options(work)
+    if saved is None or saved == current or not _holds_work(work):
+        return None
+    diffs = '; '.join(
+        f"--{key.replace('_', '-')}: {_describe(key, saved.get(key))} in the work dir, "
+        f'{_describe(key, current[key])} now'
+        for key in current if saved.get(key) != current[key])
+    return (f'work dir {work} was made with other options ({diffs}); its rows would mix two '
+            'models. Use another --work-dir for these options, or the same options to '
+            'continue it.')
+
+
+def write_run_options(work, current):
+    os.makedirs(work, exist_ok=True)
+    path = osp.join(work, RUN_OPTIONS)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(current, f, indent=1)
+    os.replace(path + '.tmp', path)
 
 
 def run_row(row, args, data_root, pre_ckpt, gt, work):
@@ -308,9 +481,14 @@ def summarize(results, n_boot):
 
 def render_tables(groups, contrasts, meta):
     pct = dict(scale=100, digits=1)
+    depth = meta.get('vit_depth', VIT_DEPTH)
+    options = ' '.join(f'`{format_option(k, v)}`' for k, v in meta.get('cfg_options', {}).items())
     lines = [
         f"Hard toy YouTube-VIS ({meta['heldout_videos']} held-out videos x "
-        f"{meta['num_frames']} frames, 320x192), ViT 6 blocks dim 192; dense pre-training "
+        f"{meta['num_frames']} frames, 320x192), ViT {depth} blocks dim "
+        f"{meta.get('embed_dims', 192)}, pixel decoder with "
+        f"{meta.get('decoder_layers', 2)} deformable-attention encoder layers; model options "
+        f"(--cfg-options, every row): {options or 'none'}; dense pre-training "
         f"{meta['pretrain_iters']} iters, then {meta['finetune_iters']} fine-tuning iters "
         'for every row from the same dense checkpoint, one row per training seed; first '
         'frame of each video dense. AP columns: mean over seeds. Differences to the dense '
@@ -321,7 +499,7 @@ def render_tables(groups, contrasts, meta):
         '| AP - dense [bootstrap over videos] | AP - dense [t over seeds] |',
         '|---|---|---|---|---|---|---|---|---|---|']
     for g in groups:
-        sched = schedule_label(g['schedule'])
+        sched = schedule_label(g['schedule'], depth)
         boot = format_diff(g['diff_boot'], **pct) if 'diff_boot' in g else ''
         seeds = format_diff(g['diff_seeds'], **pct) if 'diff_seeds' in g else ''
         lines.append(
@@ -350,32 +528,37 @@ def render_tables(groups, contrasts, meta):
     return '\n'.join(lines)
 
 
-def plot(groups, out_file):
+def plot(groups, out_file, depth=VIT_DEPTH):
+    """AP - dense (bootstrap interval, seeds as dots) and object pixels kept,
+    one column per schedule (and per truncation), one colour per selection."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    schedules = [s for s in SCHEDULES if any(g['schedule'] == s for g in groups)]
+    kinds = SELECTORS + ('truncated',)
+    columns = []
+    for g in groups:
+        if 'diff_boot' in g and g['schedule'] not in columns:
+            columns.append(g['schedule'])
     width = 0.25
-    for j, sel in enumerate(SELECTORS):
-        xs, ys, lo, hi, fg = [], [], [], [], []
-        for i, sched in enumerate(schedules):
-            g = next((g for g in groups if g['schedule'] == sched and g['selector'] == sel),
-                     None)
-            if g is None or 'diff_boot' not in g:
-                continue
-            d = g['diff_boot']
-            xs.append(i + (j - 1) * width)
-            ys.append(100 * d['diff'])
-            lo.append(100 * (d['diff'] - d['low']))
-            hi.append(100 * (d['high'] - d['diff']))
-            fg.append(g['fg_recall'])
-            per_seed = [100 * v['diff'] for v in g['per_seed'].values()]
-            ax.plot([xs[-1]] * len(per_seed), per_seed, '.', color=f'C{j}', alpha=0.5)
-        if xs:
-            ax.errorbar(xs, ys, yerr=[lo, hi], fmt='o', capsize=4, color=f'C{j}',
-                        label=LABELS[sel])
-            ax2.bar(xs, fg, width=width * 0.9, color=f'C{j}', label=LABELS[sel])
+    labelled = set()
+    for g in groups:
+        if 'diff_boot' not in g:
+            continue
+        j = kinds.index(g['selector'])
+        in_column = [h['selector'] for h in groups
+                     if h['schedule'] == g['schedule'] and 'diff_boot' in h]
+        x = columns.index(g['schedule']) + \
+            (in_column.index(g['selector']) - (len(in_column) - 1) / 2) * width
+        d = g['diff_boot']
+        label = None if g['selector'] in labelled else LABELS[g['selector']]
+        labelled.add(g['selector'])
+        ax.errorbar([x], [100 * d['diff']], yerr=[[100 * (d['diff'] - d['low'])],
+                                                  [100 * (d['high'] - d['diff'])]],
+                    fmt='o', capsize=4, color=f'C{j}', label=label)
+        per_seed = [100 * v['diff'] for v in g['per_seed'].values()]
+        ax.plot([x] * len(per_seed), per_seed, '.', color=f'C{j}', alpha=0.5)
+        ax2.bar([x], [g['fg_recall']], width=width * 0.9, color=f'C{j}', label=label)
     ax.axhline(0, color='k', ls='--', lw=1)
     ax.set_ylabel('AP - dense (points; 95 % bootstrap over videos)')
     ax.set_title('Hard toy VIS: AP cost of the patch selection')
@@ -383,10 +566,12 @@ def plot(groups, out_file):
     ax2.set_ylim(0, 1.02)
     ax2.set_title('Foreground kept in the pruned frames')
     for a in (ax, ax2):
-        a.set_xticks(range(len(schedules)))
-        a.set_xticklabels([SCHEDULES[s]['label'] for s in schedules], fontsize=8)
+        a.set_xticks(range(len(columns)))
+        a.set_xticklabels([SCHEDULES[s]['label'] if s in SCHEDULES else schedule_label(s, depth)
+                           for s in columns], fontsize=8)
         a.grid(alpha=0.3, axis='y')
-        a.legend(fontsize=8)
+        if labelled:
+            a.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_file, dpi=110)
     plt.close(fig)
@@ -418,7 +603,7 @@ def report(work, results_dir, args, meta):
             f.write(table + '\n')
         with open(osp.join(out, 'comparison.json'), 'w') as f:
             json.dump(summary, f, indent=1)
-        plot(groups, osp.join(out, 'comparison.png'))
+        plot(groups, osp.join(out, 'comparison.png'), meta['vit_depth'])
         if out != work:
             for path in files:
                 shutil.copy(path, osp.join(out, 'rows', osp.basename(path)))
@@ -442,20 +627,31 @@ def estimate(rows, done, args, work):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='run_toy_comparison.py',
+                                     description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/vpp_toy_benchmark')
     parser.add_argument('--results-dir', default='projects/vpp/results/toy_hard')
     parser.add_argument('--data-root', default='data/toy_ytvis21_hard/')
     parser.add_argument('--pretrain-iters', type=int, default=2000)
     parser.add_argument('--finetune-iters', type=int, default=200)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--schedules', nargs='+', default=list(SCHEDULES),
-                        choices=list(SCHEDULES))
-    parser.add_argument('--selectors', nargs='+', default=list(SELECTORS),
+    parser.add_argument('--schedules', nargs='*', default=list(SCHEDULES),
+                        choices=list(SCHEDULES),
+                        help='VPP schedules of the pruned rows; with no value, no pruned rows '
+                        '(e.g. only the dense rows and --truncate)')
+    parser.add_argument('--selectors', nargs='*', default=list(SELECTORS),
                         choices=list(SELECTORS))
     parser.add_argument('--truncate', type=int, nargs='*', default=[],
                         help='diagnostic rows: the dense model cut to its first K ViT '
-                        'blocks (1-5), fine-tuned like the other rows')
+                        f'blocks (1-{VIT_DEPTH - 1} of the {VIT_DEPTH}-block toy, or of the '
+                        'depth --cfg-options set), fine-tuned like the other rows')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, default={},
+        help='KEY=VALUE config overrides for the model of every row, the dense pre-training '
+        'included (as in tools/train.py), e.g. '
+        'model.track_head.pixel_decoder.encoder.num_layers=1; model.backbone.* keys address '
+        'the ViT (model.backbone.backbone.* on the VPP configs). Kept in '
+        '<work-dir>/run_options.json: a work dir runs with one set of options only')
     parser.add_argument('--n-boot', type=int, default=1000)
     parser.add_argument(
         '--threads', type=int, default=1,
@@ -471,12 +667,30 @@ def main(argv=None):
     THREADS['OMP_NUM_THREADS'] = str(args.threads)
     if args.pretrain_iters < 1 or args.finetune_iters < 1:
         parser.error('iterations must be >= 1')
-    if any(not 1 <= k <= 5 for k in args.truncate):
-        parser.error(f'--truncate: block counts must be in 1..5, got {args.truncate}')
+    configs = [DENSE] + [SCHEDULES[sched]['config'] for sched in args.schedules]
+    error = check_cfg_options(configs, args.cfg_options)
+    if error:
+        parser.error(error)
+    depth, embed_dims, decoder_layers = model_shape(args.cfg_options)
+    for sched in args.schedules:
+        layers = load_config(SCHEDULES[sched]['config']).model.backbone.prune_layer
+        layers = list(layers) if isinstance(layers, (list, tuple)) else [layers]
+        if max(layers) >= depth:
+            parser.error(f'--schedules {sched}: prunes at blocks {layers}, beyond the '
+                         f'{depth}-block ViT the --cfg-options set')
+    if any(not 1 <= k < depth for k in args.truncate):
+        parser.error(f'--truncate: block counts must be in 1..{depth - 1} (the ViT has '
+                     f'{depth} blocks), got {args.truncate}')
     work = osp.join(ROOT, args.work_dir)
     results_dir = osp.join(ROOT, args.results_dir)
     data_root = osp.join(args.data_root, '')
-    meta = dict(num_frames=DATA['num_frames'], n_boot=args.n_boot, data=DATA)
+    current = run_options(args)
+    error = run_options_mismatch(work, current)
+    if error:
+        parser.error(error)
+    meta = dict(num_frames=DATA['num_frames'], n_boot=args.n_boot, data=DATA,
+                cfg_options=current['cfg_options'], vit_depth=depth, embed_dims=embed_dims,
+                decoder_layers=decoder_layers)
     rows = plan_rows(args)
     done = finished_rows(rows, work)
     if args.dry_run:
@@ -484,11 +698,13 @@ def main(argv=None):
         for r in rows:
             print(f"{'done' if r['name'] in done else 'todo'}  {r['name']}")
         print(f'{len(done)}/{len(rows)} rows finished; about {left / 3600:.1f} h left '
-              f'({per_iter:.2f} s/iter, {test_s:.0f} s per test)')
+              f'({per_iter:.2f} s/iter, {test_s:.0f} s per test); model options: '
+              f"{_describe('cfg_options', current['cfg_options'])}")
         return
     if args.report_only:
         report(work, results_dir, args, meta)
         return
+    write_run_options(work, current)
     if not osp.exists(osp.join(ROOT, data_root, 'annotations', 'youtube_vis_2021_heldout.json')):
         run([sys.executable, 'tools/misc/make_toy_ytvis.py', '--mode', 'hard', '--out',
              data_root, '--num-videos', str(DATA['num_videos']), '--num-frames',
@@ -496,7 +712,8 @@ def main(argv=None):
              str(DATA['heldout_ratio']), '--convert'], osp.join(work, 'make_data.log'))
     gt = heldout_gt(osp.join(ROOT, data_root))
     pre_ckpt, _ = train(DENSE, osp.join(work, 'dense_pretrain'), args.pretrain_iters,
-                        data_options(data_root), seed=0)
+                        data_options(data_root) + model_options(DENSE, args.cfg_options),
+                        seed=0)
     run_pending_rows(
         rows, done, work, lambda row: run_row(row, args, data_root, pre_ckpt, gt, work),
         lambda result: f"AP {result['AP']:.3f} PKR {result['pkr']:.3f} "

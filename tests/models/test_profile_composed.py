@@ -1,10 +1,12 @@
 """tools/analysis_tools/profile_composed.py: op categories of a real profile
 and the toy run of every benchmark_composed row."""
 import json
+import logging
 
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MMLogger
 from script_loader import load_script
 from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -71,12 +73,19 @@ def test_gemm_flops_from_shapes_match_the_profiler(tool):
         assert tool._gemm_flops(e) == flops
 
 
-def test_toy_profile_of_every_row(tool, tmp_path):
+def test_toy_profile_of_every_row(tool, tmp_path, monkeypatch, capfd):
     """One profiled frame per row of benchmark_composed's toy rows: the
     categories and the regions sum to the op total, every row spends time
     in GEMMs and counts GEMM FLOPs, VPP rows in their selector, slim rows in
-    the channel gather/scatter of the slim blocks."""
+    the channel gather/scatter of the slim blocks. Quiet: the progress
+    lines and the tables, no init_weights report of the models built."""
     torch.set_num_threads(1)
+    # a fresh current MMLogger printing to the captured stdout (not an
+    # earlier Runner's, whose FileHandler would take the report)
+    logger = MMLogger('test_profile_composed', logger_name='mmengine')
+    monkeypatch.setitem(MMLogger._instance_dict, 'test_profile_composed',
+                        logger)
+    logger.setLevel(logging.DEBUG)
     out = tool.main([
         '--vpp-config', TOY_VPP, '--composed-config', TOY_COMPOSED,
         '--vpp', '1:0.4', '--shape', '64', '96', '--frames', '2',
@@ -109,3 +118,10 @@ def test_toy_profile_of_every_row(tool, tmp_path):
     assert slim < dense
     md = open(str(tmp_path / 'profile.md')).read()
     assert '### categories' in md and 'gemm ms (%)' in md
+    out, err = capfd.readouterr()
+    assert 'init_weights' not in out + err and 'torch.Size' not in out + err
+    assert 'making a slim architecture' in out
+    assert 'P3B-slim + VPP 1:0.4: FLOPs counted' in out
+    assert 'profiling dense + VPP 1:0.4 (1 frames)' in out
+    assert '### categories' in out and 'wrote ' in out
+    assert logger.level == logging.DEBUG

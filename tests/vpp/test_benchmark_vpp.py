@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from script_loader import load_script
 from vis_helpers import ROOT
 
@@ -137,3 +138,66 @@ def test_dense_row_loads_a_vpp_checkpoint_without_selector_warnings(
         in log
     assert f'missing keys in source state_dict: {key}' in log
     assert 'backbone.pruner.' not in log.split('not loaded')[-1]
+
+
+INIT_REPORT = 'The value is the same before and after calling `init_weights`'
+
+
+def fresh_logger(monkeypatch):
+    """A new MMLogger as mmengine's current instance (at DEBUG, with a list
+    handler), without a FileHandler of an earlier Runner (which would take
+    init_weights' report instead of the console). Made in the test body so
+    that it prints to the test's captured stdout; the previous current
+    instance is current again after the test."""
+    logger = MMLogger('test_benchmark_quiet', logger_name='mmengine')
+    monkeypatch.setitem(MMLogger._instance_dict, 'test_benchmark_quiet',
+                        logger)
+    assert MMLogger.get_current_instance() is logger
+    logger.setLevel(logging.DEBUG)
+    handler = ListHandler()
+    logger.addHandler(handler)
+    return logger, handler
+
+
+def test_building_a_row_prints_no_init_weights_report(monkeypatch, capfd):
+    """A row built by the tools (init_weights, no checkpoint) logs no
+    per-parameter report, and the logger's level is restored afterwards;
+    verbose=True (--verbose) keeps the report."""
+    logger, handler = fresh_logger(monkeypatch)
+    bench = benchmark_vpp()
+    tool = bench._dense_tool()
+    config = osp.join(ROOT, VPP_TOY)
+    opts = {'model.backbone.backbone.init_cfg': None,
+            'model.backbone.keep_ratio': 0.5}
+    capfd.readouterr()
+    model = bench.build_row(tool, config, None, opts)
+    out, err = capfd.readouterr()
+    assert model.backbone.pruner is not None
+    assert 'init_weights' not in out + err and 'torch.Size' not in out + err
+    assert not [m for m in handler.messages if 'init_weights' in m]
+    assert logger.level == logging.DEBUG
+    # the same build with verbose=True: the report is there
+    tool.build(config, None, opts, verbose=True)
+    out, err = capfd.readouterr()
+    assert INIT_REPORT in out
+    # one entry per parameter
+    assert sum(' - torch.Size([' in m for m in handler.messages) == \
+        len(list(model.parameters()))
+    assert logger.level == logging.DEBUG
+
+
+def test_quiet_model_logs_restores_the_level_on_errors(monkeypatch):
+    logger, handler = fresh_logger(monkeypatch)
+    tool = benchmark_vpp()._dense_tool()
+    with pytest.raises(RuntimeError, match='boom'):
+        with tool.quiet_model_logs():
+            assert logger.level == logging.WARNING
+            logger.info('hidden')
+            logger.warning('shown')
+            raise RuntimeError('boom')
+    assert logger.level == logging.DEBUG
+    assert handler.messages == ['shown']
+    logger.setLevel(logging.ERROR)  # a stricter level stays
+    with tool.quiet_model_logs():
+        assert logger.level == logging.ERROR
+    assert logger.level == logging.ERROR

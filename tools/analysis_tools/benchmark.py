@@ -2,7 +2,7 @@
 
     python tools/analysis_tools/benchmark.py CONFIG [--shape 368 640]
         [--frames 2] [--repeat 5] [--threads N] [--out bench.json]
-        [--checkpoint CKPT] [--cfg-options k=v ...]
+        [--checkpoint CKPT] [--cfg-options k=v ...] [--verbose]
 
 Measures, on synthetic frames of the given size, in one process:
 
@@ -20,8 +20,15 @@ Given a VPP config (backbone ``VPPBackbone``), it hands over to
 ``benchmark_vpp.py`` (same flags, plus ``--schedules dense config 1:0.4 ...``
 and ``--keep-ratios``): dense vs VPP schedules side by side, streaming and
 offline, with the FLOPs ratio beside the measured one.
+
+Quiet by default: while models are built, mmengine's logger stays at WARNING
+(:func:`quiet_model_logs`, used by every tool of this folder that builds
+models), so ``init_weights``' per-parameter report (four lines per
+parameter) does not bury the table; ``--verbose`` keeps it.
 """
 import argparse
+import contextlib
+import logging
 import os.path as osp
 import platform
 import runpy
@@ -29,6 +36,7 @@ import sys
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
@@ -96,6 +104,33 @@ def benchmark_model(model, name: str, num_frames: int, h: int, w: int,
         model_runs_s=full_time['runs'])
 
 
+@contextlib.contextmanager
+def quiet_model_logs(verbose: bool = False):
+    """mmengine's current logger at WARNING inside the block.
+
+    ``BaseModule.init_weights`` logs, at INFO on the current ``MMLogger``,
+    one four-line entry per parameter ("... - torch.Size([...]): The value is
+    the same before and after calling `init_weights` of ..."), and model
+    code logs checkpoint and export loads there too. Inside this block only
+    warnings and errors get through; the level is restored afterwards, also
+    on an exception.
+
+    Args:
+        verbose (bool): Leave the logger as it is (the tools' ``--verbose``).
+            Defaults to False.
+    """
+    if verbose:
+        yield
+        return
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def build_uninitialised(config: str, cfg_options):
     """The config's model, built without ``init_weights`` and without
     pretrained weights (no downloads)."""
@@ -111,12 +146,16 @@ def build_uninitialised(config: str, cfg_options):
     return MODELS.build(model_cfg)
 
 
-def build(config: str, checkpoint, cfg_options):
-    model = build_uninitialised(config, cfg_options)
+def build(config: str, checkpoint, cfg_options, verbose: bool = False):
+    """The config's model with ``checkpoint`` loaded, or initialised by
+    ``init_weights`` without one (quietly unless ``verbose``: see
+    :func:`quiet_model_logs`)."""
+    with quiet_model_logs(verbose):
+        model = build_uninitialised(config, cfg_options)
+        if not checkpoint:
+            model.init_weights()
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu')
-    else:
-        model.init_weights()
     return model
 
 
@@ -146,6 +185,9 @@ def main():
                         help='torch.set_num_threads (default: torch\'s)')
     parser.add_argument('--out', default='work_dirs/benchmark/dense.json')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--verbose', action='store_true',
+                        help="keep mmengine's INFO logs while building "
+                        "(init_weights' per-parameter report)")
     args = parser.parse_args()
     if args.frames < 1 or args.repeat < 1:
         parser.error('--frames and --repeat must be >= 1')
@@ -158,7 +200,8 @@ def main():
 
     rows = []
     for config in args.configs:
-        model = build(config, args.checkpoint, args.cfg_options)
+        model = build(config, args.checkpoint, args.cfg_options,
+                      args.verbose)
         name = osp.splitext(osp.basename(config))[0]
         print(f'benchmarking {name} at {h}x{w}, {args.frames} frames ...',
               flush=True)

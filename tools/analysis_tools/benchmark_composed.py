@@ -6,7 +6,7 @@
         [--export P3B_EXPORT_DIR | --slim-keep 0.5 --slim-score random]
         [--vpp "1:0.7,3:0.56,6:0.448,9:0.358" "1:0.4"]
         [--shape 368 640] [--frames 4] [--repeat 5] [--threads N]
-        [--device cpu] [--out work_dirs/benchmark/composed.json]
+        [--device cpu] [--out work_dirs/benchmark/composed.json] [--verbose]
 
 Rows: every backbone (dense ViT, P3B-slim ViT) without VPP and with each
 ``--vpp`` schedule (``layer:keep`` stages; the defaults are the paper's ViT-S
@@ -65,7 +65,8 @@ def _tool(name):
 
 
 def make_slim_export(vit_cfg: dict, out_dir: str, keep: float, score: str,
-                     seed: int = 0, width_multiple: int = 8) -> dict:
+                     seed: int = 0, width_multiple: int = 8,
+                     verbose: bool = False) -> dict:
     """A P3B export of the dense ViT of ``vit_cfg`` without training.
 
     Args:
@@ -74,6 +75,11 @@ def make_slim_export(vit_cfg: dict, out_dir: str, keep: float, score: str,
         out_dir (str): Export folder (``slim_model.pth``/``.py``).
         keep (float): Fraction of the classifier's parameters kept.
         score (str): 'random' or 'magnitude' element scores.
+        seed (int): Seed of the dense weights and the scores. Defaults to 0.
+        width_multiple (int): Kept widths are multiples of it. Defaults
+            to 8.
+        verbose (bool): Keep mmengine's INFO logs of ``init_weights`` (see
+            ``benchmark.quiet_model_logs``). Defaults to False.
 
     Returns:
         dict: ``slim_arch``, ``keep_ratio`` (achieved) and ``out_dir``.
@@ -97,8 +103,9 @@ def make_slim_export(vit_cfg: dict, out_dir: str, keep: float, score: str,
                   in_channels=arch['embed_dims']))
     init_default_scope('mmpretrain')
     torch.manual_seed(seed)
-    dense = MODELS.build(copy.deepcopy(cfg))
-    dense.init_weights()
+    with _tool('benchmark.py').quiet_model_logs(verbose):
+        dense = MODELS.build(copy.deepcopy(cfg))
+        dense.init_weights()
     pruner = untrained_pruner(dense, keep, score, seed=seed,
                               width_multiple=width_multiple)
     slim_arch = pruner.slim_arch()
@@ -134,6 +141,9 @@ def add_row_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--frames', type=int, default=4)
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--verbose', action='store_true',
+                        help="keep mmengine's INFO logs while building "
+                        "(init_weights' per-parameter report)")
 
 
 def check_row_arguments(parser: argparse.ArgumentParser,
@@ -188,7 +198,7 @@ def build_rows(args: argparse.Namespace, schedules: list, export_dir: str):
               f'{args.slim_score} scores) ...', flush=True)
         slim_info = make_slim_export(
             vpp_cfg.model.backbone.backbone.to_dict(), export,
-            args.slim_keep, args.slim_score)
+            args.slim_keep, args.slim_score, verbose=args.verbose)
         slim_info['export'] = None
 
     variants = [('dense', args.vpp_config, {}),
@@ -204,7 +214,8 @@ def build_rows(args: argparse.Namespace, schedules: list, export_dir: str):
             if schedule is not None:
                 opts['model.backbone.prune_layer'] = schedule[0]
                 opts['model.backbone.keep_ratio'] = schedule[1]
-            model = dense_tool.build(config, None, opts).to(device)
+            model = dense_tool.build(config, None, opts,
+                                     args.verbose).to(device)
             row, fns = vpp_tool.measure_row(model, frames,
                                             dense_tool.make_track_sample, h,
                                             w)

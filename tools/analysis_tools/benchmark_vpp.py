@@ -5,7 +5,7 @@
         [--keep-ratios 1.0 0.4 ...] [--shape 368 640] [--frames 4]
         [--repeat 5] [--model-repeat N] [--threads N] [--device cpu]
         [--out work_dirs/benchmark/vpp.json] [--checkpoint CKPT]
-        [--cfg-options k=v ...]
+        [--cfg-options k=v ...] [--verbose]
 
 CONFIG is a VPP config (``model.backbone.type='VPPBackbone'``). Every row is
 a *schedule*, built with ``model.backbone.prune_layer`` /
@@ -77,7 +77,8 @@ def _dense_tool():
     return module
 
 
-def build_row(tool, config: str, checkpoint, cfg_options, logger=None):
+def build_row(tool, config: str, checkpoint, cfg_options, logger=None,
+              verbose: bool = False):
     """Build one row's model and load ``checkpoint`` (if any) into it.
 
     A VPP checkpoint holds the selector heads of its schedule
@@ -94,14 +95,18 @@ def build_row(tool, config: str, checkpoint, cfg_options, logger=None):
         cfg_options (dict): Config overrides of the row.
         logger (logging.Logger | str, optional): Where the messages go
             (:func:`mmengine.logging.print_log`). Defaults to None (print).
+        verbose (bool): Keep mmengine's INFO logs of the build
+            (``init_weights``' per-parameter report; see
+            ``benchmark.quiet_model_logs``). Defaults to False.
 
     Returns:
         nn.Module: The model, on the CPU.
     """
     if not checkpoint:
-        return tool.build(config, None, cfg_options)
+        return tool.build(config, None, cfg_options, verbose)
     # as tool.build, without init_weights (its per-parameter dump)
-    model = tool.build_uninitialised(config, cfg_options)
+    with tool.quiet_model_logs(verbose):
+        model = tool.build_uninitialised(config, cfg_options)
     ckpt = CheckpointLoader.load_checkpoint(checkpoint, 'cpu', logger)
     state_dict = ckpt.get('state_dict', ckpt)
     metadata = getattr(state_dict, '_metadata', OrderedDict())
@@ -358,6 +363,9 @@ def main():
                         'before reading the clock)')
     parser.add_argument('--out', default='work_dirs/benchmark/vpp.json')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--verbose', action='store_true',
+                        help="keep mmengine's INFO logs while building "
+                        "(init_weights' per-parameter report)")
     args = parser.parse_args()
     if args.frames < 2 or args.repeat < 1:
         parser.error('--frames must be >= 2 and --repeat >= 1')
@@ -394,7 +402,8 @@ def main():
             opts['model.backbone.prune_layer'] = schedule[0]
             opts['model.backbone.keep_ratio'] = schedule[1]
         opts['model.backbone.backbone.init_cfg'] = None  # no downloads
-        model = build_row(tool, args.config, args.checkpoint, opts).to(device)
+        model = build_row(tool, args.config, args.checkpoint, opts,
+                          verbose=args.verbose).to(device)
         print(f'{spec}: counting FLOPs ...', flush=True)
         row, fns = measure_row(model, frames, tool.make_track_sample, h, w)
         rows.append(row)

@@ -3,7 +3,7 @@
     python tools/analysis_tools/profile_composed.py
         [the row arguments of benchmark_composed.py: --vpp-config,
          --composed-config, --export | --slim-keep --slim-score, --vpp,
-         --shape, --frames, --threads, --device cpu]
+         --shape, --frames, --threads, --device cpu, --verbose]
         [--warmup 3] [--calls 10] [--top 15]
         [--profile-out work_dirs/benchmark/composed_profile.json]
 

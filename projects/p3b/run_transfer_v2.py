@@ -3,6 +3,7 @@
     python projects/p3b/run_transfer_v2.py [--work-dir DIR] [--seeds 0 1 2 3 4]
         [--keep-ratios 0.5 0.25] [--methods ...] [--probe reference|cheap]
         [--prune-epochs 50] [--finetune-epochs 20] [--threads 1]
+        [--report-only | --dry-run]
 
 Stages (each an mmengine ``Runner`` on ``configs/p3b/toy/*toy8_shifted*``):
 
@@ -36,7 +37,9 @@ on the 1,077 test images, parameters, block keep ratios, times) *after* it
 is complete: that file is the row's done-marker, a rerun skips it (a row
 interrupted half-way restarts; a finished pruning stage is kept in the
 row's work dir). ``--report-only`` writes the outputs from the finished
-rows. Outputs in the work dir: ``results.md`` (table), ``results.json``,
+rows; ``--dry-run`` runs nothing and prints the plan: every row's status,
+whether the source stage is done and the estimated time left. Outputs in
+the work dir: ``results.md`` (table), ``results.json``,
 ``accuracy.png``, ``paired_diffs.png``, ``benefit_over_training.png``
 (mean over seeds), ``keep_ratio_p3b_vs_frozen.png``.
 
@@ -106,8 +109,13 @@ def parse_args(argv=None):
                         help='rows run at the same time, each in its own '
                         'process (2 = one per core of this machine)')
     parser.add_argument('--n-boot', type=int, default=2000)
-    parser.add_argument('--report-only', action='store_true',
-                        help='only write the outputs from finished rows')
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument('--report-only', action='store_true',
+                      help='only write the outputs from finished rows')
+    mode.add_argument('--dry-run', action='store_true',
+                      help='run nothing: print the planned rows in run '
+                      'order with their status, whether the source stage '
+                      'is done and the estimated time left')
     parser.add_argument('--cfg-options', nargs='*', default=[],
                         metavar='KEY=VALUE',
                         help='python-literal overrides applied to every '
@@ -610,10 +618,115 @@ def finished_rows(args):
     return rows
 
 
+# -------------------------------------------------------------- dry run
+#: the two cost families of rows: a pruning run that measures block
+#: benefit with probes (the dense benefit row, P3B, P3B-frozen) or one that
+#: trains gates only (uniform budget: uniform, magnitude)
+FAMILY = {'dense': 'probes', 'P3B': 'probes', 'P3B-frozen': 'probes',
+          'uniform': 'gates', 'magnitude': 'gates'}
+#: seconds per row at 1 thread, 50 + 20 epochs, ``--probe reference``
+#: (projects/p3b/README.md, "Cost of the full run"); the fine-tune share of
+#: a row: 20 epochs x 68 iterations x 0.049 CPU s of dense training; cheap
+#: probes cost 0.09 instead of 0.18 CPU s per pruning iteration
+CALIBRATION = dict(probes=680.0, gates=285.0)
+CALIBRATION_FINETUNE = 67.0
+CALIBRATION_EPOCHS = (50, 20)
+CHEAP_PROBE_FACTOR = 0.09 / 0.18
+
+
+def calibrated_seconds(args, family: str) -> tuple:
+    """(row, fine-tune) seconds of one row of ``family`` from the README
+    calibration, scaled to ``--prune-epochs`` / ``--finetune-epochs``."""
+    prune_epochs, finetune_epochs = CALIBRATION_EPOCHS
+    finetune = CALIBRATION_FINETUNE * args.finetune_epochs / finetune_epochs
+    prune = ((CALIBRATION[family] - CALIBRATION_FINETUNE) * args.prune_epochs
+             / prune_epochs)
+    if family == 'probes' and args.probe == 'cheap':
+        prune *= CHEAP_PROBE_FACTOR
+    return prune + finetune, finetune
+
+
+def measured_seconds(work_dir: str) -> tuple:
+    """Per family: the wall seconds of every finished row in
+    ``rows/``, and the fine-tune share (row minus its ``prune.json``) of
+    those whose pruning stage is still kept."""
+    rows, finetune = {}, {}
+    for path in sorted(glob.glob(osp.join(work_dir, 'rows', '*.json'))):
+        row = read_json(path)
+        family = FAMILY.get(row.get('method'))
+        if family is None:
+            continue
+        rows.setdefault(family, []).append(row['seconds'])
+        prune = osp.join(work_dir, 'runs', osp.basename(path)[:-len('.json')],
+                         'prune.json')
+        if osp.isfile(prune):
+            finetune.setdefault(family, []).append(
+                row['seconds'] - read_json(prune)['seconds'])
+    return rows, finetune
+
+
+def dry_run(args) -> float:
+    """Print the planned rows in run order with their status, whether the
+    source stage is done and the estimated time left; runs nothing.
+    Returns the estimated wall seconds left (rows only)."""
+    plan = planned_rows(args)
+    measured_rows, measured_finetune = measured_seconds(args.work_dir)
+    estimate, basis = {}, {}
+    for family in ('probes', 'gates'):
+        row_s, finetune_s = calibrated_seconds(args, family)
+        basis[family] = f'calibration of the README, {row_s:.0f} s per row'
+        if measured_rows.get(family):
+            row_s = statistics.fmean(measured_rows[family])
+            basis[family] = (f'mean of {len(measured_rows[family])} finished '
+                             f'rows, {row_s:.0f} s per row')
+        if measured_finetune.get(family):
+            finetune_s = statistics.fmean(measured_finetune[family])
+        basis[family] += f', fine-tune {finetune_s:.0f} s'
+        estimate[family] = dict(row=row_s, finetune=finetune_s)
+
+    source = osp.join(args.work_dir, 'source')
+    if (osp.isfile(osp.join(source, 'source.json'))
+            and osp.isfile(osp.join(source, 'source.pth'))):
+        print(f'source stage: done ({source})')
+    else:
+        print('source stage: not done (the run trains it first; not in the '
+              'estimate below)')
+    print(f'{len(plan)} rows in run order (work dir {args.work_dir}):')
+    done, left = 0, []
+    for i, (method, keep, seed) in enumerate(plan):
+        name = f'{method}_kr{keep:g}_s{seed}'
+        row = osp.join(args.work_dir, 'rows', name + '.json')
+        family = FAMILY[method]
+        if osp.isfile(row):
+            done += 1
+            status = f'finished ({read_json(row)["seconds"]:.0f} s)'
+        elif osp.isfile(osp.join(args.work_dir, 'runs', name, 'prune.json')):
+            left.append(estimate[family]['finetune'])
+            status = (f'pruning stage finished, fine-tune pending '
+                      f'(~{left[-1]:.0f} s)')
+        else:
+            left.append(estimate[family]['row'])
+            status = f'not started (~{left[-1]:.0f} s)'
+        print(f'{i + 1:>4}/{len(plan)} {name}: {status}')
+    jobs = max(1, min(args.jobs, len(left)))
+    wall = max(sum(left) / jobs, max(left, default=0.0))
+    print(f'finished: {done}/{len(plan)} rows')
+    print(f'estimated time left: {sum(left):,.0f} row-seconds on '
+          f'{jobs} job(s) ~ {wall:,.0f} s = {wall / 3600:.1f} h '
+          f'({args.threads} thread(s) per row)')
+    for family, methods in (('probes', 'dense benefit / P3B / P3B-frozen'),
+                            ('gates', 'uniform / magnitude')):
+        print(f'  {methods}: {basis[family]}')
+    return wall
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.work_dir = osp.abspath(args.work_dir)
+    if args.dry_run:
+        dry_run(args)
+        return
     os.makedirs(args.work_dir, exist_ok=True)
     if not args.report_only:
         run_all(args)

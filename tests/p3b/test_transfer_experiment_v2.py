@@ -1,6 +1,7 @@
 """The v2 P3B transfer experiment: data, one tiny row end to end, resume."""
 import json
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -117,3 +118,84 @@ def test_paired_comparison_uses_shared_stats():
     boot = comp['acc_finetuned_digits']
     assert boot['method'] == 'paired_bootstrap' and boot['n'] == 3
     assert boot['diff'] == pytest.approx(1 / 6)
+
+
+def test_dry_run_prints_plan_status_and_time_left(tmp_path, monkeypatch,
+                                                  capsys):
+    rt = load_script(SCRIPT)
+
+    def fail(*args, **kwargs):
+        raise AssertionError('--dry-run ran a stage')
+
+    for stage in ('source_stage', 'prune_stage', 'finetune_stage',
+                  'run_row', 'build_runner', 'write_report'):
+        monkeypatch.setattr(rt, stage, fail)
+    plan = ['--seeds', '0', '1', '--keep-ratios', '0.5', '--methods', 'P3B',
+            'uniform', '--jobs', '2', '--dry-run']
+
+    # nothing yet: the README calibration, the work dir is not created
+    work = tmp_path / 'exp'
+    rt.main(['--work-dir', str(work)] + plan)
+    out = capsys.readouterr().out
+    assert not work.exists()
+    assert 'source stage: not done' in out
+    assert out.count('not started') == 6 and 'finished: 0/6 rows' in out
+    assert ' dense_kr1_s0: not started (~680 s)' in out
+    assert ' uniform_kr0.5_s1: not started (~285 s)' in out
+    args = rt.parse_args(['--work-dir', str(work)] + plan)
+    assert rt.dry_run(args) == pytest.approx((4 * 680 + 2 * 285) / 2)
+    cheap = rt.parse_args(['--work-dir', str(work), '--probe', 'cheap',
+                           '--prune-epochs', '25', '--prune-sparse', '20']
+                          + plan)
+    probes = (680 - 67) / 2 / 2 + 67  # half the epochs, half the cost
+    gates = (285 - 67) / 2 + 67
+    assert rt.dry_run(cheap) == pytest.approx((4 * probes + 2 * gates) / 2)
+    capsys.readouterr()
+
+    # source done, one finished row, two finished pruning stages
+    def write(rel, obj):
+        path = work / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj))
+
+    write('source/source.json', dict(top1=90.0))
+    write('source/source.pth', {})
+    write('rows/dense_kr1_s0.json', dict(method='dense', seconds=600.0))
+    write('runs/dense_kr1_s0/prune.json', dict(seconds=500.0))
+    write('runs/dense_kr1_s1/prune.json', dict(seconds=480.0))
+    write('runs/uniform_kr0.5_s1/prune.json', dict(seconds=200.0))
+    before = sorted(p for p in work.rglob('*'))
+    rt.main(['--work-dir', str(work)] + plan)
+    out = capsys.readouterr().out
+    assert sorted(p for p in work.rglob('*')) == before
+    assert 'source stage: done' in out
+    lines = re.findall(r'^ +\d+/6 (\S+): (.*)$', out, re.MULTILINE)
+    assert lines == [
+        ('dense_kr1_s0', 'finished (600 s)'),
+        ('dense_kr1_s1', 'pruning stage finished, fine-tune pending (~100 s)'),
+        ('P3B_kr0.5_s0', 'not started (~600 s)'),
+        ('P3B_kr0.5_s1', 'not started (~600 s)'),
+        ('uniform_kr0.5_s0', 'not started (~285 s)'),
+        ('uniform_kr0.5_s1',
+         'pruning stage finished, fine-tune pending (~67 s)'),
+    ]
+    assert 'finished: 1/6 rows' in out
+    left = 100 + 600 + 600 + 285 + 67
+    assert f'{left:,} row-seconds on 2 job(s) ~ {left / 2:,.0f} s' in out
+    assert 'mean of 1 finished rows, 600 s per row, fine-tune 100 s' in out
+    # one row left: --jobs cannot split it
+    write('rows/P3B_kr0.5_s0.json', dict(method='P3B', seconds=800.0))
+    for name in ('dense_kr1_s1', 'P3B_kr0.5_s1', 'uniform_kr0.5_s0',
+                 'uniform_kr0.5_s1'):
+        write(f'rows/{name}.json', dict(method=name.split('_')[0],
+                                        seconds=300.0))
+    assert rt.dry_run(args) == 0.0
+    (work / 'rows' / 'uniform_kr0.5_s1.json').unlink()
+    # no finished gates row kept its prune.json: calibrated fine-tune
+    assert rt.dry_run(args) == pytest.approx(67.0)
+
+
+def test_dry_run_and_report_only_exclusive():
+    rt = load_script(SCRIPT)
+    with pytest.raises(SystemExit):
+        rt.parse_args(['--dry-run', '--report-only'])

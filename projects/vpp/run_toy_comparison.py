@@ -87,9 +87,6 @@ def load_config(path):
     return _CONFIGS[path]
 
 
-# Number of ViT blocks of the dense toy model as configured (the ``--truncate``
-# rows keep its first K; ``--cfg-options`` may change it: see model_shape).
-VIT_DEPTH = load_config(DENSE).model.backbone.arch['num_layers']
 SCHEDULES = {
     'paper': dict(
         config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper.py',
@@ -108,7 +105,9 @@ LABELS = dict(dense='dense', temporal='VPP (temporal prior)',
 TRUNCATED = 'trunc'
 
 
-def schedule_label(schedule, depth=VIT_DEPTH):
+def schedule_label(schedule, depth):
+    """Table / plot label of ``schedule``; ``depth``: ViT blocks of the dense
+    model (see :func:`model_shape`)."""
     if schedule.startswith(TRUNCATED):
         return f'ViT cut to its first {schedule[len(TRUNCATED):]} of {depth} blocks'
     return 'dense' if schedule == 'dense' else SCHEDULES[schedule]['label']
@@ -481,7 +480,7 @@ def summarize(results, n_boot):
 
 def render_tables(groups, contrasts, meta):
     pct = dict(scale=100, digits=1)
-    depth = meta.get('vit_depth', VIT_DEPTH)
+    depth = meta['vit_depth']
     options = ' '.join(f'`{format_option(k, v)}`' for k, v in meta.get('cfg_options', {}).items())
     lines = [
         f"Hard toy YouTube-VIS ({meta['heldout_videos']} held-out videos x "
@@ -528,9 +527,10 @@ def render_tables(groups, contrasts, meta):
     return '\n'.join(lines)
 
 
-def plot(groups, out_file, depth=VIT_DEPTH):
+def plot(groups, out_file, depth):
     """AP - dense (bootstrap interval, seeds as dots) and object pixels kept,
-    one column per schedule (and per truncation), one colour per selection."""
+    one column per schedule (and per truncation), one colour per selection;
+    ``depth``: ViT blocks of the dense model (see :func:`model_shape`)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -629,6 +629,7 @@ def estimate(rows, done, args, work):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='run_toy_comparison.py',
                                      description=__doc__.split('\n')[0])
+    config_depth = model_shape({})[0]  # ViT blocks of the dense toy config
     parser.add_argument('--work-dir', default='work_dirs/vpp_toy_benchmark')
     parser.add_argument('--results-dir', default='projects/vpp/results/toy_hard')
     parser.add_argument('--data-root', default='data/toy_ytvis21_hard/')
@@ -643,7 +644,7 @@ def main(argv=None):
                         choices=list(SELECTORS))
     parser.add_argument('--truncate', type=int, nargs='*', default=[],
                         help='diagnostic rows: the dense model cut to its first K ViT '
-                        f'blocks (1-{VIT_DEPTH - 1} of the {VIT_DEPTH}-block toy, or of the '
+                        f'blocks (1-{config_depth - 1} of the {config_depth}-block toy, or of the '
                         'depth --cfg-options set), fine-tuned like the other rows')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},

@@ -264,6 +264,14 @@ def test_gate_rows_only_dense_and_truncated(script, tmp_path, monkeypatch):
     assert (tmp_path / 'res' / 'comparison.png').exists()
 
 
+def test_import_loads_no_config_and_help_states_the_depth(capsys):
+    fresh = load_script('projects/vpp/run_toy_comparison.py')
+    assert fresh._CONFIGS == {}  # the depth is read in main, not at import
+    with pytest.raises(SystemExit):
+        fresh.main(['--help'])
+    assert '1-5 of the 6-block toy' in ' '.join(capsys.readouterr().out.split())
+
+
 def test_format_option_round_trips_through_dict_action(script):
     for value in (1, 0.5, 1e-05, True, None, 'abc', [1, 2], (3,), [(1, 2), ['a', 'b']], []):
         key, text = script.format_option('a.b', value).split('=', 1)

@@ -4,7 +4,7 @@
         [--seeds 0 1 2] [--cls-epochs 10] [--p3b-epochs 8] [--p3b-keep 0.5]
         [--slim-finetune-epochs 4] [--pretrain-iters 300]
         [--finetune-iters 150] [--art-iters 300] [--n-boot 1000]
-        [--threads 1]
+        [--threads 1] [--reuse-dense OTHER_WORK_DIR]
 
 What a user of the three methods does, at toy scale, with the user-facing
 tools only (``tools/train.py`` / ``tools/test.py`` on the configs of
@@ -40,7 +40,17 @@ tools only (``tools/train.py`` / ``tools/test.py`` on the configs of
 
 Every step is a row whose output file is its done-marker: re-running the
 script skips finished steps, so a killed run resumes. Writes
-``results.json`` and ``results.md`` into the work dir.
+``results.json`` and ``results.md`` into the work dir, and the options of
+the run into ``run_options.json`` when it starts.
+
+The dense stages (the dense classifier and, per seed, the dense VIS rows) do
+not depend on the P3B / VPP / ART options: ``--reuse-dense OTHER_WORK_DIR``
+links (symlinks) the finished dense stages of another work dir, e.g. the
+first run's, into this one for the requested seeds, after checking that
+every option they depend on (``DENSE_OPTIONS``) is the same there (from its
+``run_options.json``, else its ``results.json``) and that they are finished
+for every requested seed; otherwise it stops before any work, naming the
+option or the missing stage.
 """
 import argparse
 import json
@@ -65,6 +75,12 @@ LABELS = dict(dense='dense', slim='P3B-slim',
               slim_vpp='P3B-slim + VPP',
               slim_vpp_art='P3B-slim + VPP + ART 90 %')
 ENV = {}
+#: the options the dense stages depend on (data, data making, classifier
+#: epochs, VIS iterations); the seeds are checked through the stages found
+DENSE_OPTIONS = ('vis_data', 'cls_data', 'vis_videos', 'heldout_ratio',
+                 'cls_train_videos', 'cls_epochs', 'pretrain_iters',
+                 'finetune_iters')
+RUN_OPTIONS = 'run_options.json'
 
 
 def run(cmd, log_file):
@@ -233,7 +249,95 @@ def sparse_sizes(ckpt, dense_ckpt, config, work, times, key):
         return json.load(f)
 
 
-def main():
+def dense_stages(args):
+    """The dense-only stages of ``args``: ``(work-dir entry, files that
+    mark it finished)`` (the markers ``main`` trains and tests to)."""
+    stages = [('dense_cls', (f'epoch_{args.cls_epochs}.pth', 'accuracy.json'))]
+    for seed in args.seeds:
+        stages += [
+            (f'vis_dense_pretrain_seed{seed}', (f'iter_{args.pretrain_iters}.pth',)),
+            (f'vis_dense_seed{seed}', (f'iter_{args.finetune_iters}.pth',
+                                       osp.join('test', 'predictions.json')))]
+    return stages
+
+
+def _dense_value(key, value):
+    """A dense option as compared: data roots as absolute paths."""
+    if key in ('vis_data', 'cls_data'):
+        return osp.normpath(osp.join(ROOT, value))
+    return value
+
+
+def saved_options(work):
+    """The options ``work`` was run with (``run_options.json``, else the
+    ``args`` of its ``results.json``), or None."""
+    for name, key in ((RUN_OPTIONS, None), ('results.json', 'args')):
+        path = osp.join(work, name)
+        if osp.isfile(path):
+            with open(path) as f:
+                saved = json.load(f)
+            return saved[key] if key else saved
+    return None
+
+
+def check_reuse_dense(args, work):
+    """The dense stages of ``--reuse-dense`` to link into ``work``, as
+    ``[(source, link)]``; raises ``ValueError`` naming the first reason
+    they cannot be reused (nothing is changed before)."""
+    other = osp.join(ROOT, args.reuse_dense)
+    where = f'--reuse-dense {args.reuse_dense}'
+    if not osp.isdir(other):
+        raise ValueError(f'{where}: not a directory')
+    if osp.realpath(other) == osp.realpath(work):
+        raise ValueError(f'{where}: is the --work-dir itself')
+    saved = saved_options(other)
+    if saved is None:
+        raise ValueError(f'{where}: has neither {RUN_OPTIONS} nor results.json, '
+                         'so the options its dense rows were made with are unknown')
+    for key in DENSE_OPTIONS:
+        flag = '--' + key.replace('_', '-')
+        if key not in saved:
+            raise ValueError(f'{where}: does not record {flag}, which the dense '
+                             'rows depend on')
+        there = _dense_value(key, saved[key])
+        here = _dense_value(key, getattr(args, key))
+        if there != here:
+            raise ValueError(f'{where}: {flag} differs (there {saved[key]!r}, here '
+                             f'{getattr(args, key)!r}); the dense rows depend on it')
+    pairs, missing = [], []
+    for stage, markers in dense_stages(args):
+        source = osp.join(other, stage)
+        lost = [m for m in markers if not osp.isfile(osp.join(source, m))]
+        if lost:
+            missing.append(f'{stage} ({", ".join(lost)})')
+        pairs.append((source, osp.join(work, stage)))
+    if missing:
+        raise ValueError(f'{where}: dense stages not finished there for --seeds '
+                         f'{" ".join(map(str, args.seeds))}: {"; ".join(missing)}')
+    for source, link in pairs:
+        if osp.lexists(link) and osp.realpath(link) != osp.realpath(source):
+            raise ValueError(f'{where}: {link} exists and is not a link to {source}; '
+                             'remove it or leave out --reuse-dense')
+    return pairs
+
+
+def link_dense(pairs, times):
+    """Symlink (relative) the checked dense stages; their step times are
+    copied from the other work dir's ``seconds.json``."""
+    other_times = {}
+    for source, link in pairs:
+        if not other_times:
+            other_times = StepTimes(osp.join(osp.dirname(source), 'seconds.json'))
+        if not osp.lexists(link):
+            os.makedirs(osp.dirname(link), exist_ok=True)
+            os.symlink(osp.relpath(source, osp.dirname(link)), link)
+        stage = osp.basename(link)
+        for key in (stage, 'test_' + stage):
+            if key in other_times and key not in times:
+                times[key] = other_times[key]
+
+
+def main(argv=None):
     from mmsparse.utils.stats import (format_diff, paired_bootstrap,
                                       paired_seed_interval)
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -266,7 +370,14 @@ def main():
                         help='leave out the uniform-slim baseline rows')
     parser.add_argument('--n-boot', type=int, default=1000)
     parser.add_argument('--threads', type=int, default=1)
-    args = parser.parse_args()
+    parser.add_argument(
+        '--reuse-dense', metavar='OTHER_WORK_DIR',
+        help='link the finished dense classifier and dense VIS rows of the '
+        'requested seeds from another work dir (e.g. the first run, for '
+        'another --p3b-keep); refused unless the options they depend on are '
+        'the same there: ' + ', '.join(
+            '--' + k.replace('_', '-') for k in DENSE_OPTIONS))
+    args = parser.parse_args(argv)
     if not 0 < args.p3b_keep < 1:
         parser.error(f'--p3b-keep must be in (0, 1), got {args.p3b_keep}')
     if min(args.cls_epochs, args.p3b_epochs, args.pretrain_iters,
@@ -274,7 +385,17 @@ def main():
         parser.error('epochs / iterations must be >= 1 (--p3b-epochs >= 3)')
     ENV['OMP_NUM_THREADS'] = str(args.threads)
     work = osp.join(ROOT, args.work_dir)
+    if args.reuse_dense:
+        try:
+            reused = check_reuse_dense(args, work)
+        except ValueError as err:
+            parser.error(str(err))
     times, start = StepTimes(osp.join(work, 'seconds.json')), time.time()
+    os.makedirs(work, exist_ok=True)
+    with open(osp.join(work, RUN_OPTIONS), 'w') as f:
+        json.dump(vars(args), f, indent=2)
+    if args.reuse_dense:
+        link_dense(reused, times)
     results_file = osp.join(work, 'results.json')
 
     # 1. data

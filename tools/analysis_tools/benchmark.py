@@ -131,6 +131,14 @@ def quiet_model_logs(verbose: bool = False):
         logger.setLevel(level)
 
 
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    """``--verbose``: the tools' switch of :func:`quiet_model_logs` (keep
+    mmengine's INFO logs while models are built)."""
+    parser.add_argument('--verbose', action='store_true',
+                        help="keep mmengine's INFO logs while building "
+                        "(init_weights' per-parameter report)")
+
+
 def build_uninitialised(config: str, cfg_options):
     """The config's model, built without ``init_weights`` and without
     pretrained weights (no downloads)."""
@@ -185,9 +193,7 @@ def main():
                         help='torch.set_num_threads (default: torch\'s)')
     parser.add_argument('--out', default='work_dirs/benchmark/dense.json')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    parser.add_argument('--verbose', action='store_true',
-                        help="keep mmengine's INFO logs while building "
-                        "(init_weights' per-parameter report)")
+    add_verbose_argument(parser)
     args = parser.parse_args()
     if args.frames < 1 or args.repeat < 1:
         parser.error('--frames and --repeat must be >= 1')

@@ -141,9 +141,7 @@ def add_row_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--frames', type=int, default=4)
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--verbose', action='store_true',
-                        help="keep mmengine's INFO logs while building "
-                        "(init_weights' per-parameter report)")
+    _tool('benchmark.py').add_verbose_argument(parser)
 
 
 def check_row_arguments(parser: argparse.ArgumentParser,

@@ -340,6 +340,7 @@ def tables(rows):
 
 
 def main():
+    tool = _dense_tool()
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='a VPP config')
     parser.add_argument('--schedules', nargs='+', default=None,
@@ -363,9 +364,7 @@ def main():
                         'before reading the clock)')
     parser.add_argument('--out', default='work_dirs/benchmark/vpp.json')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    parser.add_argument('--verbose', action='store_true',
-                        help="keep mmengine's INFO logs while building "
-                        "(init_weights' per-parameter report)")
+    tool.add_verbose_argument(parser)
     args = parser.parse_args()
     if args.frames < 2 or args.repeat < 1:
         parser.error('--frames must be >= 2 and --repeat >= 1')
@@ -391,7 +390,6 @@ def main():
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == 'cuda' else None
-    tool = _dense_tool()
 
     torch.manual_seed(0)
     frames = torch.randn(args.frames, 3, h, w, device=device)

@@ -205,12 +205,32 @@ def val_curve(work_dir: str) -> list:
     return out
 
 
+# ---------------------------------------------------------------- paths
+def source_files(work_dir: str) -> tuple:
+    """(work dir, done-marker, checkpoint) of the source stage."""
+    source = osp.join(work_dir, 'source')
+    return (source, osp.join(source, 'source.json'),
+            osp.join(source, 'source.pth'))
+
+
+def row_name(method: str, keep: float, seed: int) -> str:
+    return f'{method}_kr{keep:g}_s{seed}'
+
+
+def row_marker(work_dir: str, name: str) -> str:
+    """The finished row's file: its done-marker."""
+    return osp.join(work_dir, 'rows', name + '.json')
+
+
+def prune_marker(work_dir: str, name: str) -> str:
+    """The finished pruning stage of a row (kept for the fine-tune)."""
+    return osp.join(work_dir, 'runs', name, 'prune.json')
+
+
 # ---------------------------------------------------------------- stages
 def source_stage(args) -> str:
     """Train the source model once; returns its checkpoint."""
-    work_dir = osp.join(args.work_dir, 'source')
-    marker = osp.join(work_dir, 'source.json')
-    ckpt = osp.join(work_dir, 'source.pth')
+    work_dir, marker, ckpt = source_files(args.work_dir)
     if osp.isfile(marker) and osp.isfile(ckpt):
         return ckpt
     shutil.rmtree(work_dir, ignore_errors=True)
@@ -266,7 +286,7 @@ def prune_stage(args, method, keep, seed, source, work_dir) -> dict:
     shutil.rmtree(work_dir, ignore_errors=True)
     cfg = prune_cfg(args, method, keep, seed, source)
     start, cpu = time.time(), time.process_time()
-    runner = build_runner(cfg, work_dir, f'{method}_kr{keep:g}_s{seed}')
+    runner = build_runner(cfg, work_dir, row_name(method, keep, seed))
     runner.train()
     result = per_image(runner)
     export = osp.join(work_dir, 'p3b')
@@ -307,8 +327,8 @@ def finetune_stage(args, seed, work_dir) -> dict:
 
 
 def run_row(args, method: str, keep: float, seed: int, source: str):
-    name = f'{method}_kr{keep:g}_s{seed}'
-    marker = osp.join(args.work_dir, 'rows', name + '.json')
+    name = row_name(method, keep, seed)
+    marker = row_marker(args.work_dir, name)
     if osp.isfile(marker):
         return read_json(marker), False
     work_dir = osp.join(args.work_dir, 'runs', name)
@@ -611,8 +631,7 @@ def plot(out, summary, comps, late, rows, dense_params):
 def finished_rows(args):
     rows = []
     for method, keep, seed in planned_rows(args):
-        path = osp.join(args.work_dir, 'rows',
-                        f'{method}_kr{keep:g}_s{seed}.json')
+        path = row_marker(args.work_dir, row_name(method, keep, seed))
         if osp.isfile(path):
             rows.append(read_json(path))
     return rows
@@ -657,8 +676,7 @@ def measured_seconds(work_dir: str) -> tuple:
         if family is None:
             continue
         rows.setdefault(family, []).append(row['seconds'])
-        prune = osp.join(work_dir, 'runs', osp.basename(path)[:-len('.json')],
-                         'prune.json')
+        prune = prune_marker(work_dir, osp.basename(path)[:-len('.json')])
         if osp.isfile(prune):
             finetune.setdefault(family, []).append(
                 row['seconds'] - read_json(prune)['seconds'])
@@ -684,9 +702,8 @@ def dry_run(args) -> float:
         basis[family] += f', fine-tune {finetune_s:.0f} s'
         estimate[family] = dict(row=row_s, finetune=finetune_s)
 
-    source = osp.join(args.work_dir, 'source')
-    if (osp.isfile(osp.join(source, 'source.json'))
-            and osp.isfile(osp.join(source, 'source.pth'))):
+    source, marker, ckpt = source_files(args.work_dir)
+    if osp.isfile(marker) and osp.isfile(ckpt):
         print(f'source stage: done ({source})')
     else:
         print('source stage: not done (the run trains it first; not in the '
@@ -694,13 +711,13 @@ def dry_run(args) -> float:
     print(f'{len(plan)} rows in run order (work dir {args.work_dir}):')
     done, left = 0, []
     for i, (method, keep, seed) in enumerate(plan):
-        name = f'{method}_kr{keep:g}_s{seed}'
-        row = osp.join(args.work_dir, 'rows', name + '.json')
+        name = row_name(method, keep, seed)
+        row = row_marker(args.work_dir, name)
         family = FAMILY[method]
         if osp.isfile(row):
             done += 1
             status = f'finished ({read_json(row)["seconds"]:.0f} s)'
-        elif osp.isfile(osp.join(args.work_dir, 'runs', name, 'prune.json')):
+        elif osp.isfile(prune_marker(args.work_dir, name)):
             left.append(estimate[family]['finetune'])
             status = (f'pruning stage finished, fine-tune pending '
                       f'(~{left[-1]:.0f} s)')

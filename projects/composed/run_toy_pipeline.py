@@ -41,7 +41,10 @@ tools only (``tools/train.py`` / ``tools/test.py`` on the configs of
 Every step is a row whose output file is its done-marker: re-running the
 script skips finished steps, so a killed run resumes. Writes
 ``results.json`` and ``results.md`` into the work dir, and the options of
-the run into ``run_options.json`` when it starts.
+its first run into ``run_options.json``: a later run in the same work dir
+with other values of the options the steps depend on (all but ``--seeds``,
+``--threads``, ``--n-boot``, ``--reuse-dense``) is refused before any work,
+since finished steps are skipped by their files whatever the options.
 
 The dense stages (the dense classifier and, per seed, the dense VIS rows) do
 not depend on the P3B / VPP / ART options: ``--reuse-dense OTHER_WORK_DIR``
@@ -81,6 +84,11 @@ DENSE_OPTIONS = ('vis_data', 'cls_data', 'vis_videos', 'heldout_ratio',
                  'cls_train_videos', 'cls_epochs', 'pretrain_iters',
                  'finetune_iters')
 RUN_OPTIONS = 'run_options.json'
+#: options that do not change what a work dir's stages hold (a work dir may
+#: be continued with other values); every other option is locked by the
+#: first run's ``run_options.json``
+FREE_OPTIONS = ('seeds', 'threads', 'n_boot', 'reuse_dense', 'work_dir')
+DENSE_CLS = 'dense_cls'
 
 
 def run(cmd, log_file):
@@ -147,7 +155,7 @@ def test_vis(config, ckpt, work, options, times, key):
     """Held-out AP, with the metric's ground truth and predictions dumped
     for the bootstrap (cached)."""
     out = osp.join(work, 'test')
-    dump = osp.join(out, 'predictions.json')
+    dump = osp.join(work, VIS_PREDICTIONS)
     if not osp.exists(dump):
         os.makedirs(out, exist_ok=True)
         wrapper = osp.join(out, 'test_config.py')
@@ -249,15 +257,35 @@ def sparse_sizes(ckpt, dense_ckpt, config, work, times, key):
         return json.load(f)
 
 
+def vis_stage(row, seed, pretrain=False):
+    """Work-dir entry (and step-time key) of a VIS row of one seed."""
+    return f'vis_{row}_pretrain_seed{seed}' if pretrain else f'vis_{row}_seed{seed}'
+
+
+def cls_marker(args):
+    """The dense classifier's final checkpoint (its done-marker)."""
+    return f'epoch_{args.cls_epochs}.pth'
+
+
+def vis_marker(iters):
+    """A VIS training's final checkpoint (its done-marker)."""
+    return f'iter_{iters}.pth'
+
+
+#: the file ``test_vis`` writes into a VIS stage (its done-marker)
+VIS_PREDICTIONS = osp.join('test', 'predictions.json')
+
+
 def dense_stages(args):
     """The dense-only stages of ``args``: ``(work-dir entry, files that
     mark it finished)`` (the markers ``main`` trains and tests to)."""
-    stages = [('dense_cls', (f'epoch_{args.cls_epochs}.pth', 'accuracy.json'))]
+    stages = [(DENSE_CLS, (cls_marker(args), 'accuracy.json'))]
     for seed in args.seeds:
         stages += [
-            (f'vis_dense_pretrain_seed{seed}', (f'iter_{args.pretrain_iters}.pth',)),
-            (f'vis_dense_seed{seed}', (f'iter_{args.finetune_iters}.pth',
-                                       osp.join('test', 'predictions.json')))]
+            (vis_stage('dense', seed, pretrain=True),
+             (vis_marker(args.pretrain_iters),)),
+            (vis_stage('dense', seed),
+             (vis_marker(args.finetune_iters), VIS_PREDICTIONS))]
     return stages
 
 
@@ -278,6 +306,35 @@ def saved_options(work):
                 saved = json.load(f)
             return saved[key] if key else saved
     return None
+
+
+def locked_options_mismatch(work, current):
+    """Error text if ``work`` was started with other values of the options
+    its stages depend on (all but :data:`FREE_OPTIONS`), else None.
+
+    A finished stage is skipped by its marker whatever the options, so a
+    continued run with, say, another ``--p3b-keep`` would report rows made
+    with two settings as one; the first run's ``run_options.json`` decides.
+    """
+    saved = saved_options(work) if osp.isdir(work) else None
+    if saved is None:
+        return None
+    diffs = []
+    for key, value in current.items():
+        if key in FREE_OPTIONS or key not in saved:
+            continue
+        there, here = saved[key], value
+        if key in ('vis_data', 'cls_data'):
+            there, here = _dense_value(key, there), _dense_value(key, here)
+        if there != here:
+            diffs.append(f"--{key.replace('_', '-')} (there {saved[key]!r}, "
+                         f'here {value!r})')
+    if not diffs:
+        return None
+    return (f'work dir {work} was started with other options: '
+            f'{"; ".join(diffs)}; its finished stages would be mixed with new '
+            'ones. Use another --work-dir for these options (--reuse-dense '
+            'links its dense stages), or the same options to continue it.')
 
 
 def check_reuse_dense(args, work):
@@ -390,10 +447,14 @@ def main(argv=None):
             reused = check_reuse_dense(args, work)
         except ValueError as err:
             parser.error(str(err))
+    error = locked_options_mismatch(work, vars(args))
+    if error:
+        parser.error(error)
     times, start = StepTimes(osp.join(work, 'seconds.json')), time.time()
     os.makedirs(work, exist_ok=True)
-    with open(osp.join(work, RUN_OPTIONS), 'w') as f:
-        json.dump(vars(args), f, indent=2)
+    if not osp.exists(osp.join(work, RUN_OPTIONS)):
+        with open(osp.join(work, RUN_OPTIONS), 'w') as f:
+            json.dump(vars(args), f, indent=2)
     if args.reuse_dense:
         link_dense(reused, times)
     results_file = osp.join(work, 'results.json')
@@ -419,12 +480,10 @@ def main(argv=None):
                            'test_dataloader')]
 
     # 2. classification: dense, P3B, slim fine-tune
-    dense_cls_dir = osp.join(work, 'dense_cls')
+    dense_cls_dir = osp.join(work, DENSE_CLS)
     dense_cls = train(
-        CLS, dense_cls_dir,
-        osp.join(dense_cls_dir, f'epoch_{args.cls_epochs}.pth'),
-        cls_opts + epochs_options(args.cls_epochs),
-        times, 'dense_cls')
+        CLS, dense_cls_dir, osp.join(dense_cls_dir, cls_marker(args)),
+        cls_opts + epochs_options(args.cls_epochs), times, DENSE_CLS)
     p3b_dir = osp.join(work, 'p3b_cls')
     export = osp.join(p3b_dir, 'p3b')
     train(P3B_CLS, p3b_dir, osp.join(export, 'slim_model.pth'),
@@ -496,15 +555,16 @@ def main(argv=None):
         seed_opts = vis_opts + [f'randomness.seed={seed}']
         pre = {}
         for row in [r for r in ('dense', 'slim', 'slim_uniform') if r in rows]:
-            d = osp.join(work, f'vis_{row}_pretrain_seed{seed}')
+            stage = vis_stage(row, seed, pretrain=True)
+            d = osp.join(work, stage)
             pre[row] = train(
-                VIS[row], d, osp.join(d, f'iter_{args.pretrain_iters}.pth'),
+                VIS[row], d, osp.join(d, vis_marker(args.pretrain_iters)),
                 seed_opts + backbone_opts[row] +
-                vis_iters_options(args.pretrain_iters), times,
-                f'vis_{row}_pretrain_seed{seed}')
+                vis_iters_options(args.pretrain_iters), times, stage)
         ckpts = {}
         for row in rows:
-            d = osp.join(work, f'vis_{row}_seed{seed}')
+            stage = vis_stage(row, seed)
+            d = osp.join(work, stage)
             iters, extra = args.finetune_iters, []
             if row == 'slim_vpp_art':  # ART on the trained slim + VPP model
                 start_from = ckpts['slim_vpp']
@@ -513,10 +573,9 @@ def main(argv=None):
             else:
                 start_from = pre.get(row, pre['slim'])
             ckpts[row] = train(
-                VIS[row], d, osp.join(d, f'iter_{iters}.pth'),
+                VIS[row], d, osp.join(d, vis_marker(iters)),
                 seed_opts + backbone_opts[row] + vis_iters_options(iters) +
-                extra + [f'load_from={start_from}'], times,
-                f'vis_{row}_seed{seed}')
+                extra + [f'load_from={start_from}'], times, stage)
             dumps[row][seed] = test_vis(VIS[row], ckpts[row], d,
                                         vis_opts + backbone_opts[row], times,
                                         f'test_vis_{row}_seed{seed}')

@@ -1,6 +1,7 @@
-"""projects/composed/run_toy_pipeline.py --reuse-dense: the finished dense
-stages of another work dir are linked only when every option they depend on
-is the same there (fake markers, no training)."""
+"""projects/composed/run_toy_pipeline.py: the finished dense stages of
+another work dir are linked (--reuse-dense) only when every option they
+depend on is the same there, and a work dir keeps the options it was
+started with (fake markers, no training)."""
 import json
 import os
 import os.path as osp
@@ -126,3 +127,30 @@ def test_reuse_dense_refusals_of_the_work_dirs(setup, capsys):
     (tmp_path / 'second' / 'dense_cls').mkdir(parents=True)
     refused(argv + ['--seeds', '0'], 'dense_cls exists and is not a link to')
     assert os.listdir(tmp_path / 'second') == ['dense_cls']
+
+
+def test_a_work_dir_keeps_the_options_it_was_started_with(setup, capsys):
+    """The first run's run_options.json locks the options the stages depend
+    on: a continued run with another --p3b-keep is refused before any work,
+    one with other free options (seeds, threads) continues."""
+    script, tmp_path, other, argv = setup
+    work = tmp_path / 'second'
+    with pytest.raises(ToolRun):
+        script.main(argv)
+    saved = (work / 'run_options.json').read_text()
+    with pytest.raises(SystemExit):
+        script.main(argv + ['--p3b-keep', '0.5', '--art-iters', '100'])
+    err = capsys.readouterr().err
+    assert f'work dir {work} was started with other options' in err
+    assert '--p3b-keep (there 0.25, here 0.5)' in err
+    assert '--art-iters (there 300, here 100)' in err
+    assert (work / 'run_options.json').read_text() == saved
+    # free options change nothing that is stored: the run goes on
+    with pytest.raises(ToolRun) as tool:
+        script.main(argv[:-2] + ['--seeds', '0', '--threads', '2'])
+    assert script.P3B_CLS in tool.value.args[0]
+    assert (work / 'run_options.json').read_text() == saved
+    # a data root given relative or absolute is the same option
+    assert script.locked_options_mismatch(
+        str(work), dict(json.loads(saved), vis_data=osp.relpath(
+            json.loads(saved)['vis_data'], script.ROOT))) is None

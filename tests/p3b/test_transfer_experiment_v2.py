@@ -120,6 +120,28 @@ def test_paired_comparison_uses_shared_stats():
     assert boot['diff'] == pytest.approx(1 / 6)
 
 
+def test_dense_rows_are_the_reference_of_every_keep_ratio():
+    """The dense benefit run (keep 1) pairs with a method at any keep by
+    seed; other references only at the same keep."""
+    rt = load_script(SCRIPT)
+    digit = [0, 0, 1, 1]
+
+    def row(method, keep, seed, acc, correct):
+        return dict(method=method, keep_ratio=keep, seed=seed,
+                    acc_pruned=acc, acc_finetuned=acc, digit=digit,
+                    correct_pruned=correct, correct_finetuned=correct)
+
+    rows = [row('dense', 1.0, s, 90.0 + s, '1111') for s in (0, 1)]
+    rows += [row('uniform', 0.25, s, 80.0 + 2 * s, '1010') for s in (0, 1, 2)]
+    comp = rt.compare(rows, 0.25, 'uniform', 'dense', n_boot=100)
+    assert comp['seeds'] == [0, 1]  # seed 2 has no dense row
+    assert comp['acc_finetuned']['diff'] == pytest.approx(-9.5)
+    assert comp['acc_pruned_digits']['diff'] == pytest.approx(-0.5)
+    assert rt.compare(rows, 0.5, 'uniform', 'dense', n_boot=100) is None
+    assert rt.compare(rows, 0.25, 'uniform', 'P3B', n_boot=100) is None
+    assert ('uniform', 'dense') in rt.COMPARISONS
+
+
 def test_dry_run_prints_plan_status_and_time_left(tmp_path, monkeypatch,
                                                   capsys):
     rt = load_script(SCRIPT)

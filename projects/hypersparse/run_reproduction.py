@@ -6,8 +6,8 @@ distractor, noise; 1,080 test images, one image is 0.093 %). The schedule
 is the reference's, scaled in iterations (``configs/repro_*.py``): warm-up :
 fine-tune = 60 : 160, the same fine-tune length for every method, lr steps
 at 50 % and 75 % of it, the criterion on the full training set. Every phase
-has 1/21 of the reference's iterations and λ's growth is compressed by the
-same factor (η = 1.05 ** (160 / 48) per epoch); ``--lambda-growth
+has 1/25.2 of the reference's iterations and λ's growth is compressed by
+the same factor (η = 1.05 ** (160 / 40) per epoch); ``--lambda-growth
 per-iteration`` keeps the reference's growth per iteration instead.
 
 Stages (each run writes ``<out-dir>/runs/<name>.json``, its done-marker; a

@@ -317,18 +317,78 @@ def run_one(spec: Dict) -> Dict:
     return result
 
 
-def _job(spec: Dict) -> Dict:
-    path = osp.join(spec['out_dir'], 'runs', spec['name'] + '.json')
-    if osp.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    os.chdir(ROOT)
-    result = run_one(spec)
+def weights_digest(checkpoint: str) -> str:
+    """SHA-256 of a checkpoint's model weights (names and bytes, sorted):
+    tells whether a re-run warm-up reproduced the one its rows used."""
+    import hashlib
+
+    import torch
+    state = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    state = state.get('state_dict', state)
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _write_result(path: str, result: Dict) -> None:
     os.makedirs(osp.dirname(path), exist_ok=True)
     tmp = path + '.tmp'
     with open(tmp, 'w') as f:
         json.dump(result, f)
     os.replace(tmp, path)  # the done-marker appears complete or not at all
+
+
+def _finished_warmup(spec: Dict, path: str) -> Optional[Dict]:
+    """The finished warm-up of ``spec``, or None if it must run (again).
+
+    A warm-up is done when its result file *and* its checkpoint exist: the
+    result files live in the (tracked) out dir, the checkpoint in the work
+    dir, which a new machine does not have. Then the warm-up runs again and
+    its weights are compared with the digest of the first run (rows already
+    finished for that seed were trained from the first one)."""
+    with open(path) as f:
+        previous = json.load(f)
+    ckpt = warmup_checkpoint(spec['work_dir'], spec['seed'],
+                             spec['schedule'])
+    if osp.exists(ckpt):
+        if 'weights_sha256' not in previous:  # files from before the digest
+            previous['weights_sha256'] = weights_digest(ckpt)
+            _write_result(path, previous)
+        return previous
+    print(f"[warmup] {spec['name']}: {ckpt} is missing (new work dir?); "
+          'running the warm-up again', flush=True)
+    return None
+
+
+def _job(spec: Dict) -> Dict:
+    path = osp.join(spec['out_dir'], 'runs', spec['name'] + '.json')
+    previous = None
+    if osp.exists(path):
+        if spec['kind'] != 'warmup':
+            with open(path) as f:
+                return json.load(f)
+        finished = _finished_warmup(spec, path)
+        if finished is not None:
+            return finished
+        with open(path) as f:
+            previous = json.load(f)
+    os.chdir(ROOT)
+    result = run_one(spec)
+    if spec['kind'] == 'warmup':
+        result['weights_sha256'] = weights_digest(
+            warmup_checkpoint(spec['work_dir'], spec['seed'],
+                              spec['schedule']))
+        old = (previous or {}).get('weights_sha256')
+        if old is not None:
+            result['reproduces_previous'] = old == result['weights_sha256']
+            if not result['reproduces_previous']:
+                print(f"[warmup] WARNING {spec['name']}: the re-run warm-up "
+                      'differs from the one the finished rows of this seed '
+                      'used (weights digest); their pairing with new rows '
+                      'is no longer exact', flush=True)
+    _write_result(path, result)
     keys = ('name', 'test_accuracy', 'val_accuracy', 'switch_reason',
             'seconds', 'cpu_seconds')
     brief = {k: result.get(k) for k in keys}
@@ -409,30 +469,12 @@ def select_lambda(results: List[Dict], regularizer_method: str) -> Dict:
 
 def estimate_iterations(schedule: Dict, args) -> Dict:
     """Upper bound of training iterations (+ criterion passes) per stage."""
-    ipe = schedule['iters_per_epoch']
-    ft, cap = schedule['finetune_epochs'], schedule['art_max_epochs']
-    window = schedule['prune_window']
-    # one criterion pass = a forward pass over the training set in eval mode,
-    # about a third of a training epoch
-    art_run = (cap + ft) * ipe + cap * ipe / 3
-    per_method = dict(dense=ft * ipe, oneshot=(window + ft) * ipe,
-                      gmp=(window + ft) * ipe,
-                      **{m: art_run for m in ART_METHODS})
-    seeds = set(args.seeds)
-    if 'tune' in args.stages:
-        seeds.add(args.tune_seed)
-    warm = len(seeds) * schedule['warmup_epochs'] * ipe
-    tune = 0
-    if 'tune' in args.stages:
-        tune = sum(len(args.lambda_grid) * art_run
-                   for m in ART_METHODS if m in args.methods)
-    main = 0
-    for method in args.methods:
-        n = len(args.seeds) * (1 if method == 'dense' else len(
-            args.sparsities))
-        main += n * per_method[method]
-    return dict(warmup=warm, tune=tune, main=main,
-                total=warm + tune + main)
+    est = {stage: round(sum(run_iterations(schedule, spec)
+                            for spec in stage_specs(args, schedule, stage)))
+           if stage in args.stages else 0
+           for stage in ('warmup', 'tune', 'main')}
+    est['total'] = sum(est.values())
+    return est
 
 
 # -------------------------------------------------------------- summary
@@ -653,6 +695,91 @@ def _plots(summary: Dict, out_dir: str, sparsities, methods) -> None:
     plt.close(fig)
 
 
+# ----------------------------------------------------------------- plan
+def stage_specs(args, schedule: Dict, stage: str,
+                tuning: Optional[Dict] = None) -> List[Dict]:
+    """The runs of one stage, in run order. Main rows take λ0 from
+    ``tuning`` (None where it is not known yet: enough for names and
+    estimates, as λ0 is not part of a main row's name)."""
+    art = [m for m in ART_METHODS if m in args.methods]
+    eta = schedule['eta']
+    if stage == 'warmup':
+        seeds = list(args.seeds)
+        if 'tune' in args.stages and art and args.tune_seed not in seeds:
+            seeds.append(args.tune_seed)
+        return [make_spec(args, schedule, 'warmup', 'dense', s)
+                for s in seeds]
+    if stage == 'tune':
+        return [make_spec(args, schedule, 'tune', m, args.tune_seed,
+                          args.tune_sparsity, lam, eta)
+                for m in art for lam in args.lambda_grid]
+    specs = []
+    for seed in args.seeds:  # seed-major: partial results are paired
+        if 'dense' in args.methods:
+            specs.append(make_spec(args, schedule, 'main', 'dense', seed))
+        for sparsity in args.sparsities:
+            for method in args.methods:
+                if method == 'dense':
+                    continue
+                lam = (tuning or {}).get(method, {}).get('lambda_init') \
+                    if method in ART_METHODS else None
+                specs.append(make_spec(
+                    args, schedule, 'main', method, seed, sparsity, lam,
+                    eta if method in ART_METHODS else None))
+    return specs
+
+
+def run_iterations(schedule: Dict, spec: Dict) -> float:
+    """Upper bound of one run's iterations (+ criterion passes)."""
+    ipe = schedule['iters_per_epoch']
+    ft, cap = schedule['finetune_epochs'], schedule['art_max_epochs']
+    if spec['kind'] == 'warmup':
+        return schedule['warmup_epochs'] * ipe
+    if spec['method'] in ART_METHODS:
+        # a criterion pass = an eval forward over the training set,
+        # about a third of a training epoch
+        return (cap + ft) * ipe + cap * ipe / 3
+    if spec['method'] == 'dense':
+        return ft * ipe
+    return (schedule['prune_window'] + ft) * ipe
+
+
+def print_status(args, schedule: Dict) -> None:
+    """``--dry-run``: per stage the finished and pending runs, and the time
+    left (upper bound) at the speed measured by this out dir's finished
+    runs (median CPU ms per training iteration of the warm-up and dense runs,
+    which have no criterion passes), else at ``MS_PER_ITER``."""
+    import statistics
+    runs_dir = osp.join(args.out_dir, 'runs')
+    done = {}
+    if osp.isdir(runs_dir):
+        for fname in os.listdir(runs_dir):
+            if fname.endswith('.json'):
+                with open(osp.join(runs_dir, fname)) as f:
+                    done[fname[:-5]] = json.load(f)
+    # CPU time, not wall time: a run that shared its core with other work
+    # took longer, not more CPU (one thread per run, --jobs <= cores)
+    rates = [1000.0 * r['cpu_seconds'] / r['iterations']
+             for r in done.values() if r.get('method') == 'dense'
+             and r.get('cpu_seconds') and r.get('iterations')]
+    ms = round(statistics.median(rates), 1) if rates else MS_PER_ITER
+    source = (f'median CPU time of {len(rates)} finished warm-up / dense '
+              'runs' if rates else 'calibration, no finished run yet')
+    left = 0.0
+    for stage in ('warmup', 'tune', 'main'):
+        if stage not in args.stages:
+            continue
+        specs = stage_specs(args, schedule, stage)
+        pending = [sp for sp in specs if sp['name'] not in done]
+        left += sum(run_iterations(schedule, sp) for sp in pending)
+        print(f'{stage}: {len(specs) - len(pending)} of {len(specs)} runs '
+              f'finished' + (f"; next: {pending[0]['name']}"
+                             if pending else ''))
+    print(f'time left (upper bound): {left:,.0f} iterations at {ms:g} '
+          f'ms/iteration ({source}), --jobs {args.jobs}: '
+          f'{left * ms / 1000 / 3600 / max(args.jobs, 1):.2f} h', flush=True)
+
+
 # ----------------------------------------------------------------- main
 def main(argv=None) -> None:
     args = parse_args(argv)
@@ -661,32 +788,25 @@ def main(argv=None) -> None:
     schedule = load_schedule(_pairs(args.schedule, '--schedule'))
     schedule.update(
         current_eta(schedule, args.lambda_growth, args.cfg_options_dict))
-    eta = schedule['eta']
     est = estimate_iterations(schedule, args)
     print(f"schedule: {schedule}\nupper bound of iterations: {est}; at "
           f"{MS_PER_ITER:g} ms/iteration and --jobs {args.jobs}: "
           f"{est['total'] * MS_PER_ITER / 1000 / 3600 / args.jobs:.2f} h "
           '(ART runs that switch by the criterion are shorter)', flush=True)
     if args.dry_run:
+        print_status(args, schedule)
         return
     os.makedirs(osp.join(args.out_dir, 'runs'), exist_ok=True)
     art = [m for m in ART_METHODS if m in args.methods]
-    seeds = list(args.seeds)
-    if 'tune' in args.stages and art and args.tune_seed not in seeds:
-        seeds.append(args.tune_seed)
     if 'warmup' in args.stages:
-        run_jobs([make_spec(args, schedule, 'warmup', 'dense', s)
-                  for s in seeds], args.jobs)
+        run_jobs(stage_specs(args, schedule, 'warmup'), args.jobs)
     tuning_path = osp.join(args.out_dir, 'tuning.json')
     tuning = {}
     if osp.exists(tuning_path):
         with open(tuning_path) as f:
             tuning = json.load(f)
     if 'tune' in args.stages and art:
-        specs = [make_spec(args, schedule, 'tune', m, args.tune_seed,
-                           args.tune_sparsity, lam, eta)
-                 for m in art for lam in args.lambda_grid]
-        results = run_jobs(specs, args.jobs)
+        results = run_jobs(stage_specs(args, schedule, 'tune'), args.jobs)
         tuning = {m: select_lambda(results, m) for m in art}
         with open(tuning_path, 'w') as f:
             json.dump(tuning, f, indent=1)
@@ -696,20 +816,7 @@ def main(argv=None) -> None:
             raise RuntimeError(
                 f'run_reproduction: no tuned λ0 for {missing} in '
                 f'{tuning_path}; run the tune stage first')
-        specs = []
-        for seed in args.seeds:  # seed-major: partial results are paired
-            if 'dense' in args.methods:
-                specs.append(make_spec(args, schedule, 'main', 'dense', seed))
-            for sparsity in args.sparsities:
-                for method in args.methods:
-                    if method == 'dense':
-                        continue
-                    lam = tuning[method]['lambda_init'] \
-                        if method in ART_METHODS else None
-                    specs.append(make_spec(
-                        args, schedule, 'main', method, seed, sparsity, lam,
-                        eta if method in ART_METHODS else None))
-        run_jobs(specs, args.jobs)
+        run_jobs(stage_specs(args, schedule, 'main', tuning), args.jobs)
     if 'summary' in args.stages:
         print(summarize(args, schedule, tuning))
 

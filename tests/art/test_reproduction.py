@@ -106,7 +106,7 @@ TINY = [
 ]
 
 
-def test_tiny_reproduction_and_resume(tmp_path, monkeypatch):
+def test_tiny_reproduction_and_resume(tmp_path, monkeypatch, capsys):
     script = _script()
     out, work = str(tmp_path / 'out'), str(tmp_path / 'work')
     args = TINY + ['--out-dir', out, '--work-dir', work]
@@ -151,3 +151,52 @@ def test_tiny_reproduction_and_resume(tmp_path, monkeypatch):
     script.main(args)
     assert calls == ['main_oneshot_s0.9_seed0']
     assert osp.exists(osp.join(out, 'runs', 'main_oneshot_s0.9_seed0.json'))
+
+    # --dry-run: every stage finished, the speed from the finished runs' CPU
+    # time (not the calibration constant)
+    script.main(args + ['--dry-run'])
+    printed = capsys.readouterr().out
+    assert 'warmup: 1 of 1 runs finished' in printed
+    assert 'main: 3 of 3 runs finished' in printed
+    assert 'time left (upper bound): 0 iterations' in printed
+    assert 'median CPU time of 2 finished warm-up / dense runs' in printed
+
+    # a new work dir (new machine) with the tracked run files: the warm-up
+    # runs again instead of failing on its missing checkpoint, and says
+    # whether it reproduced the weights the finished rows were trained from
+    with open(osp.join(out, 'runs', 'warmup_dense_seed0.json')) as f:
+        first = json.load(f)
+    assert len(first['weights_sha256']) == 64
+    os.remove(osp.join(out, 'runs', 'main_dense_seed0.json'))
+    os.rename(work, work + '_old')
+    calls.clear()
+    script.main(args)
+    assert calls == ['warmup_dense_seed0', 'main_dense_seed0']
+    with open(osp.join(out, 'runs', 'warmup_dense_seed0.json')) as f:
+        again = json.load(f)
+    assert again['reproduces_previous'] is True  # CPU, one thread, same seed
+    assert again['weights_sha256'] == first['weights_sha256']
+
+
+def test_warmup_digest_backfilled_for_old_run_files(tmp_path):
+    """Run files written before the digest get it from the checkpoint."""
+    import torch
+    script = _script()
+    schedule = dict(warmup_epochs=1)
+    spec = dict(name='warmup_dense_seed0', kind='warmup', seed=0,
+                work_dir=str(tmp_path / 'work'), schedule=schedule,
+                out_dir=str(tmp_path / 'out'))
+    ckpt = script.warmup_checkpoint(spec['work_dir'], 0, schedule)
+    os.makedirs(osp.dirname(ckpt))
+    torch.save(dict(state_dict={'w': torch.arange(4.)}, meta={}), ckpt)
+    path = osp.join(spec['out_dir'], 'runs', 'warmup_dense_seed0.json')
+    os.makedirs(osp.dirname(path))
+    with open(path, 'w') as f:
+        json.dump(dict(name='warmup_dense_seed0'), f)
+    result = script._job(spec)
+    assert result['weights_sha256'] == script.weights_digest(ckpt)
+    with open(path) as f:
+        assert json.load(f)['weights_sha256'] == result['weights_sha256']
+    # another weight, another digest
+    torch.save(dict(state_dict={'w': torch.arange(4.) + 1}), ckpt)
+    assert script.weights_digest(ckpt) != result['weights_sha256']

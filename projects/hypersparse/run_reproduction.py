@@ -340,47 +340,41 @@ def _write_result(path: str, result: Dict) -> None:
     os.replace(tmp, path)  # the done-marker appears complete or not at all
 
 
-def _finished_warmup(spec: Dict, path: str) -> Optional[Dict]:
-    """The finished warm-up of ``spec``, or None if it must run (again).
+def _warmup_needs_run(spec: Dict, path: str, previous: Dict,
+                      ckpt: str) -> bool:
+    """Whether the finished warm-up ``previous`` must run again.
 
     A warm-up is done when its result file *and* its checkpoint exist: the
     result files live in the (tracked) out dir, the checkpoint in the work
     dir, which a new machine does not have. Then the warm-up runs again and
     its weights are compared with the digest of the first run (rows already
     finished for that seed were trained from the first one)."""
-    with open(path) as f:
-        previous = json.load(f)
-    ckpt = warmup_checkpoint(spec['work_dir'], spec['seed'],
-                             spec['schedule'])
     if osp.exists(ckpt):
         if 'weights_sha256' not in previous:  # files from before the digest
             previous['weights_sha256'] = weights_digest(ckpt)
             _write_result(path, previous)
-        return previous
+        return False
     print(f"[warmup] {spec['name']}: {ckpt} is missing (new work dir?); "
           'running the warm-up again', flush=True)
-    return None
+    return True
 
 
 def _job(spec: Dict) -> Dict:
     path = osp.join(spec['out_dir'], 'runs', spec['name'] + '.json')
-    previous = None
+    warmup = spec['kind'] == 'warmup'
+    ckpt = warmup_checkpoint(spec['work_dir'], spec['seed'],
+                             spec['schedule']) if warmup else None
+    previous = {}
     if osp.exists(path):
-        if spec['kind'] != 'warmup':
-            with open(path) as f:
-                return json.load(f)
-        finished = _finished_warmup(spec, path)
-        if finished is not None:
-            return finished
         with open(path) as f:
             previous = json.load(f)
+        if not warmup or not _warmup_needs_run(spec, path, previous, ckpt):
+            return previous
     os.chdir(ROOT)
     result = run_one(spec)
-    if spec['kind'] == 'warmup':
-        result['weights_sha256'] = weights_digest(
-            warmup_checkpoint(spec['work_dir'], spec['seed'],
-                              spec['schedule']))
-        old = (previous or {}).get('weights_sha256')
+    if warmup:
+        result['weights_sha256'] = weights_digest(ckpt)
+        old = previous.get('weights_sha256')
         if old is not None:
             result['reproduces_previous'] = old == result['weights_sha256']
             if not result['reproduces_previous']:
@@ -478,6 +472,19 @@ def estimate_iterations(schedule: Dict, args) -> Dict:
 
 
 # -------------------------------------------------------------- summary
+def load_runs(out_dir: str) -> Dict[str, Dict]:
+    """The finished runs' result files of ``out_dir``, by run name (sorted)."""
+    runs_dir = osp.join(out_dir, 'runs')
+    if not osp.isdir(runs_dir):
+        return {}
+    runs = {}
+    for fname in sorted(os.listdir(runs_dir)):
+        if fname.endswith('.json'):
+            with open(osp.join(runs_dir, fname)) as f:
+                runs[fname[:-5]] = json.load(f)
+    return runs
+
+
 def summarize(args, schedule: Dict, tuning: Dict) -> str:
     """Tables, intervals, plots and results.json from the run files."""
     import numpy as np
@@ -485,11 +492,7 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
     from mmsparse.utils.stats import (format_diff, paired_bootstrap,
                                       paired_seed_interval)
     runs_dir = osp.join(args.out_dir, 'runs')
-    results = []
-    for fname in sorted(os.listdir(runs_dir)):
-        if fname.endswith('.json'):
-            with open(osp.join(runs_dir, fname)) as f:
-                results.append(json.load(f))
+    results = list(load_runs(args.out_dir).values())
     main = [r for r in results if r['kind'] == 'main']
     if not main:
         raise RuntimeError('run_reproduction: no finished main run to '
@@ -750,13 +753,7 @@ def print_status(args, schedule: Dict) -> None:
     runs (median CPU ms per training iteration of the warm-up and dense runs,
     which have no criterion passes), else at ``MS_PER_ITER``."""
     import statistics
-    runs_dir = osp.join(args.out_dir, 'runs')
-    done = {}
-    if osp.isdir(runs_dir):
-        for fname in os.listdir(runs_dir):
-            if fname.endswith('.json'):
-                with open(osp.join(runs_dir, fname)) as f:
-                    done[fname[:-5]] = json.load(f)
+    done = load_runs(args.out_dir)
     # CPU time, not wall time: a run that shared its core with other work
     # took longer, not more CPU (one thread per run, --jobs <= cores)
     rates = [1000.0 * r['cpu_seconds'] / r['iterations']

@@ -115,6 +115,11 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=1,
                         help='torch threads per run')
     parser.add_argument('--n-boot', type=int, default=2000)
+    parser.add_argument(
+        '--complete-seeds', action='store_true',
+        help='summarize only the seeds whose main runs are all finished '
+        '(dense and every --methods x --sparsities row), so that every '
+        'row of a partial reproduction averages the same seeds')
     parser.add_argument('--dry-run', action='store_true',
                         help='print the plan and the cost estimate only')
     return parser.parse_args(argv)
@@ -485,6 +490,20 @@ def load_runs(out_dir: str) -> Dict[str, Dict]:
     return runs
 
 
+def complete_seeds(main: List[Dict], methods, sparsities) -> List[int]:
+    """Seeds of ``main`` (main-stage run results) that have every run.
+
+    A seed is complete when it has the dense run (if ``'dense'`` is in
+    ``methods``) and one run per (pruning method, sparsity) of ``methods``
+    x ``sparsities``.
+    """
+    have = {(r['seed'], r['method'], r['sparsity']) for r in main}
+    needed = [(m, None) for m in methods if m == 'dense'] + [
+        (m, s) for m in methods if m != 'dense' for s in sparsities]
+    return sorted(seed for seed in {r['seed'] for r in main}
+                  if all((seed, m, s) in have for m, s in needed))
+
+
 def summarize(args, schedule: Dict, tuning: Dict) -> str:
     """Tables, intervals, plots and results.json from the run files."""
     import numpy as np
@@ -497,6 +516,16 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
     if not main:
         raise RuntimeError('run_reproduction: no finished main run to '
                            f'summarize in {runs_dir}')
+    all_seeds = sorted({r['seed'] for r in main})
+    if getattr(args, 'complete_seeds', False):
+        keep = complete_seeds(main, args.methods, args.sparsities)
+        if not keep:
+            raise RuntimeError(
+                'run_reproduction: --complete-seeds: no seed has all main '
+                f'runs of methods {args.methods} x sparsities '
+                f'{args.sparsities} in {runs_dir} (seeds with some: '
+                f'{all_seeds})')
+        main = [r for r in main if r['seed'] in keep]
 
     def rows(method, sparsity=None):
         return {r['seed']: r for r in main if r['method'] == method and (
@@ -525,7 +554,9 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
                                for r in results), 1),
         cpu_seconds=round(sum(r.get('cpu_seconds', 0) for r in results), 1))
     summary = dict(schedule=schedule, tuning=tuning, n_test_images=n_test,
-                   cost=cost,
+                   cost=cost, seeds=sorted({r['seed'] for r in main}),
+                   seeds_left_out=sorted(
+                       set(all_seeds) - {r['seed'] for r in main}),
                    n_test_digits=len(set(main[0]['test_digit_index'])),
                    dense=dict(seeds=sorted(dense), accuracy=dense_acc),
                    rows=[])
@@ -581,14 +612,16 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
         return next((r for r in summary['rows'] if r['method'] == method
                      and r['sparsity'] == sparsity), None)
 
-    seeds = sorted({r['seed'] for r in main})
+    seeds, left_out = summary['seeds'], summary['seeds_left_out']
     head = '| method | ' + ' | '.join(
         f'{100 * s:g} %' for s in sparsities) + ' |'
     rule = '|---|' + '---:|' * len(sparsities)
     lines = [
         f'Test accuracy (%) on {n_test} test images '
         f"({summary['n_test_digits']} held-out digits), mean ± std over "
-        f'seeds {seeds}. Dense (same fine-tune schedule): '
+        f'seeds {seeds}' + (
+            f' (complete seeds only; partial seeds {left_out} left out)'
+            if left_out else '') + '. Dense (same fine-tune schedule): '
         + (f'{np.mean(dense_acc):.2f} ± {np.std(dense_acc):.2f}'
            if dense_acc else '–') + '.', '', head, rule
     ]

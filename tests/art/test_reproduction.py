@@ -161,6 +161,16 @@ def test_tiny_reproduction_and_resume(tmp_path, monkeypatch, capsys):
     assert 'time left (upper bound): 0 iterations' in printed
     assert 'median CPU time of 2 finished warm-up / dense runs' in printed
 
+    # --complete-seeds: seed 0 has every asked-for row; asking for a
+    # sparsity without runs leaves no complete seed, and that is an error
+    script.main(args + ['--stages', 'summary', '--complete-seeds'])
+    with open(osp.join(out, 'results.json')) as f:
+        summary = json.load(f)
+    assert summary['seeds'] == [0] and summary['seeds_left_out'] == []
+    with pytest.raises(RuntimeError, match='no seed has all main runs'):
+        script.main(args + ['--stages', 'summary', '--complete-seeds',
+                            '--sparsities', '0.9', '0.98'])
+
     # a new work dir (new machine) with the tracked run files: the warm-up
     # runs again instead of failing on its missing checkpoint, and says
     # whether it reproduced the weights the finished rows were trained from
@@ -200,3 +210,25 @@ def test_warmup_digest_backfilled_for_old_run_files(tmp_path):
     # another weight, another digest
     torch.save(dict(state_dict={'w': torch.arange(4.) + 1}), ckpt)
     assert script.weights_digest(ckpt) != result['weights_sha256']
+
+
+def test_complete_seeds_needs_dense_and_every_row():
+    script = _script()
+
+    def run(seed, method, sparsity=None):
+        return dict(seed=seed, method=method, sparsity=sparsity)
+
+    methods, sparsities = ['dense', 'art_hs', 'oneshot'], [0.9, 0.98]
+    full = [run(0, 'dense')] + [
+        run(0, m, s) for m in methods[1:] for s in sparsities]
+    partial = [run(1, 'dense'), run(1, 'art_hs', 0.9), run(1, 'art_hs', 0.98),
+               run(1, 'oneshot', 0.9)]
+    no_dense = [run(2, m, s) for m in methods[1:] for s in sparsities]
+    main = full + partial + no_dense
+    assert script.complete_seeds(main, methods, sparsities) == [0]
+    # without dense among the methods, seed 2 is complete too
+    assert script.complete_seeds(main, methods[1:], sparsities) == [0, 2]
+    # completeness is relative to the sparsities asked for: seed 1 lacks
+    # only one-shot at 98 %
+    assert script.complete_seeds(main, methods, [0.9]) == [0, 1]
+    assert script.complete_seeds(partial, methods, [0.98]) == []

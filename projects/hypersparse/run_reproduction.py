@@ -117,9 +117,9 @@ def parse_args(argv=None):
     parser.add_argument('--n-boot', type=int, default=2000)
     parser.add_argument(
         '--complete-seeds', action='store_true',
-        help='summarize only the seeds whose main runs are all finished '
-        '(dense and every --methods x --sparsities row), so that every '
-        'row of a partial reproduction averages the same seeds')
+        help='summarize only the seeds of --seeds whose planned main runs '
+        '(dense and every --methods x --sparsities row) are all finished, '
+        'so that every row of a partial reproduction averages the same seeds')
     parser.add_argument('--dry-run', action='store_true',
                         help='print the plan and the cost estimate only')
     return parser.parse_args(argv)
@@ -490,18 +490,11 @@ def load_runs(out_dir: str) -> Dict[str, Dict]:
     return runs
 
 
-def complete_seeds(main: List[Dict], methods, sparsities) -> List[int]:
-    """Seeds of ``main`` (main-stage run results) that have every run.
-
-    A seed is complete when it has the dense run (if ``'dense'`` is in
-    ``methods``) and one run per (pruning method, sparsity) of ``methods``
-    x ``sparsities``.
-    """
-    have = {(r['seed'], r['method'], r['sparsity']) for r in main}
-    needed = [(m, None) for m in methods if m == 'dense'] + [
-        (m, s) for m in methods if m != 'dense' for s in sparsities]
-    return sorted(seed for seed in {r['seed'] for r in main}
-                  if all((seed, m, s) in have for m, s in needed))
+def complete_seeds(specs: List[Dict], done: Dict[str, Dict]) -> List[int]:
+    """Seeds of ``specs`` (planned runs, ``stage_specs``) whose planned runs
+    all have a result in ``done`` (``load_runs``, by run name)."""
+    pending = {sp['seed'] for sp in specs if sp['name'] not in done}
+    return sorted({sp['seed'] for sp in specs} - pending)
 
 
 def summarize(args, schedule: Dict, tuning: Dict) -> str:
@@ -511,14 +504,15 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
     from mmsparse.utils.stats import (format_diff, paired_bootstrap,
                                       paired_seed_interval)
     runs_dir = osp.join(args.out_dir, 'runs')
-    results = list(load_runs(args.out_dir).values())
+    done = load_runs(args.out_dir)
+    results = list(done.values())
     main = [r for r in results if r['kind'] == 'main']
     if not main:
         raise RuntimeError('run_reproduction: no finished main run to '
                            f'summarize in {runs_dir}')
     all_seeds = sorted({r['seed'] for r in main})
-    if getattr(args, 'complete_seeds', False):
-        keep = complete_seeds(main, args.methods, args.sparsities)
+    if args.complete_seeds:
+        keep = complete_seeds(stage_specs(args, schedule, 'main'), done)
         if not keep:
             raise RuntimeError(
                 'run_reproduction: --complete-seeds: no seed has all main '
@@ -541,6 +535,7 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
             total += np.bincount(inv, weights=c, minlength=len(uniq))
         return total / (len(run_list) * np.bincount(inv))
 
+    seeds = sorted({r['seed'] for r in main})
     dense = rows('dense')
     dense_acc = [dense[s]['test_accuracy'] for s in sorted(dense)]
     n_test = len(main[0]['test_correct'])
@@ -554,9 +549,8 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
                                for r in results), 1),
         cpu_seconds=round(sum(r.get('cpu_seconds', 0) for r in results), 1))
     summary = dict(schedule=schedule, tuning=tuning, n_test_images=n_test,
-                   cost=cost, seeds=sorted({r['seed'] for r in main}),
-                   seeds_left_out=sorted(
-                       set(all_seeds) - {r['seed'] for r in main}),
+                   cost=cost, seeds=seeds,
+                   seeds_left_out=sorted(set(all_seeds) - set(seeds)),
                    n_test_digits=len(set(main[0]['test_digit_index'])),
                    dense=dict(seeds=sorted(dense), accuracy=dense_acc),
                    rows=[])
@@ -612,7 +606,7 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
         return next((r for r in summary['rows'] if r['method'] == method
                      and r['sparsity'] == sparsity), None)
 
-    seeds, left_out = summary['seeds'], summary['seeds_left_out']
+    left_out = summary['seeds_left_out']
     head = '| method | ' + ' | '.join(
         f'{100 * s:g} %' for s in sparsities) + ' |'
     rule = '|---|' + '---:|' * len(sparsities)

@@ -215,20 +215,29 @@ def test_warmup_digest_backfilled_for_old_run_files(tmp_path):
 def test_complete_seeds_needs_dense_and_every_row():
     script = _script()
 
-    def run(seed, method, sparsity=None):
-        return dict(seed=seed, method=method, sparsity=sparsity)
+    def plan(methods, sparsities):
+        """The main stage's planned runs for seeds 0-2."""
+        args = script.parse_args(
+            ['--seeds', '0', '1', '2', '--methods', *methods,
+             '--sparsities', *map(str, sparsities)])
+        args.cfg_options_dict = {}
+        return script.stage_specs(args, dict(eta=1.0), 'main')
+
+    def done(*runs):
+        return {script.run_name('main', m, s, seed): {} for seed, m, s in runs}
 
     methods, sparsities = ['dense', 'art_hs', 'oneshot'], [0.9, 0.98]
-    full = [run(0, 'dense')] + [
-        run(0, m, s) for m in methods[1:] for s in sparsities]
-    partial = [run(1, 'dense'), run(1, 'art_hs', 0.9), run(1, 'art_hs', 0.98),
-               run(1, 'oneshot', 0.9)]
-    no_dense = [run(2, m, s) for m in methods[1:] for s in sparsities]
-    main = full + partial + no_dense
-    assert script.complete_seeds(main, methods, sparsities) == [0]
+    full = [(0, 'dense', None)] + [
+        (0, m, s) for m in methods[1:] for s in sparsities]
+    partial = [(1, 'dense', None), (1, 'art_hs', 0.9), (1, 'art_hs', 0.98),
+               (1, 'oneshot', 0.9)]
+    no_dense = [(2, m, s) for m in methods[1:] for s in sparsities]
+    finished = done(*full, *partial, *no_dense)
+    assert script.complete_seeds(plan(methods, sparsities), finished) == [0]
     # without dense among the methods, seed 2 is complete too
-    assert script.complete_seeds(main, methods[1:], sparsities) == [0, 2]
+    assert script.complete_seeds(plan(methods[1:], sparsities),
+                                 finished) == [0, 2]
     # completeness is relative to the sparsities asked for: seed 1 lacks
     # only one-shot at 98 %
-    assert script.complete_seeds(main, methods, [0.9]) == [0, 1]
-    assert script.complete_seeds(partial, methods, [0.98]) == []
+    assert script.complete_seeds(plan(methods, [0.9]), finished) == [0, 1]
+    assert script.complete_seeds(plan(methods, [0.98]), done(*partial)) == []

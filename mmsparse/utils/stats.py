@@ -135,6 +135,9 @@ def paired_bootstrap_mean(values_a: Sequence[float],
 def format_diff(result: Dict, scale: float = 1.0, digits: int = 2) -> str:
     """``'+1.23 [-0.40, +2.86]'``: a difference with its interval, for tables.
 
+    A seed interval (``method='t'``) from a single seed has no interval and prints as
+    ``'+1.23 (1 seed: no interval)'``.
+
     Args:
         result (dict): the output of one of the functions above.
         scale (float): multiply before printing (100 for percent). Defaults to 1.0.
@@ -143,5 +146,8 @@ def format_diff(result: Dict, scale: float = 1.0, digits: int = 2) -> str:
     def fmt(v):
         return 'nan' if v is None or np.isnan(v) else f'{v * scale:+.{digits}f}'
 
+    if result.get('method') == 't' and result.get('n', 2) < 2:
+        # One seed has no spread to build a t interval from: say so instead of '[nan, nan]'.
+        return f"{fmt(result['diff'])} (1 seed: no interval)"
     return (f"{fmt(result['diff'])} [{fmt(result['low'])}, "
             f"{fmt(result['high'])}]")

@@ -75,3 +75,8 @@ def test_format_diff():
     assert format_diff(res, scale=100) == '+1.23 [-0.40, +2.86]'
     assert format_diff(dict(diff=1.0, low=float('nan'), high=float('nan'))) \
         == '+1.00 [nan, nan]'
+    # A t interval from one seed says so instead of printing '[nan, nan]'; two seeds print it.
+    assert format_diff(paired_seed_interval([0.31], [0.30]), scale=100, digits=1) \
+        == '+1.0 (1 seed: no interval)'
+    assert format_diff(paired_seed_interval([0.31, 0.33], [0.30, 0.30]), scale=100,
+                       digits=1).startswith('+2.0 [')

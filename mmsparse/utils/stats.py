@@ -135,7 +135,7 @@ def paired_bootstrap_mean(values_a: Sequence[float],
 def format_diff(result: Dict, scale: float = 1.0, digits: int = 2) -> str:
     """``'+1.23 [-0.40, +2.86]'``: a difference with its interval, for tables.
 
-    A seed interval (``method='t'``) from a single seed has no interval and prints as
+    A seed interval (``method='t'``) from fewer than two seeds has no interval and prints as
     ``'+1.23 (1 seed: no interval)'``.
 
     Args:
@@ -146,8 +146,9 @@ def format_diff(result: Dict, scale: float = 1.0, digits: int = 2) -> str:
     def fmt(v):
         return 'nan' if v is None or np.isnan(v) else f'{v * scale:+.{digits}f}'
 
-    if result.get('method') == 't' and result.get('n', 2) < 2:
-        # One seed has no spread to build a t interval from: say so instead of '[nan, nan]'.
-        return f"{fmt(result['diff'])} (1 seed: no interval)"
+    n = result.get('n', 2)
+    if result.get('method') == 't' and n < 2:
+        # Fewer than two seeds give no spread for a t interval: say so instead of '[nan, nan]'.
+        return f"{fmt(result['diff'])} ({n} seed{'' if n == 1 else 's'}: no interval)"
     return (f"{fmt(result['diff'])} [{fmt(result['low'])}, "
             f"{fmt(result['high'])}]")

@@ -80,3 +80,4 @@ def test_format_diff():
         == '+1.0 (1 seed: no interval)'
     assert format_diff(paired_seed_interval([0.31, 0.33], [0.30, 0.30]), scale=100,
                        digits=1).startswith('+2.0 [')
+    assert format_diff(paired_seed_interval([], [])) == 'nan (0 seeds: no interval)'

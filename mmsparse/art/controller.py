@@ -29,7 +29,7 @@ class ARTController:
         target_sparsity (float): κ in (0, 1).
         regularizer (str): 'hypersparse', 'l1' or 'l2'.
         lambda_init, eta, warmup, interval, buffer, max_art_steps,
-            min_finetune, max_finetune: See
+            min_finetune, max_finetune, window_rule: See
             :class:`~mmsparse.art.phases.ARTPhases`.
         criterion (str), dense_reference (str): See
             :class:`~mmsparse.art.criterion_scores.CriterionScores`.
@@ -63,11 +63,13 @@ class ARTController:
                  stats_interval: int = 10,
                  clip_regularizer: bool = True,
                  quantile_interval: int = 1,
-                 owner: str = 'ARTHook') -> None:
+                 owner: str = 'ARTHook',
+                 window_rule: str = 'best_mean') -> None:
         self.target_sparsity = check_sparsity(target_sparsity)
         self.regularizer = check_regularizer(regularizer)
         self.phases = ARTPhases(lambda_init, eta, warmup, interval, buffer,
-                                max_art_steps, min_finetune, max_finetune)
+                                max_art_steps, min_finetune, max_finetune,
+                                window_rule)
         self.eval_batches = check_optional_int('eval_batches', eval_batches,
                                                1)
         self.stats_interval = check_int('stats_interval', stats_interval, 1)

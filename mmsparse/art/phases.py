@@ -43,6 +43,11 @@ class ARTPhases:
             would be left for fine-tuning. Defaults to 0.
         max_finetune (int, optional): Fine-tune units after which the run
             should stop. Defaults to None.
+        window_rule (str): What a new window mean must beat to become the
+            best: ``'best_mean'`` (the best window mean so far) or
+            ``'best_middle'`` (the best model's own score, the reference
+            code's rule); see :class:`~mmsparse.art.window.SlidingWindow`.
+            Defaults to ``'best_mean'``.
     """
 
     def __init__(self,
@@ -53,7 +58,8 @@ class ARTPhases:
                  buffer: int = 1,
                  max_art_steps: Optional[int] = None,
                  min_finetune: int = 0,
-                 max_finetune: Optional[int] = None) -> None:
+                 max_finetune: Optional[int] = None,
+                 window_rule: str = 'best_mean') -> None:
         self.lambda_init = check_finite_above('lambda_init', lambda_init, 0)
         self.eta = check_finite_above('eta', eta, 1,
                                       ' (λ grows every ART step)')
@@ -64,7 +70,7 @@ class ARTPhases:
                                                 max_art_steps, 1)
         self.max_finetune = check_optional_int('max_finetune', max_finetune,
                                                1)
-        self.window = SlidingWindow(buffer)
+        self.window = SlidingWindow(buffer, window_rule)
         self.phase = 'warmup' if warmup > 0 else 'art'
         self.art_step = 0
         self.art_begin: Optional[int] = 0 if warmup == 0 else None

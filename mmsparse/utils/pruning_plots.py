@@ -117,7 +117,8 @@ def plot_comparison(results: Dict[str, Dict[float, Sequence[float]]],
                     dense: Optional[Sequence[float]] = None,
                     ylabel: str = 'test accuracy (%)',
                     title: str = '') -> str:
-    """Accuracy vs sparsity for several methods (mean ± std over seeds).
+    """Accuracy vs sparsity for several methods (mean ± sample std over
+    seeds, ddof 1; no bar for a single seed).
 
     Args:
         results (dict): ``{method: {sparsity: [value per seed]}}``.
@@ -140,7 +141,8 @@ def plot_comparison(results: Dict[str, Dict[float, Sequence[float]]],
             if vals:
                 xs.append(i)
                 means.append(float(np.mean(vals)))
-                stds.append(float(np.std(vals)))
+                stds.append(float(np.std(vals, ddof=1))
+                            if len(vals) > 1 else 0.0)
         ax.errorbar(xs, means, yerr=stds, marker='o', capsize=3,
                     label=method)
     if dense:

@@ -3,6 +3,7 @@
 Glandorf et al., "Video Patch Pruning: Efficient Video Instance Segmentation
 via Early Token Reduction", https://arxiv.org/abs/2604.00827.
 """
+from .clip_order import CLIP_ORDERS, clip_run_order
 from .mapping import TemporalMapping, manhattan_prior
 from .pruner import SELECTORS, FramePrior, FrameStats, VideoPatchPruner
 from .schedule import (check_schedule, patch_keep_ratio, schedule_pkr,
@@ -13,8 +14,9 @@ from .tokens import (gather_tokens, indices_to_mask, num_keep, scatter_tokens,
                      topk_keep_mask)
 
 __all__ = [
-    'TemporalMapping', 'manhattan_prior', 'SELECTORS', 'FramePrior',
-    'FrameStats', 'VideoPatchPruner', 'check_schedule', 'patch_keep_ratio',
+    'CLIP_ORDERS', 'clip_run_order', 'TemporalMapping', 'manhattan_prior',
+    'SELECTORS', 'FramePrior', 'FrameStats', 'VideoPatchPruner',
+    'check_schedule', 'patch_keep_ratio',
     'schedule_pkr', 'tokens_per_block', 'RandomScore', 'ScoreHead',
     'smooth_logits', 'gather_tokens', 'indices_to_mask', 'num_keep',
     'scatter_tokens', 'straight_through', 'token_positions', 'topk_indices',

@@ -20,7 +20,9 @@ little between frames), and ``v`` the previous frame's tokens after a deeper
 block. Keys the previous frame pruned are invalid (``phi = -inf``).
 
 ``a(i)`` is a hard Gumbel-softmax sample in training (one-hot forward,
-softmax gradient) and ``argmax_j phi_ij`` + gather at inference.
+softmax gradient) and ``argmax_j phi_ij`` + gather at inference
+(``argmax_j (phi_ij + g_ij / tau)`` with ``test_gumbel_noise``, as the
+official code, which samples at test time too).
 """
 from typing import Dict, Optional, Tuple
 
@@ -73,14 +75,21 @@ class TemporalMapping(nn.Module):
             ``tau -> inf`` training picks the inference assignment.
             Defaults to 10.
         gumbel_noise (bool): Add Gumbel noise in training. Defaults to True.
+        test_gumbel_noise (bool): Add Gumbel noise at inference too (the
+            official code samples the assignment at test time; the default
+            is the deterministic argmax). Defaults to False.
     """
 
-    def __init__(self, tau: float = 10., gumbel_noise: bool = True) -> None:
+    def __init__(self,
+                 tau: float = 10.,
+                 gumbel_noise: bool = True,
+                 test_gumbel_noise: bool = False) -> None:
         super().__init__()
         if tau <= 0:
             raise ValueError(f'TemporalMapping: tau must be > 0, got {tau}')
         self.tau = tau
         self.gumbel_noise = gumbel_noise
+        self.test_gumbel_noise = test_gumbel_noise
         self._prior_cache: Dict[Tuple, torch.Tensor] = {}
 
     def spatial_prior(self, hw: Tuple[int, int], ref: torch.Tensor):
@@ -135,6 +144,8 @@ class TemporalMapping(nn.Module):
         """
         phi = self.affinity(query, key, hw, valid)
         if not self.training:
+            if self.test_gumbel_noise:
+                phi = phi + sample_gumbel(phi) / self.tau
             return value.gather(
                 1, self.assign(phi)[..., None].expand(-1, -1,
                                                       value.shape[-1]))

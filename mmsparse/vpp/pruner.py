@@ -84,12 +84,17 @@ class FrameStats:
             probability over the grid; later stages, the expected fraction
             of the grid kept (soft score x the previous stages'
             straight-through gate, averaged over the grid).
+        gate (Tensor | None): (B, N) float, forward value ``keep_mask``; in
+            training the straight-through gate of the stages (a loss
+            downstream of the backbone reaches the selectors through it).
+            None when dense.
     """
     pruned: bool
     counts: List[int]
     num_tokens: int
     keep_mask: Optional[torch.Tensor] = None
     soft_keep: List[torch.Tensor] = field(default_factory=list)
+    gate: Optional[torch.Tensor] = None
 
     @property
     def keep_ratio(self) -> float:
@@ -134,6 +139,11 @@ class VideoPatchPruner(nn.Module):
         tau_select (float): Gumbel temperature of the keep scores.
             Defaults to 10.
         gumbel_noise (bool): Gumbel noise in training. Defaults to True.
+        test_gumbel_noise (bool): Gumbel noise at inference too, in the
+            temporal assignment and the keep scores (the official code
+            samples at test time; the default is deterministic). The
+            selection stays an exact top-k of the noisy scores.
+            Defaults to False.
         loss_weight (float): Overall weight of the selection loss (the
             official ``ratio_sm_sparsity_loss``). Defaults to 40.
         map_loss_weight (float): Weight of the stage-0 term against each
@@ -157,6 +167,7 @@ class VideoPatchPruner(nn.Module):
                  tau_match: float = 10.,
                  tau_select: float = 10.,
                  gumbel_noise: bool = True,
+                 test_gumbel_noise: bool = False,
                  loss_weight: float = 40.,
                  map_loss_weight: float = 10.,
                  soft_target: float = 0.5) -> None:
@@ -206,7 +217,11 @@ class VideoPatchPruner(nn.Module):
         self.dense = self.keep_ratios == (1.0, )
         self._stage_of = {layer: s for s, layer in enumerate(self.prune_layers)}
 
-        self.mapping = TemporalMapping(tau_match, gumbel_noise) \
+        if not isinstance(test_gumbel_noise, bool):
+            raise ValueError(f'{name}: test_gumbel_noise must be a bool, got '
+                             f'{test_gumbel_noise!r}')
+        self.mapping = TemporalMapping(
+            tau_match, gumbel_noise, test_gumbel_noise) \
             if selector == 'temporal' and not self.dense else None
         scorers = []
         for s in range(0 if self.dense else len(self.keep_ratios)):
@@ -215,12 +230,13 @@ class VideoPatchPruner(nn.Module):
             elif s == 0:
                 scorers.append(
                     ScoreHead(embed_dims, max(1, int(embed_dims * hidden_ratio)),
-                              smooth_kernel, tau_select, gumbel_noise))
+                              smooth_kernel, tau_select, gumbel_noise,
+                              test_gumbel_noise))
             else:
                 scorers.append(
                     ScoreHead(embed_dims,
                               max(1, int(embed_dims * stage_hidden_ratio)), 1,
-                              tau_select, gumbel_noise))
+                              tau_select, gumbel_noise, test_gumbel_noise))
         self.scorers = nn.ModuleList(scorers)
 
     # ----------------------------------------------------------- helpers
@@ -235,6 +251,12 @@ class VideoPatchPruner(nn.Module):
         for m in self.modules():
             if hasattr(m, 'gumbel_noise'):
                 m.gumbel_noise = enabled
+
+    def set_test_gumbel_noise(self, enabled: bool) -> None:
+        """Switch the inference-time Gumbel noise of all selectors."""
+        for m in self.modules():
+            if hasattr(m, 'test_gumbel_noise'):
+                m.test_gumbel_noise = enabled
 
     def _scores(self, stage: int, tokens: torch.Tensor, hw: Tuple[int, int],
                 prior: FramePrior) -> torch.Tensor:
@@ -325,7 +347,7 @@ class VideoPatchPruner(nn.Module):
             if i == self.prior_layer:
                 value = x[:, E:]
                 valid = keep
-        stats = FrameStats(True, counts, N, keep, soft_keep)
+        stats = FrameStats(True, counts, N, keep, soft_keep, gate)
         return x, FramePrior(key, value, valid), stats
 
     def _forward_gather(self, x, hw, blocks, prior):
@@ -355,11 +377,12 @@ class VideoPatchPruner(nn.Module):
                 else:
                     value = scatter_tokens(full, pos, x)[:, E:]
                     valid = indices_to_mask(grid_idx, N)
-        keep = None
+        keep = gate = None
         if full is not None:
             x = scatter_tokens(full, pos, x)
             keep = indices_to_mask(grid_idx, N)
-        stats = FrameStats(full is not None, counts, N, keep)
+            gate = keep.to(x.dtype)
+        stats = FrameStats(full is not None, counts, N, keep, gate=gate)
         return x, FramePrior(key, value, valid), stats
 
     # -------------------------------------------------------------- loss

@@ -14,7 +14,8 @@ Workshops, https://arxiv.org/abs/2604.00827):
 tokens (image-only baseline). The k x k average pool (replicate padding) is
 the *smoothing*: a patch next to kept patches gets a higher score, so a
 sparse sample of the background survives and objects entering the scene are
-not missed. ``g`` is Gumbel noise (training only). The top-k of ``s`` is the
+not missed. ``g`` is Gumbel noise (training only, unless
+``test_gumbel_noise``: the official code samples at test time too). The top-k of ``s`` is the
 hard selection; a straight-through estimator carries the gradient into ``s``.
 """
 from typing import Optional, Tuple
@@ -64,6 +65,8 @@ class ScoreHead(nn.Module):
         tau (float): Gumbel temperature; the noise is ``g / tau``.
             Defaults to 10.
         gumbel_noise (bool): Add Gumbel noise in training. Defaults to True.
+        test_gumbel_noise (bool): Add Gumbel noise at inference too.
+            Defaults to False.
     """
 
     def __init__(self,
@@ -71,7 +74,8 @@ class ScoreHead(nn.Module):
                  hidden_dims: int,
                  smooth_kernel: int = 1,
                  tau: float = 10.,
-                 gumbel_noise: bool = True) -> None:
+                 gumbel_noise: bool = True,
+                 test_gumbel_noise: bool = False) -> None:
         super().__init__()
         if smooth_kernel < 1 or smooth_kernel % 2 == 0:
             raise ValueError(f'ScoreHead: smooth_kernel must be an odd '
@@ -85,6 +89,7 @@ class ScoreHead(nn.Module):
         self.smooth_kernel = smooth_kernel
         self.tau = tau
         self.gumbel_noise = gumbel_noise
+        self.test_gumbel_noise = test_gumbel_noise
 
     def forward(self,
                 x: torch.Tensor,
@@ -105,7 +110,9 @@ class ScoreHead(nn.Module):
             if hw is None:
                 raise ValueError('ScoreHead: smoothing needs the grid hw')
             logp = smooth_logits(logp, hw, self.smooth_kernel)
-        if self.training and self.gumbel_noise:
+        noise = self.gumbel_noise if self.training \
+            else self.test_gumbel_noise
+        if noise:
             logp = logp + sample_gumbel(logp) / self.tau
         return logp.softmax(dim=-1)[..., 0]
 

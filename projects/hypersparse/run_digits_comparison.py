@@ -56,6 +56,11 @@ def parse_args():
         '--jobs', type=int, default=1, help='runs in parallel (processes)')
     parser.add_argument(
         '--threads', type=int, default=1, help='torch threads per run')
+    parser.add_argument(
+        '--report-only',
+        action='store_true',
+        help='rebuild results.md and results.png from <out-dir>/results.json '
+        '(no training)')
     return parser.parse_args()
 
 
@@ -124,13 +129,14 @@ def summarize(results: List[Dict], methods: List[str],
             return '–'
         if len(values) == 1:
             return f'{values[0]:.2f}'
-        return f'{np.mean(values):.2f} ± {np.std(values):.2f}'
+        return f'{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}'
 
     dense = [r['test_accuracy'] for r in results if r['method'] == 'dense']
     seeds = sorted({r['seed'] for r in results})
     epochs = sorted({r['epochs'] for r in results})
     lines = [
-        f'Test accuracy (%) on the 360 held-out digits, mean ± std over '
+        f'Test accuracy (%) on the 360 held-out digits, mean ± sample std '
+        f'(ddof 1) over '
         f'seeds {seeds}, {epochs[0]} epochs for every run. Dense: '
         f'{cell(dense)}.', '',
         '| method | ' + ' | '.join(f'{100 * s:g} %' for s in sparsities) +
@@ -163,6 +169,11 @@ def summarize(results: List[Dict], methods: List[str],
 def main():
     args = parse_args()
     os.chdir(ROOT)
+    if args.report_only:
+        with open(osp.join(args.out_dir, 'results.json')) as f:
+            results = json.load(f)
+        write_report(results, args)
+        return
     jobs = []
     for seed in args.seeds:
         if 'dense' in args.methods:
@@ -178,10 +189,15 @@ def main():
     else:
         results = [_job(job) for job in jobs]
 
-    from mmsparse.utils.pruning_plots import plot_comparison
     os.makedirs(args.out_dir, exist_ok=True)
     with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
+    write_report(results, args)
+
+
+def write_report(results: List[Dict], args) -> None:
+    """``results.md`` and ``results.png`` in ``args.out_dir``."""
+    from mmsparse.utils.pruning_plots import plot_comparison
     table = summarize(results, args.methods, args.sparsities)
     with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
         f.write(table)

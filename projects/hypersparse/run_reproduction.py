@@ -23,7 +23,7 @@ killed reproduction restarts where it stopped, a run in flight starts over):
    HyperSparse / L1 / L2 with the tuned λ0, one-shot magnitude + fine-tune,
    GMP; every final model is scored on the test split (per-image
    correctness stored);
-4. ``summary``: table (mean ± std, forced switches, ART length), paired
+4. ``summary``: table (mean ± sample std, forced switches, ART length), paired
    differences to ART + HyperSparse with 95 % intervals
    (``mmsparse.utils.stats``: t over seeds, bootstrap over test digits),
    ``results.json``, ``results.md``, ``accuracy.png``, ``diff_to_hs.png``.
@@ -70,10 +70,9 @@ PRUNING_METHODS = ART_METHODS + ('oneshot', 'gmp')
 SCHEDULE_KEYS = ('warmup_epochs', 'finetune_epochs', 'art_max_epochs',
                  'prune_window')
 #: Cost of one training iteration (ms, batch 64, one thread per run, mmengine
-#: pipeline and hooks included): process CPU time measured on the shared
-#: 2-core machine under load (README, "Reproduction"); an ART epoch (124
-#: iterations + the criterion's pass) measured 5.5 s, i.e. 124 + 124 / 3
-#: iterations at this rate.
+#: pipeline and hooks included), the calibration of the estimate before any
+#: run has finished (the measured costs are in the README, "Reproduction");
+#: an ART epoch counts as 124 + 124 / 3 iterations at this rate.
 MS_PER_ITER = 31.0
 
 
@@ -562,7 +561,9 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
             acc = [runs[s]['test_accuracy'] for s in sorted(runs)]
             row = dict(method=method, sparsity=sparsity,
                        seeds=sorted(runs), accuracy=acc,
-                       mean=float(np.mean(acc)), std=float(np.std(acc)),
+                       mean=float(np.mean(acc)),
+                       std=float(np.std(acc, ddof=1))
+                       if len(acc) > 1 else 0.0,
                        iterations=[runs[s]['iterations']
                                    for s in sorted(runs)])
             if method in ART_METHODS:
@@ -612,12 +613,14 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
     rule = '|---|' + '---:|' * len(sparsities)
     lines = [
         f'Test accuracy (%) on {n_test} test images '
-        f"({summary['n_test_digits']} held-out digits), mean ± std over "
-        f'seeds {seeds}' + (
+        f"({summary['n_test_digits']} held-out digits), mean ± sample std "
+        f'(ddof 1) over seeds {seeds}' + (
             f' (complete seeds only; partial seeds {left_out} left out)'
             if left_out else '') + '. Dense (same fine-tune schedule): '
-        + (f'{np.mean(dense_acc):.2f} ± {np.std(dense_acc):.2f}'
-           if dense_acc else '–') + '.', '', head, rule
+        + (f'{np.mean(dense_acc):.2f} ± {np.std(dense_acc, ddof=1):.2f}'
+           if len(dense_acc) > 1 else
+           (f'{dense_acc[0]:.2f}' if dense_acc else '–')) + '.', '', head,
+        rule
     ]
     for method in methods:
         lines.append(f'| {LABELS[method]} | ' + ' | '.join(

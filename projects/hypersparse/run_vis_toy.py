@@ -5,10 +5,10 @@
         [--methods dense art gmp oneshot] [--n-boot 1000] [--threads 1]
         [--dry-run | --report-only | --calibrate]
 
-Issue 13 asks for ART on the VIS toy model as a real test: a dense model
-trained to convergence first, λ suited to AdamW, then ART vs GMP vs one-shot
-at 90 % with the same total iterations, and AP with a paired bootstrap
-interval over held-out videos. Protocol:
+ART on the VIS toy model as a test of the method: a dense model trained to
+convergence first, λ suited to AdamW, then ART vs GMP vs one-shot at 90 %
+with the same total iterations, and AP with a paired bootstrap interval over
+held-out videos. Protocol:
 
 1. the dense model: the hard toy set's 2,000-iteration pre-training of the
    VPP toy benchmark (``projects/vpp/run_toy_comparison.py``, which makes the
@@ -54,9 +54,9 @@ Student-t interval over seeds) and to dense continued. Statistics:
 :mod:`mmsparse.utils.stats`.
 
 Cost (``--dry-run`` prints it): a row is ``iters`` training iterations
-(0.55 s each on the idle 2-core machine; ART steps add ~8 forward passes per
-step) plus ~180 s of testing on the 200 held-out videos and ~20 s of start-up:
-about 7-8 min per row at the default 400 iterations, ~1.5 h for 12 rows.
+(ART steps add ~8 forward passes per step) plus the test on the 200 held-out
+videos and the start-up; measured times are in
+``projects/hypersparse/README.md`` ("ART on the toy VIS model").
 """
 import argparse
 import glob
@@ -115,7 +115,8 @@ METHODS = dict(
 REFERENCE = 'art'
 METRICS = ('AP', 'AP50', 'AP75')
 DENSE_CKPT = 'work_dirs/vpp_toy_benchmark/dense_pretrain/iter_2000.pth'
-#: seconds per row outside training: ~180 s test on 200 held-out videos + start-ups
+#: seconds per row outside training (test on 200 held-out videos +
+#: start-ups), the estimate's calibration (measured times: the README)
 TEST_SECONDS = 200.
 #: extra ART cost per ART step: 4 eval batches, pruned copy and dense model
 ART_STEP_FORWARDS = 8

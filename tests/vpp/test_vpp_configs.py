@@ -8,9 +8,12 @@ DEFAULT = 'configs/vpp_mask2former_ytvis21.py'
 SCHEDULES = {
     # config: (prune_layer, keep_ratio, PKR of a pruned frame)
     DEFAULT: ([1, 3, 6, 9], [0.7, 0.56, 0.448, 0.358], 0.54),
+    # the official ViT-Ti 0.4PKR config's published shape
     'configs/vpp_mask2former_ytvis21_pkr0.4.py':
-    ([1, 3, 6, 9], [0.5, 0.4, 0.32, 0.256], 0.41),
+    ([1, 3, 6, 9], [0.6, 0.42, 0.294, 0.206], 0.413),
     'configs/vpp_mask2former_ytvis21_keep0.4.py': (1, 0.4, 0.45),
+    'configs/vpp_mask2former_ytvis21_960.py':
+    ([1, 3, 6, 9], [0.7, 0.56, 0.448, 0.358], 0.54),
 }
 
 
@@ -40,15 +43,18 @@ def test_paper_fine_tuning_recipe(path):
     keys = optim.paramwise_cfg.custom_keys
     assert keys['backbone'].lr_mult == 0.1
     assert keys['backbone.pruner'].lr_mult == 1.0
-    # 6 epochs of ~81k key frames at 4 clips/iteration; step after epoch 4
+    # 6 epochs of ~81k key frames at 8 clips/iteration (the official launch:
+    # 8 GPUs x 1 clip); step after epoch 4
     assert cfg.train_cfg.type == 'IterBasedTrainLoop'
-    assert cfg.train_cfg.max_iters == 121500
+    assert cfg.train_cfg.max_iters == 60750
     sched = cfg.param_scheduler
     assert sched.type == 'RelativeMultiStepLR' and sched.by_epoch is False
-    assert round(sched.milestone_fractions[0] * 121500) == 81000
+    assert round(sched.milestone_fractions[0] * 60750) == 40500
     assert 'end' not in sched  # the runner sets it to max_iters
     assert cfg.train_dataloader.batch_size == 1
-    assert cfg.auto_scale_lr.base_batch_size == 4
+    assert cfg.auto_scale_lr.base_batch_size == 8
+    # the official run order of a clip's frames in the backbone
+    assert cfg.model.train_frame_order == 'official'
     # 3-frame clips, in the head and in the sampler
     assert cfg.model.track_head.num_frames == 3
     sampler = cfg.train_dataloader.dataset.pipeline[0]
@@ -81,9 +87,38 @@ def test_default_config_param_groups():
         pytest.approx(2.5e-6)
     assert lrs['track_head.transformer_decoder.layers.0.cross_attn.attn'
                '.in_proj_weight'] == pytest.approx(2.5e-5)
-    # the lr step: after 81,000 of 121,500 iterations (the runner sets end)
+    # the lr step: after 40,500 of 60,750 iterations (the runner sets end)
     from mmengine.registry import PARAM_SCHEDULERS
     sched = PARAM_SCHEDULERS.build(
         dict(cfg.param_scheduler, optimizer=wrapper,
              end=cfg.train_cfg.max_iters))
-    assert list(sched.milestones) == [81000]
+    assert list(sched.milestones) == [40500]
+
+
+def test_official_resolution_config():
+    """Frames resized to at most 960 x 960 keeping the aspect ratio: a
+    720 x 1280 YouTube-VIS frame becomes 540 x 960, padded to 544 x 960 =
+    2,040 patches; the default config keeps mmdet's 640 x 360 (padded to
+    384 x 640: 960 patches)."""
+    import numpy as np
+    from mmdet.registry import TRANSFORMS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    shapes = {}
+    for path in (DEFAULT, 'configs/vpp_mask2former_ytvis21_960.py'):
+        cfg = Config.fromfile(path)
+        train = cfg.train_dataloader.dataset.pipeline[1]['transforms'][2]
+        test = cfg.test_dataloader.dataset.pipeline[0]['transforms'][1]
+        val = cfg.val_dataloader.dataset.pipeline[0]['transforms'][1]
+        assert train.type == test.type == val.type == 'Resize'
+        assert train.scale == test.scale == val.scale
+        assert train.keep_ratio and test.keep_ratio
+        out = TRANSFORMS.build(dict(test))(
+            dict(img=np.zeros((720, 1280, 3), np.uint8)))
+        h, w = out['img_shape']
+        pad = cfg.model.data_preprocessor.pad_size_divisor
+        hp, wp = -(-h // pad) * pad, -(-w // pad) * pad
+        shapes[path] = ((h, w), (hp // 16) * (wp // 16))
+    assert shapes[DEFAULT] == ((360, 640), 24 * 40)
+    assert shapes['configs/vpp_mask2former_ytvis21_960.py'] == (
+        (540, 960), 34 * 60)

@@ -8,9 +8,9 @@ that keeps ground truth for local evaluation::
         -i data/youtube_vis_2021 -o data/youtube_vis_2021/annotations \
         --version 2021 --heldout-ratio 0.15 --seed 0
 
-It imports only json, numpy and pycocotools and starts in about a second:
-``mmsparse/__init__.py`` registers every module (torch, mmdet, mmpretrain, ~10 s
-to import), so the converter loads its three modules from
+It imports only json, numpy and pycocotools, so it starts quickly:
+``mmsparse/__init__.py`` registers every module (it imports torch, mmdet and
+mmpretrain), so the converter loads its three modules from
 ``mmsparse/datasets/`` without running the package ``__init__``.
 """
 import argparse

@@ -71,6 +71,13 @@ class ARTHook(BaseMaskedPruningHook):
         quantile_interval (int): HyperSparse: ART iterations between exact
             recomputations of the scale ``s = 0.6585 / q_κ(|w|)``; its
             relative change is logged as ``art_scale_drift``. Defaults to 1.
+        window_rule (str): What a window's mean must beat for its middle
+            model to become the best: ``'best_mean'`` (the best window mean
+            so far) or ``'best_middle'`` (the best model's own score, the
+            rule of the reference code's ``utils/art.py``); the two can pick
+            different models and stop at different steps
+            (:class:`~mmsparse.art.window.SlidingWindow`).
+            Defaults to ``'best_mean'``.
         **kwargs: ``exclude``, ``prune_only``, ``include_frozen``,
             ``min_layer_density``, ``warn_layer_sparsity``,
             ``finetune_lr_milestones``, ``finetune_lr_gamma``,
@@ -110,6 +117,7 @@ class ARTHook(BaseMaskedPruningHook):
                  stats_interval: int = 10,
                  clip_regularizer: bool = True,
                  quantile_interval: int = 1,
+                 window_rule: str = 'best_mean',
                  **kwargs) -> None:
         super().__init__(by_epoch=by_epoch, **kwargs)
         with named_errors(type(self).__name__):
@@ -117,7 +125,8 @@ class ARTHook(BaseMaskedPruningHook):
                 target_sparsity, regularizer, lambda_init, eta, warmup,
                 interval, buffer, criterion, dense_reference, eval_batches,
                 max_art_steps, min_finetune, max_finetune, rollback_to_best,
-                stats_interval, clip_regularizer, quantile_interval)
+                stats_interval, clip_regularizer, quantile_interval,
+                window_rule=window_rule)
         self.phases, self.scores, self.reg = (self.art.phases, self.art.scores,
                                               self.art.reg)
         # the settings, readable as before (fixed after construction)

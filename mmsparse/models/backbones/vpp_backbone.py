@@ -16,6 +16,7 @@ from mmengine.model import BaseModule
 
 from mmsparse.registry import MODELS
 from mmsparse.vpp import FramePrior, FrameStats, VideoPatchPruner
+from mmsparse.vpp.keep_set import KeepSetFeatures
 
 
 @MODELS.register_module()
@@ -89,6 +90,9 @@ class VPPBackbone(BaseModule):
             Defaults to 10.
         soft_target (float): Target mean soft keep probability of stage 0.
             Defaults to 0.5.
+        test_gumbel_noise (bool): Sample Gumbel noise at inference too (the
+            official code does; the default selection is deterministic).
+            Defaults to False.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -110,6 +114,7 @@ class VPPBackbone(BaseModule):
                  loss_weight: float = 40.,
                  map_loss_weight: float = 10.,
                  soft_target: float = 0.5,
+                 test_gumbel_noise: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if isinstance(backbone, nn.Module):
@@ -137,7 +142,8 @@ class VPPBackbone(BaseModule):
                 tau_select=tau_select,
                 loss_weight=loss_weight,
                 map_loss_weight=map_loss_weight,
-                soft_target=soft_target)
+                soft_target=soft_target,
+                test_gumbel_noise=test_gumbel_noise)
         except ValueError as err:  # same argument names: speak as the wrapper
             msg = str(err)
             prefix = f'{VideoPatchPruner.__name__}: '
@@ -202,11 +208,13 @@ class VPPBackbone(BaseModule):
                 training, one video at inference.
 
         Returns:
-            tuple[Tensor]: The wrapped backbone's outputs (same shapes).
+            KeepSetFeatures: The wrapped backbone's outputs (a tuple, same
+            shapes) with the keep set of every frame (``keep`` None when
+            dense), which a keep-set pixel decoder reads.
         """
         if self.pruner.dense:
             self.last_stats, self.last_hw = [], None
-            return self.backbone(x)
+            return KeepSetFeatures(self.backbone(x))
         B = x.shape[0]
         if self.training:
             T = self.num_frames
@@ -238,11 +246,12 @@ class VPPBackbone(BaseModule):
                 Defaults to None.
 
         Returns:
-            tuple: the multi-scale features of the T frames and the state
-            after the last one (None when dense).
+            tuple: the multi-scale features of the T frames
+            (:class:`KeepSetFeatures`) and the state after the last one (None
+            when dense).
         """
         if self.pruner.dense:
-            return tuple(self.backbone(x)), None
+            return KeepSetFeatures(self.backbone(x)), None
         return self._run(x, x.shape[0], prior)
 
     def _run(self, x, T, prior):
@@ -258,7 +267,12 @@ class VPPBackbone(BaseModule):
         self.last_stats, self.last_hw = stats, hw
         tokens = torch.stack(outs, dim=1).flatten(0, 1)
         featmap = self.backbone.tokens_to_featmap(tokens, hw)
-        return tuple(self.backbone.pyramid(featmap)), prior
+        feats = self.backbone.pyramid(featmap)
+        N = hw[0] * hw[1]
+        gates = [s.gate.float() if s.gate is not None else
+                 x.new_ones(B // T, N, dtype=torch.float32) for s in stats]
+        keep = torch.stack(gates, dim=1).flatten(0, 1)
+        return KeepSetFeatures(feats, keep, tuple(hw), T), prior
 
     # ---------------------------------------------------- losses and logs
     def pop_losses(self) -> Dict[str, torch.Tensor]:

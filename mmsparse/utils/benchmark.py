@@ -71,7 +71,8 @@ def _sdpa_flops(inputs, outputs) -> int:
 
 def count_flops(module: nn.Module,
                 inputs: torch.Tensor,
-                fn: Callable = None) -> Dict[str, float]:
+                fn: Callable = None,
+                by_module: Sequence[str] = ()) -> Dict[str, float]:
     """FLOPs (fvcore convention: one multiply-add = 1) and parameters.
 
     Uses ``mmengine.analysis.FlopAnalyzer``. Operators it has no counter for
@@ -83,9 +84,14 @@ def count_flops(module: nn.Module,
         inputs (Tensor): Input of ``fn`` (or of ``module``).
         fn (callable, optional): What to trace instead of
             ``module.forward``. Defaults to None.
+        by_module (Sequence[str]): Names of submodules of ``module`` (as in
+            ``named_modules``) whose FLOPs are returned too, under
+            ``module_flops`` (0 for a module the trace never entered).
+            Defaults to ().
 
     Returns:
-        dict: ``flops``, ``params`` and ``uncounted`` operator names.
+        dict: ``flops``, ``params``, ``uncounted`` operator names and
+        ``module_flops``.
     """
     from mmengine.analysis import FlopAnalyzer
     target = module if fn is None else _CallModule(module, fn)
@@ -98,8 +104,67 @@ def count_flops(module: nn.Module,
         analyzer.tracer_warnings('none')
         flops = analyzer.total()
         uncounted = sorted(analyzer.unsupported_ops().keys())
+        prefix = '' if fn is None else 'owner.'
+        per_module = analyzer.by_module() if by_module else {}
     params = sum(p.numel() for p in module.parameters())
-    return dict(flops=float(flops), params=int(params), uncounted=uncounted)
+    module_flops = {n: float(per_module.get(prefix + n, 0)) for n in by_module}
+    return dict(flops=float(flops), params=int(params), uncounted=uncounted,
+                module_flops=module_flops)
+
+
+class ModuleTimer:
+    """Wall-clock seconds spent inside modules, summed per named part.
+
+    Forward pre/post hooks read the clock around every call of the given
+    modules; the seconds add up per part until :meth:`reset`. A call nested
+    in another call of the same part counts once (the outer one). Use it
+    inside a timed run to split it (on a GPU, synchronise in the caller: the
+    hooks read the host clock).
+
+    Args:
+        parts (dict[str, Sequence[nn.Module]]): Part name -> the modules
+            whose calls count for it.
+    """
+
+    def __init__(self, parts: Dict[str, Sequence[nn.Module]]) -> None:
+        self.seconds = dict.fromkeys(parts, 0.0)
+        self._start = dict.fromkeys(parts, 0.0)
+        self._depth = dict.fromkeys(parts, 0)
+        self._handles = []
+        for name, modules in parts.items():
+            for m in modules:
+                self._handles.append(
+                    m.register_forward_pre_hook(self._pre_hook(name)))
+                self._handles.append(
+                    m.register_forward_hook(self._post_hook(name)))
+
+    def _pre_hook(self, name: str) -> Callable:
+
+        def hook(module, args) -> None:
+            if self._depth[name] == 0:
+                self._start[name] = time.perf_counter()
+            self._depth[name] += 1
+
+        return hook
+
+    def _post_hook(self, name: str) -> Callable:
+
+        def hook(module, args, output) -> None:
+            self._depth[name] -= 1
+            if self._depth[name] == 0:
+                self.seconds[name] += time.perf_counter() - self._start[name]
+
+        return hook
+
+    def reset(self) -> None:
+        """Zero every part."""
+        self.seconds = dict.fromkeys(self.seconds, 0.0)
+
+    def remove(self) -> None:
+        """Remove the hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
 
 def format_table(rows: List[dict], columns: Sequence[str],
@@ -125,3 +190,33 @@ def write_json(obj, path: str) -> str:
     with open(path, 'w') as f:
         json.dump(obj, f, indent=2)
     return osp.abspath(path)
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]],
+                     rounds: int = 5,
+                     warmup: int = 1) -> Dict[str, List[float]]:
+    """Wall-clock (s) of several callables, interleaved round by round.
+
+    Each round runs every callable once, in order, so that a load change on
+    a shared machine hits all of them alike; compare their medians.
+
+    Args:
+        fns (dict): Name to callable (runs the measured work once).
+        rounds (int): Timed rounds. Defaults to 5.
+        warmup (int): Untimed rounds first. Defaults to 1.
+
+    Returns:
+        dict: Name to the list of ``rounds`` times.
+    """
+    if rounds < 1:
+        raise ValueError(f'rounds must be >= 1, got {rounds}')
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times

@@ -94,7 +94,23 @@ SCHEDULES = {
     'single': dict(
         config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard.py',
         label='single stage (0.4 at block 1)'),
+    # the paper schedule with a pixel decoder that follows the keep set
+    # (KeepSetPixelDecoder); meant with --selectors temporal
+    'paper_keepset': dict(
+        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper_keepset-decoder.py',
+        label='paper + keep-set decoder'),
+    'paper_reuse': dict(
+        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper_keepset-decoder-reuse.py',
+        label='paper + keep-set decoder, temporal reuse'),
+    'paper_imagedec': dict(
+        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper_image-decoder.py',
+        label='paper + image-score decoder'),
 }
+#: Schedules run when --schedules is not given.
+DEFAULT_SCHEDULES = ('paper', 'single')
+#: Pixel-decoder contrasts (schedule a - schedule b, temporal selector both).
+DECODER_CONTRASTS = (('paper_keepset', 'paper'), ('paper_reuse', 'paper'),
+                     ('paper_imagedec', 'paper'), ('paper_keepset', 'paper_imagedec'))
 SELECTORS = ('temporal', 'image', 'random')
 LABELS = dict(dense='dense', temporal='VPP (temporal prior)',
               image='image-only', random='random', truncated='dense, no pruning')
@@ -475,6 +491,20 @@ def summarize(results, n_boot):
                                       n, n_boot=n_boot),
                 seed_interval=paired_seed_interval([a[s]['AP'] for s in seeds],
                                                    [b[s]['AP'] for s in seeds])))
+    for sched_a, sched_b in DECODER_CONTRASTS:
+        a, b = by_key.get((sched_a, 'temporal'), {}), by_key.get((sched_b, 'temporal'), {})
+        seeds = sorted(set(a) & set(b))
+        if not seeds:
+            continue
+        n = records[a[seeds[0]]['name']].num_videos
+        contrasts.append(dict(
+            schedule=f'{sched_a} - {sched_b}', a='temporal', b='temporal', seeds=seeds,
+            label=f"{SCHEDULES[sched_a]['label']} - {SCHEDULES[sched_b]['label']}",
+            boot=paired_bootstrap(_seed_mean([scores[a[s]['name']] for s in seeds]),
+                                  _seed_mean([scores[b[s]['name']] for s in seeds]),
+                                  n, n_boot=n_boot),
+            seed_interval=paired_seed_interval([a[s]['AP'] for s in seeds],
+                                               [b[s]['AP'] for s in seeds])))
     return groups, contrasts
 
 
@@ -521,7 +551,8 @@ def render_tables(groups, contrasts, meta):
                   '| schedule | contrast | seeds | bootstrap over videos | t over seeds |',
                   '|---|---|---|---|---|']
         for c in contrasts:
-            lines.append(f"| {c['schedule']} | {LABELS[c['a']]} - {LABELS[c['b']]} | "
+            what = c.get('label', f"{LABELS[c['a']]} - {LABELS[c['b']]}")
+            lines.append(f"| {c['schedule']} | {what} | "
                          f"{len(c['seeds'])} | {format_diff(c['boot'], **pct)} | "
                          f"{format_diff(c['seed_interval'], **pct)} |")
     return '\n'.join(lines)
@@ -636,10 +667,12 @@ def main(argv=None):
     parser.add_argument('--pretrain-iters', type=int, default=2000)
     parser.add_argument('--finetune-iters', type=int, default=200)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--schedules', nargs='*', default=list(SCHEDULES),
+    parser.add_argument('--schedules', nargs='*', default=list(DEFAULT_SCHEDULES),
                         choices=list(SCHEDULES),
-                        help='VPP schedules of the pruned rows; with no value, no pruned rows '
-                        '(e.g. only the dense rows and --truncate)')
+                        help='VPP schedules of the pruned rows (default: '
+                        f"{' '.join(DEFAULT_SCHEDULES)}; the paper_* pixel-decoder variants with "
+                        '--selectors temporal); with no value, no pruned rows (e.g. only the '
+                        'dense rows and --truncate)')
     parser.add_argument('--selectors', nargs='*', default=list(SELECTORS),
                         choices=list(SELECTORS))
     parser.add_argument('--truncate', type=int, nargs='*', default=[],

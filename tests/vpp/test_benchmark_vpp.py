@@ -21,19 +21,25 @@ def test_benchmark_tool_compares_dense_and_vpp_schedules(tmp_path):
     out = tmp_path / 'vpp.json'
     proc = subprocess.run(
         [sys.executable, 'tools/analysis_tools/benchmark.py', VPP_TOY,
-         '--schedules', 'dense', '1:0.7,3:0.5', '--keep-ratios', '0.5',
+         '--schedules', 'dense', '1:0.7,3:0.5', '1:0.5@keepset',
+         '--keep-ratios', '0.5',
          '--shape', '64', '128', '--frames', '2', '--repeat', '1',
          '--threads', '1', '--out', str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     # the printed tables: per-block patches beside the PKR, both modes
-    assert '| schedule | PKR | patches per block |' in proc.stdout
+    assert '| row | PKR | patches per block |' in proc.stdout
     assert 'streaming ms' in proc.stdout and 'offline ms/frame' in proc.stdout
+    assert '| row | backbone ms | backbone GFLOPs | input projections ms' \
+        in proc.stdout
     result = json.loads(out.read_text())
-    dense, staged, single = result['rows']
-    assert [r['schedule'] for r in result['rows']] == \
-        ['dense', '1:0.7,3:0.5', '1:0.5']
+    dense, staged, keep_set, single = result['rows']
+    assert [r['row'] for r in result['rows']] == \
+        ['dense', '1:0.7,3:0.5', '1:0.5@keepset', '1:0.5']
+    assert keep_set['pixel_decoder'] == \
+        'KeepSetPixelDecoder(input, keep_set)'
+    assert single['pixel_decoder'] == 'MSDeformAttnPixelDecoder'
     assert dense['keep_ratio'] == [1.0] and single['keep_ratio'] == [0.5]
     assert staged['prune_layer'] == [1, 3]
     # toy ViT: 6 blocks, 4 x 8 = 32 patches; block 0 dense
@@ -65,6 +71,22 @@ def test_benchmark_tool_compares_dense_and_vpp_schedules(tmp_path):
             row['backbone_GFLOPs']
         assert row['offline_measured_x'] == dense['offline_ms_per_frame'] / \
             row['offline_ms_per_frame']
+        # the profile: every part timed; the FLOPs parts add up to the model
+        assert set(row['part_ms']) == set(row['part_GFLOPs'])
+        assert all(v >= 0 for v in row['part_GFLOPs'].values())
+        assert sum(row['part_GFLOPs'].values()) == pytest.approx(
+            row['model_GFLOPs'], rel=1e-6)
+        assert row['part_ms']['backbone'] == row['backbone_ms']
+        assert len(row['part_runs_s']) == 1  # --repeat 1, warm-up left out
+    # the keep-set decoder: same backbone as the VPP row, fewer encoder and
+    # FPN FLOPs (half the positions), the transformer decoder unchanged
+    for part in ('backbone', 'input projections', 'transformer decoder'):
+        assert keep_set['part_GFLOPs'][part] == pytest.approx(
+            single['part_GFLOPs'][part], rel=1e-6)
+    for part in ('deformable encoder', 'FPN + mask features'):
+        assert keep_set['part_GFLOPs'][part] < 0.8 * single['part_GFLOPs'][part]
+        assert single['part_GFLOPs'][part] == pytest.approx(
+            dense['part_GFLOPs'][part], rel=1e-6)
 
 
 def benchmark_vpp():

@@ -214,11 +214,15 @@ def build_rows(args: argparse.Namespace, schedules: list, export_dir: str):
                 opts['model.backbone.keep_ratio'] = schedule[1]
             model = dense_tool.build(config, None, opts,
                                      args.verbose).to(device)
-            row, fns = vpp_tool.measure_row(model, frames,
-                                            dense_tool.make_track_sample, h,
-                                            w)
+            row, fns, _ = vpp_tool.measure_row(model, frames,
+                                               dense_tool.make_track_sample,
+                                               h, w)
             label = name if row['schedule'] == 'dense' else \
                 f'{name} + VPP {row["schedule"]}'
+            if row['schedule'] != 'dense' and hasattr(
+                    model.track_head.pixel_decoder, 'carry'):
+                label += ' + keep-set decoder'
+            row['row'] = label
             print(f'{label}: FLOPs counted', flush=True)
             vit = model.backbone.backbone
             rows.append(dict(

@@ -1,7 +1,8 @@
 """Dense vs VPP schedules side by side: FLOPs and wall-clock per frame.
 
     python tools/analysis_tools/benchmark_vpp.py CONFIG
-        [--schedules dense config 1:0.4 1:0.7,3:0.56,6:0.448,9:0.358 ...]
+        [--schedules dense config 1:0.4 1:0.7,3:0.56,6:0.448,9:0.358
+                     config@keepset config@reuse config@image ...]
         [--keep-ratios 1.0 0.4 ...] [--shape 368 640] [--frames 4]
         [--repeat 5] [--model-repeat N] [--threads N] [--device cpu]
         [--out work_dirs/benchmark/vpp.json] [--checkpoint CKPT]
@@ -19,6 +20,15 @@ a *schedule*, built with ``model.backbone.prune_layer`` /
 ``--keep-ratios r ...`` is short for one stage per ratio at the config's
 first pruning block (1.0 = ``dense``). Default rows: ``dense config``.
 
+A schedule may end in ``@DECODER`` to swap the pixel decoder of that row
+(set on top of the config; give the plain VPP config):
+
+* ``@keepset``: :class:`~mmsparse.models.vis.KeepSetPixelDecoder`, the
+  encoder updates only the queries at VPP's kept positions;
+* ``@reuse``: the same, positions not updated take the previous frame's
+  encoder output (the same work per frame);
+* ``@image``: the same decoder, positions chosen by an image score.
+
 Two ways to run a video, both measured (per frame):
 
 * **streaming**: one frame at a time, batch 1, as a frame arrives. Dense:
@@ -34,8 +44,16 @@ Also per row: the patches every block processes in a pruned frame (the PKR is
 their mean / N), FLOPs and time of the ViT part alone (embedding, blocks,
 norm; timed with the pyramid left out) and of the pyramid, which runs on the
 full grid whatever is pruned; the whole model per frame (streaming backbone
-+ ``track_head.predict`` on a ``--frames`` clip / frames; the head does not
-depend on pruning). The timings are interleaved (one run of every row per
++ ``track_head.predict`` on a ``--frames`` clip / frames, every frame of the
+clip pruned as in steady state, with the keep sets of a pruned frame; only a
+keep-set pixel decoder reads them). The whole model is also split into
+parts (the profile, per frame): backbone, pixel-decoder input projections,
+deformable encoder (the rest of the pixel decoder: position encodings,
+reference points, keep-set gather/scatter included), FPN and mask features,
+transformer decoder (the head's forward minus the pixel decoder) and
+post-processing (``predict`` minus the forward), timed with module hooks
+inside the timed runs; FLOPs per part beside them. The timings are
+interleaved (one run of every row per
 round, median over rounds, every run in the JSON) so that load changes on a
 shared machine hit all rows alike.
 
@@ -63,7 +81,9 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 
-from mmsparse.utils.benchmark import count_flops, format_table, write_json
+from mmsparse.utils.benchmark import (ModuleTimer, count_flops, format_table,
+                                      write_json)
+from mmsparse.vpp.keep_set import KeepSetFeatures
 
 PRUNER_PREFIX = 'backbone.pruner.'  # VPP's selector heads in a checkpoint
 
@@ -128,6 +148,34 @@ def build_row(tool, config: str, checkpoint, cfg_options, logger=None,
     return model
 
 
+#: ``@DECODER`` of a row: the pixel decoder options set on top of the config.
+DECODERS = {
+    'keepset': dict(type='KeepSetPixelDecoder', carry='input',
+                    query_select='keep_set'),
+    'reuse': dict(type='KeepSetPixelDecoder', carry='previous',
+                  query_select='keep_set'),
+    'image': dict(type='KeepSetPixelDecoder', carry='input',
+                  query_select='image'),
+}
+
+
+def split_decoder(spec: str):
+    """``'SCHEDULE[@DECODER]'`` -> (schedule, decoder name or None)."""
+    schedule, _, decoder = spec.partition('@')
+    if decoder and decoder not in DECODERS:
+        raise ValueError(f'row {spec!r}: unknown decoder {decoder!r}; use '
+                         f'one of {sorted(DECODERS)}')
+    return schedule, decoder or None
+
+
+def decoder_options(decoder) -> dict:
+    """``--cfg-options`` of a row's ``@DECODER`` (none without one)."""
+    if decoder is None:
+        return {}
+    return {f'model.track_head.pixel_decoder.{k}': v
+            for k, v in DECODERS[decoder].items()}
+
+
 def parse_schedule(spec: str):
     """``'dense'`` | ``'config'`` | ``'L:r[,L:r...]'`` -> (layers, ratios).
 
@@ -182,6 +230,70 @@ class _NoPyramid(torch.nn.Module):
         return [x]
 
 
+#: Parts of the head (profile), by the modules of the pixel decoder (the
+#: keep-set decoder runs its FPN output conv in ``gated_output_conv``).
+FPN_MODULES = ('lateral_convs', 'output_convs', 'mask_feature',
+               'gated_output_conv')
+PARTS = ['backbone', 'input projections', 'deformable encoder',
+         'FPN + mask features', 'transformer decoder', 'post-processing']
+
+
+def steady_state_keep(feats):
+    """The keep sets of a clip in steady state: every frame pruned (frame 0,
+    dense in the video, takes frame 1's keep set); None when dense."""
+    if feats.keep is None:
+        return None
+    keep = feats.keep.clone()
+    keep[0] = keep[1]
+    return keep
+
+
+def head_part_timer(head):
+    """A :class:`ModuleTimer` over the head's parts (the members of a
+    ModuleList, which is never called itself)."""
+    dec = head.pixel_decoder
+    fpn = []
+    for name in FPN_MODULES:
+        module = getattr(dec, name, None)
+        if isinstance(module, torch.nn.ModuleList):
+            fpn.extend(module)
+        elif module is not None:
+            fpn.append(module)
+    return ModuleTimer({
+        'head forward': [head],
+        'pixel decoder': [dec],
+        'input projections': list(dec.input_convs),
+        'FPN + mask features': fpn,
+    })
+
+
+def head_parts(seconds: dict, predict_s: float) -> dict:
+    """Seconds of the profile's head parts from a :class:`ModuleTimer`."""
+    dec = seconds['pixel decoder']
+    return {
+        'input projections': seconds['input projections'],
+        'deformable encoder': (dec - seconds['input projections'] -
+                               seconds['FPN + mask features']),
+        'FPN + mask features': seconds['FPN + mask features'],
+        'transformer decoder': seconds['head forward'] - dec,
+        'post-processing': predict_s - seconds['head forward'],
+    }
+
+
+def head_part_flops(flops: dict) -> dict:
+    """FLOPs of the profile's head parts from ``count_flops(by_module)``."""
+    mod = flops['module_flops']
+    fpn = sum(mod[f'pixel_decoder.{n}'] for n in FPN_MODULES)
+    inp = mod['pixel_decoder.input_convs']
+    return {
+        'input projections': inp,
+        'deformable encoder': mod['pixel_decoder'] - inp - fpn,
+        'FPN + mask features': fpn,
+        'transformer decoder': flops['flops'] - mod['pixel_decoder'],
+        'post-processing': 0.0,
+    }
+
+
 def measure_row(model, frames, sample_fn, h, w):
     """FLOPs, keep counts and the timed callables of one built model."""
     model.eval()
@@ -201,24 +313,38 @@ def measure_row(model, frames, sample_fn, h, w):
         else:  # dense
             n = feat.shape[-2] * feat.shape[-1]
             counts = [n] * pruner.num_layers
-        feats = tuple(bb(frames))
+        feats = bb(frames)
         video_pkr = (sum(s.pkr for s in bb.last_stats) / T
                      if bb.last_stats else 1.0)
+    keep = steady_state_keep(feats)
+
+    def head_input(x):
+        return KeepSetFeatures(list(x), keep, feats.hw, T)
 
     def frame_fn(x):
         return bb.forward_stream(x, prior)[0]
 
     def head_fn(x):
-        return model.track_head(x, sample_fn(T, h, w))
+        return model.track_head(head_input(x), sample_fn(T, h, w))
 
+    dec_names = ['pixel_decoder', 'pixel_decoder.input_convs'] + [
+        f'pixel_decoder.{n}' for n in FPN_MODULES]
     with explicit_attention(model):
         bb_flops = count_flops(bb, frames[1:2], fn=frame_fn)
         clip_flops = count_flops(bb, frames)
         pyr_flops = count_flops(bb.backbone.pyramid, feat)
-        head_flops = count_flops(model.track_head, feats, fn=head_fn)
+        head_flops = count_flops(
+            model.track_head, tuple(feats), fn=head_fn, by_module=dec_names)
     head_per_frame = head_flops['flops'] / 1e9 / T
+    part_gflops = {'backbone': bb_flops['flops'] / 1e9}
+    part_gflops.update({k: v / 1e9 / T
+                        for k, v in head_part_flops(head_flops).items()})
+    decoder = model.track_head.pixel_decoder
     row = dict(
         schedule=schedule_name(pruner.prune_layers, pruner.keep_ratios),
+        pixel_decoder=type(decoder).__name__ + (
+            f"({decoder.carry}, {decoder.query_select})"
+            if hasattr(decoder, 'carry') else ''),
         prune_layer=list(pruner.prune_layers),
         keep_ratio=list(pruner.keep_ratios),
         num_patches=n,
@@ -230,6 +356,7 @@ def measure_row(model, frames, sample_fn, h, w):
         offline_GFLOPs_per_frame=clip_flops['flops'] / 1e9 / T,
         head_GFLOPs_per_frame=head_per_frame,
         model_GFLOPs=bb_flops['flops'] / 1e9 + head_per_frame,
+        part_GFLOPs=part_gflops,
         uncounted_ops=sorted(set(bb_flops['uncounted'])
                              | set(head_flops['uncounted'])))
 
@@ -241,13 +368,24 @@ def measure_row(model, frames, sample_fn, h, w):
         finally:
             bb.backbone.pyramid = pyramid
 
+    timer = head_part_timer(model.track_head)
+    part_runs = []
+
+    def head_call():
+        timer.reset()
+        start = time.perf_counter()
+        out = model.track_head.predict(head_input(feats), sample_fn(T, h, w))
+        part_runs.append(head_parts(timer.seconds,
+                                    time.perf_counter() - start))
+        return out
+
     calls = dict(
         backbone=lambda: frame_fn(frames[1:2]),
         offline=lambda: bb(frames),
         vit=vit_only,
         pyramid=lambda: bb.backbone.pyramid(feat),
-        head=lambda: model.track_head.predict(feats, sample_fn(T, h, w)))
-    return row, calls
+        head=head_call)
+    return row, calls, part_runs
 
 
 def interleaved_times(calls_per_row, repeat, model_repeat, sync=None):
@@ -287,9 +425,13 @@ def row_specs(args, cfg) -> list:
     return specs or ['dense', 'config']
 
 
-def add_times(rows, times, frames):
-    """Milliseconds and speed-ups against the dense (else the first) row."""
-    for row, t in zip(rows, times):
+def add_times(rows, times, frames, part_runs=None):
+    """Milliseconds and speed-ups against the dense (else the first) row.
+
+    ``part_runs`` (per row, the head parts of every head call, the warm-up
+    first) give the profile: median milliseconds per frame of each part.
+    """
+    for i, (row, t) in enumerate(zip(rows, times)):
         row['backbone_ms'] = t['backbone'] * 1e3
         row['offline_ms_per_frame'] = t['offline'] * 1e3 / frames
         row['pyramid_ms'] = t['pyramid'] * 1e3
@@ -299,7 +441,13 @@ def add_times(rows, times, frames):
         row['offline_model_ms'] = (row['offline_ms_per_frame'] +
                                    row['head_ms_per_frame'])
         row['runs_s'] = t['runs']
-    base = next((r for r in rows if r['schedule'] == 'dense'), rows[0])
+        if part_runs is not None:
+            runs = part_runs[i][1:]  # without the warm-up
+            row['part_ms'] = {'backbone': row['backbone_ms']} | {
+                k: statistics.median(r[k] for r in runs) * 1e3 / frames
+                for k in runs[0]}
+            row['part_runs_s'] = runs
+    base = next((r for r in rows if r['row'] == 'dense'), rows[0])
     for row in rows:
         for part, flops, ms in (
                 ('backbone', 'backbone_GFLOPs', 'backbone_ms'),
@@ -310,6 +458,9 @@ def add_times(rows, times, frames):
             row[f'{part}_ideal_x'] = base[flops] / row[flops]
             row[f'{part}_measured_x'] = base[ms] / row[ms]
         row['blocks'] = ' '.join(str(c) for c in row['patches_per_block'])
+        for part in row.get('part_ms', {}):
+            row[f'{part} ms'] = row['part_ms'][part]
+            row[f'{part} GFLOPs'] = row['part_GFLOPs'][part]
         for key in list(row):
             if key.endswith('_x'):
                 row[key + '_str'] = f'{row[key]:.2f}x'
@@ -317,26 +468,31 @@ def add_times(rows, times, frames):
 
 
 def tables(rows):
-    """The printed markdown tables (main, ViT/offline detail)."""
+    """The printed markdown tables (main, ViT/offline detail, profile)."""
     main = format_table(rows, [
-        'schedule', 'frame_pkr', 'blocks', 'backbone_GFLOPs',
+        'row', 'frame_pkr', 'blocks', 'backbone_GFLOPs',
         'backbone_ideal_x_str', 'backbone_ms', 'backbone_measured_x_str',
         'offline_ms_per_frame', 'offline_measured_x_str', 'model_GFLOPs',
         'model_ms', 'model_ideal_x_str', 'model_measured_x_str'
     ], [
-        'schedule', 'PKR', 'patches per block', 'backbone GFLOPs',
+        'row', 'PKR', 'patches per block', 'backbone GFLOPs',
         'FLOPs ratio', 'streaming ms', 'measured', 'offline ms/frame',
         'measured', 'model GFLOPs', 'model ms', 'FLOPs ratio', 'measured'
     ])
     detail = format_table(rows, [
-        'schedule', 'vit_GFLOPs', 'vit_ms', 'vit_ideal_x_str',
+        'row', 'vit_GFLOPs', 'vit_ms', 'vit_ideal_x_str',
         'vit_measured_x_str', 'pyramid_ms', 'video_pkr',
         'offline_GFLOPs_per_frame', 'offline_ideal_x_str'
     ], [
-        'schedule', 'ViT GFLOPs', 'ViT ms', 'FLOPs ratio', 'measured',
+        'row', 'ViT GFLOPs', 'ViT ms', 'FLOPs ratio', 'measured',
         'pyramid ms', 'clip PKR', 'offline GFLOPs/frame', 'FLOPs ratio'
     ])
-    return main, detail
+    if 'part_ms' not in rows[0]:
+        return main, detail, ''
+    profile = format_table(
+        rows, ['row'] + [f'{p} {u}' for p in PARTS for u in ('ms', 'GFLOPs')],
+        ['row'] + [f'{p} {u}' for p in PARTS for u in ('ms', 'GFLOPs')])
+    return main, detail, profile
 
 
 def main():
@@ -344,7 +500,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='a VPP config')
     parser.add_argument('--schedules', nargs='+', default=None,
-                        help="rows: 'dense', 'config' or 'L:r[,L:r...]'")
+                        help="rows: 'dense', 'config' or 'L:r[,L:r...]', "
+                        "each optionally with '@keepset', '@reuse' or "
+                        "'@image' (the pixel decoder of the row)")
     parser.add_argument('--keep-ratios', type=float, nargs='+', default=None,
                         help="one stage per ratio at the config's first "
                         'pruning block (1.0 = dense); added after '
@@ -383,7 +541,8 @@ def main():
                      '(model.backbone.type must be VPPBackbone)')
     specs = row_specs(args, cfg)
     try:
-        schedules = [parse_schedule(s) for s in specs]
+        split = [split_decoder(s) for s in specs]
+        schedules = [parse_schedule(s) for s, _ in split]
     except ValueError as err:
         parser.error(str(err))
     if args.threads:
@@ -393,9 +552,9 @@ def main():
 
     torch.manual_seed(0)
     frames = torch.randn(args.frames, 3, h, w, device=device)
-    rows, calls = [], []
-    for spec, schedule in zip(specs, schedules):
-        opts = dict(args.cfg_options or {})
+    rows, calls, part_runs = [], [], []
+    for spec, schedule, (_, decoder) in zip(specs, schedules, split):
+        opts = dict(args.cfg_options or {}) | decoder_options(decoder)
         if schedule is not None:
             opts['model.backbone.prune_layer'] = schedule[0]
             opts['model.backbone.keep_ratio'] = schedule[1]
@@ -403,18 +562,21 @@ def main():
         model = build_row(tool, args.config, args.checkpoint, opts,
                           verbose=args.verbose).to(device)
         print(f'{spec}: counting FLOPs ...', flush=True)
-        row, fns = measure_row(model, frames, tool.make_track_sample, h, w)
+        row, fns, parts = measure_row(model, frames, tool.make_track_sample,
+                                      h, w)
+        row['row'] = row['schedule'] + (f'@{decoder}' if decoder else '')
         rows.append(row)
         calls.append(fns)
+        part_runs.append(parts)
     print(f'timing {len(rows)} rows x {args.repeat} rounds ...', flush=True)
     model_repeat = min(args.model_repeat or args.repeat, args.repeat)
     times = interleaved_times(calls, args.repeat, model_repeat, sync)
-    base = add_times(rows, times, args.frames)
-    table, detail = tables(rows)
+    base = add_times(rows, times, args.frames, part_runs)
+    table, detail, profile = tables(rows)
     where = (torch.cuda.get_device_name(device) if device.type == 'cuda'
              else f'CPU, {torch.get_num_threads()} threads')
     note = (f'per frame at {h}x{w} ({base["num_patches"]} patches), '
-            f'{where}; ratios against the {base["schedule"]} row. PKR and '
+            f'{where}; ratios against the {base["row"]} row. PKR and '
             'patches per block: a pruned frame. streaming = one frame at '
             'batch 1 (VPP: a pruned frame, prior from the frame before); '
             f'offline = a {args.frames}-frame clip / {args.frames} (dense '
@@ -425,14 +587,23 @@ def main():
             'the same in every row); ViT = embedding + blocks + norm (timed '
             'without the pyramid); model = streaming backbone + '
             f'track_head.predict on a {args.frames}-frame clip / '
-            f'{args.frames}. Median of {args.repeat} interleaved rounds '
-            f'({model_repeat} for the head; all runs in the json).')
+            f'{args.frames} (every frame pruned, with the keep sets of a '
+            'pruned frame; row@DECODER: the pixel decoder of the row). '
+            'Profile: ms and GFLOPs per frame of each part of the model '
+            '(head parts: module hooks inside the timed head calls, median '
+            f'of {model_repeat}; deformable encoder = pixel decoder minus '
+            'input projections and FPN). Median of '
+            f'{args.repeat} interleaved rounds ({model_repeat} for the '
+            'head; all runs in the json).')
     print(table)
     print()
     print(detail)
+    print()
+    print(profile)
     print(note)
     out = write_json(
         dict(config=args.config, rows=rows, table=table, detail=detail,
+             profile=profile,
              note=note, shape=[h, w], frames=args.frames, repeat=args.repeat,
              device=str(device), torch=torch.__version__,
              threads=torch.get_num_threads(),

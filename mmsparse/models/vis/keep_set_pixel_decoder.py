@@ -10,7 +10,7 @@ from torch import Tensor
 from mmsparse.registry import MODELS
 from mmsparse.vpp import ScoreHead
 from mmsparse.vpp.keep_set import (KeepSetFeatures, carry_gate, conv3x3_at,
-                                   dilate_gate, gather_rows,
+                                   dilate_gate, gather_rows, level_gates,
                                    masked_group_norm, padded_indices,
                                    scatter_rows, split_sizes)
 
@@ -149,9 +149,7 @@ class KeepSetPixelDecoder(MSDeformAttnPixelDecoder):
         if grid_gate is None:
             memory = self.encoder(**enc['kwargs'])
         else:
-            gate = torch.cat(
-                [carry_gate(grid_gate, feats.hw, s) for s in enc['sizes']],
-                dim=1)
+            gate = level_gates(grid_gate, feats.hw, enc['sizes'])
             memory = self._sparse_encode(enc, gate, feats.clip_len)
         if not self.update_mask_features:
             grid_gate = None

@@ -4,10 +4,9 @@ tools/dist_train.sh with 2 CPU processes."""
 import os.path as osp
 
 import pytest
-import torch
 from mmengine.config import Config
-from test_vpp_runner import PY, run_tool
-from vis_helpers import ROOT, toy_data_options
+from test_vpp_runner import dist_train_two_processes
+from vis_helpers import ROOT
 
 TOY = osp.join(ROOT, 'configs', 'toy',
                'vpp_mask2former_vit_toy-ytvis21_hard_paper_keepset-decoder.py')
@@ -80,22 +79,9 @@ def test_trains_and_predicts_with_the_keep_set(keep_set_run):
 
 
 def test_dist_train_two_cpu_processes(toy_ytvis_root, tmp_path):
-    work = str(tmp_path / 'dist')
-    out = run_tool(
-        ['bash', 'tools/dist_train.sh', TOY, '2', '--work-dir', work,
-         '--cfg-options', 'train_cfg.max_iters=2', 'val_cfg=None',
-         'val_dataloader=None', 'val_evaluator=None',
-         'default_hooks.logger.interval=1',
-         'model.track_head.pixel_decoder.carry=previous',
-         'train_dataloader.batch_size=1'] + [
-             o for o in toy_data_options(toy_ytvis_root)
-             if not o.startswith('val_')],
-        env=dict(PYTHON=PY, PORT='29533', OMP_NUM_THREADS='1'))
-    assert 'Distributed training: True' in out
-    line = [ln for ln in out.splitlines() if 'Iter(train) [2/2]' in ln][0]
+    line, ckpt = dist_train_two_processes(
+        TOY, str(tmp_path / 'dist'), toy_ytvis_root, 29533,
+        ['model.track_head.pixel_decoder.carry=previous'])
     assert 'loss_vpp_select' in line
-    ckpt = torch.load(osp.join(work, 'iter_2.pth'), map_location='cpu',
-                      weights_only=False)
-    assert ckpt['meta']['iter'] == 2
     assert any(k.startswith('track_head.pixel_decoder.encoder.')
                for k in ckpt['state_dict'])

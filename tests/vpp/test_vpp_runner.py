@@ -135,20 +135,28 @@ def test_test_prunes_frames_in_order_and_draws(vpp_run):
     assert min(Image.open(pngs[0]).size) > 100
 
 
-def test_dist_train_two_cpu_processes(toy_ytvis_root, tmp_path):
-    work = str(tmp_path / 'dist')
+def dist_train_two_processes(config, work, toy_ytvis_root, port,
+                             options=()):
+    """2 iterations of ``config`` with tools/dist_train.sh and 2 gloo
+    processes; returns the last training log line and the checkpoint."""
     out = run_tool(
-        ['bash', 'tools/dist_train.sh', VPP_TOY, '2', '--work-dir', work,
+        ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', work,
          '--cfg-options', 'train_cfg.max_iters=2', 'val_cfg=None',
          'val_dataloader=None', 'val_evaluator=None',
          'default_hooks.logger.interval=1',
-         'train_dataloader.batch_size=1'] + [
+         'train_dataloader.batch_size=1', *options] + [
              o for o in toy_data_options(toy_ytvis_root)
              if not o.startswith('val_')],
-        env=dict(PYTHON=PY, PORT='29531', OMP_NUM_THREADS='1'))
+        env=dict(PYTHON=PY, PORT=str(port), OMP_NUM_THREADS='1'))
     assert 'Distributed training: True' in out
     line = [ln for ln in out.splitlines() if 'Iter(train) [2/2]' in ln][0]
-    assert 'loss_vpp_select' in line and 'vpp_keep: 0.4000' in line
     ckpt = torch.load(osp.join(work, 'iter_2.pth'), map_location='cpu',
                       weights_only=False)
     assert ckpt['meta']['iter'] == 2
+    return line, ckpt
+
+
+def test_dist_train_two_cpu_processes(toy_ytvis_root, tmp_path):
+    line, _ = dist_train_two_processes(VPP_TOY, str(tmp_path / 'dist'),
+                                       toy_ytvis_root, 29531)
+    assert 'loss_vpp_select' in line and 'vpp_keep: 0.4000' in line

@@ -15,8 +15,8 @@ from .gates import (ATTN_GATES, GATE_NAMES, MLP_GATES, GatedViT, attn_params,
 from .history import format_update, save_history, update_record
 from .probes import (PROBE_DESIGNS, CheapProbeBank, ProbeBank, ProbeHead,
                      build_probes)
-from .pruner import (DEFAULT_GATE_SCALES, P3BPruner, count_params,
-                     non_block_params)
+from .pruner import (DEFAULT_GATE_SCALES, P3BPruner, check_pruner_settings,
+                     count_params, non_block_params)
 from .schedule import (check_schedule, in_probe_window, is_update_step,
                        schedule_in_iterations)
 from .slim import SlimAttention, SlimBlock, SlimMlp, slice_block, slim_dims
@@ -33,7 +33,8 @@ __all__ = [
     'MLP_GATES', 'GatedViT', 'attn_params', 'dense_sub_block_params',
     'mlp_params', 'format_update', 'save_history', 'update_record',
     'ProbeBank', 'ProbeHead', 'CheapProbeBank', 'PROBE_DESIGNS',
-    'build_probes', 'DEFAULT_GATE_SCALES', 'P3BPruner', 'count_params',
+    'build_probes', 'DEFAULT_GATE_SCALES', 'P3BPruner',
+    'check_pruner_settings', 'count_params',
     'non_block_params', 'check_schedule', 'in_probe_window',
     'is_update_step', 'schedule_in_iterations', 'SlimAttention', 'SlimBlock',
     'SlimMlp', 'slice_block', 'slim_dims', 'UNTRAINED_SCORES',

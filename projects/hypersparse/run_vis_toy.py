@@ -40,10 +40,12 @@ held-out videos. Protocol:
    :class:`~mmsparse.evaluation.functional.ytvis_bootstrap.YTVISVideoRecords`).
 
 Training, testing, the held-out ground truth and the data options are those
-of the VPP toy benchmark (imported from ``projects/vpp/run_toy_comparison.py``).
-Every row is one JSON file ``<work-dir>/rows/<row>.json`` written when the
-row is finished (its done-marker): a killed run continues with the first
-unfinished row (a half-trained row resumes from its last checkpoint). Each
+of the VPP toy benchmark (:mod:`mmsparse.experiment.vis`). Every row is one
+JSON file ``<work-dir>/rows/<row>.json`` written atomically when the row is
+finished (its done-marker): a killed run continues with the first unfinished
+row (a half-trained row resumes from its last checkpoint). A work dir keeps
+``--iters`` in ``<work-dir>/run_options.json``; a rerun with another value is
+refused before any work (use another ``--work-dir``). Each
 pruned row records its final sparsity (of the masks and of the saved
 weights), and the ART rows whether the switch was forced, when, λ and
 ``λ·‖∇R‖`` over the ART steps. The report (``vis_toy.{md,json,png}``, copied
@@ -60,12 +62,9 @@ videos and the start-up; measured times are in
 """
 import argparse
 import glob
-import importlib.util
 import json
 import math
-import os
 import os.path as osp
-import shutil
 import sys
 
 import numpy as np
@@ -75,24 +74,16 @@ sys.path.insert(0, ROOT)
 
 from mmsparse.evaluation.functional.ytvis_bootstrap import \
     YTVISVideoRecords  # noqa: E402
+from mmsparse.experiment import (OptionsLock, RowStore,  # noqa: E402
+                                 ToolRunner, cached_score, run_rows, seed_mean,
+                                 vis, write_report)
+from mmsparse.experiment.vis import data_options, heldout_gt  # noqa: E402
 from mmsparse.utils.stats import (format_diff, paired_bootstrap,  # noqa: E402
                                   paired_seed_interval)
 
-
-def _load_toy_benchmark():
-    """``projects/vpp/run_toy_comparison.py`` as a module (no package)."""
-    name = 'run_toy_comparison'
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(ROOT, 'projects', 'vpp', 'run_toy_comparison.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
-
-
-toy = _load_toy_benchmark()
+#: The dense hard-toy config (of the VPP toy benchmark).
+DENSE = 'configs/toy/mask2former_vit_toy-ytvis21_hard.py'
+RUNNER = ToolRunner(ROOT)
 
 SPARSITY = 0.9
 DEFAULT_ITERS = 400
@@ -101,7 +92,7 @@ FINETUNE_SHARE = 0.4
 #: ART steps in the longest ART phase, GMP pruning steps
 ART_STEPS, GMP_STEPS = 24, 12
 METHODS = dict(
-    dense=dict(config=toy.DENSE, label='dense (continued)', hook=None),
+    dense=dict(config=DENSE, label='dense (continued)', hook=None),
     art=dict(config='configs/art/art_mask2former_vit_toy-ytvis21_hard.py',
              label='ART + HyperSparse', hook='ARTHook',
              state_key='art_state'),
@@ -216,11 +207,12 @@ def reg_log(run_dir):
 
 def run_row(row, args, data_root, dense_ckpt, gt, work):
     run_dir = osp.join(work, row['name'])
-    opts = toy.data_options(data_root) + row['options']
-    ckpt, train_time = toy.train(row['config'], run_dir, args.iters, opts, row['seed'],
-                                 load_from=dense_ckpt)
+    opts = data_options(data_root) + row['options']
+    ckpt, train_time = vis.train_iters(RUNNER, row['config'], run_dir, args.iters, opts,
+                                       row['seed'], load_from=dense_ckpt)
     info = pruning_info(ckpt, row['method'])
-    metrics, predictions, test_time = toy.test(row['config'], ckpt, run_dir, opts)
+    metrics, predictions, test_time = vis.test_predictions(RUNNER, ROOT, row['config'], ckpt,
+                                                           run_dir, opts)
     records = YTVISVideoRecords.from_predictions(gt, predictions)
     stats = records.stats()
     ap_metric = metrics['youtube_vis/segm_mAP']
@@ -241,7 +233,8 @@ def summarize(results, n_boot):
     for r in results:
         by_method.setdefault(r['method'], {})[r['seed']] = r
     records = {r['name']: YTVISVideoRecords.from_dict(r['records']) for r in results}
-    scores = {name: toy._cached_ap(rec) for name, rec in records.items()}
+    scores = {name: cached_score(lambda idx, rec=rec: rec.stats(idx)['AP'])
+              for name, rec in records.items()}
     groups = []
     for method in [m for m in METHODS if m in by_method]:
         per_seed = by_method[method]
@@ -263,8 +256,8 @@ def summarize(results, n_boot):
             rnames = [other[s]['name'] for s in paired]
             n = records[names[0]].num_videos
             g[f'diff_{key}_boot'] = paired_bootstrap(
-                toy._seed_mean([scores[x] for x in names]),
-                toy._seed_mean([scores[x] for x in rnames]), n, n_boot=n_boot)
+                seed_mean([scores[x] for x in names]),
+                seed_mean([scores[x] for x in rnames]), n, n_boot=n_boot)
             g[f'diff_{key}_seeds'] = paired_seed_interval(
                 [per_seed[s]['AP'] for s in paired], [other[s]['AP'] for s in paired])
             g[f'per_seed_{key}'] = {
@@ -386,11 +379,8 @@ def plot(groups, results, out_file):
 
 
 def report(work, results_dir, args):
-    files = sorted(glob.glob(osp.join(work, 'rows', '*.json')))
-    results = []
-    for path in files:
-        with open(path) as f:
-            results.append(json.load(f))
+    store = RowStore(work)
+    files, results = store.files(), store.all()
     if not results:
         print('no finished rows yet')
         return
@@ -408,16 +398,8 @@ def report(work, results_dir, args):
     summary = dict(meta=meta, groups=groups,
                    rows=[{k: v for k, v in r.items() if k != 'records'} for r in results],
                    row_seconds_total=round(float(np.sum(seconds)), 1))
-    for out in {work, results_dir}:
-        os.makedirs(osp.join(out, 'rows'), exist_ok=True)
-        with open(osp.join(out, 'vis_toy.md'), 'w') as f:
-            f.write(table + '\n')
-        with open(osp.join(out, 'vis_toy.json'), 'w') as f:
-            json.dump(summary, f, indent=1)
-        plot(groups, results, osp.join(out, 'vis_toy.png'))
-        if out != work:
-            for path in files:
-                shutil.copy(path, osp.join(out, 'rows', osp.basename(path)))
+    write_report([work, results_dir], 'vis_toy', table, summary,
+                 plot=lambda path: plot(groups, results, path), row_files=files)
     print(table)
     print(f'wrote {results_dir}/vis_toy.{{md,json,png}} and rows/')
 
@@ -425,9 +407,7 @@ def report(work, results_dir, args):
 def estimate(rows, done, args, work):
     """Seconds left, from the finished rows' timings (or the defaults)."""
     per_iter, test_s = {}, []
-    for name in done:
-        with open(osp.join(work, 'rows', name + '.json')) as f:
-            r = json.load(f)
+    for r in map(RowStore(work).read, done):
         test_s.append(r['test_seconds'])
         if r['train_seconds']:
             per_iter.setdefault(r['method'], []).append(r['train_seconds'] / r['iters'])
@@ -553,7 +533,7 @@ def main(argv=None):
                         help='print the regularizer-to-AdamW gradient ratio on the dense '
                         'checkpoint for the ART config\'s λ0/η')
     args = parser.parse_args(argv)
-    toy.THREADS['OMP_NUM_THREADS'] = str(args.threads)
+    RUNNER.env['OMP_NUM_THREADS'] = str(args.threads)
     if args.iters < 4:
         parser.error('--iters must be >= 4 (ART needs an ART step and fine-tuning)')
     work = osp.join(ROOT, args.work_dir)
@@ -563,8 +543,15 @@ def main(argv=None):
     if args.calibrate:
         calibrate(argparse.Namespace(dense_ckpt=dense_ckpt))
         return
+    store = RowStore(work)
+    lock = OptionsLock(work, legacy=lambda: dict(iters=store.read(
+        osp.basename(store.files()[0])[:-len('.json')])['iters']) if store.files() else None,
+        holds_work=lambda: bool(store.files()))
+    error = lock.mismatch(dict(iters=args.iters))
+    if error:
+        parser.error(error)
     rows = plan_rows(args)
-    done = toy.finished_rows(rows, work)
+    done = store.finished(r['name'] for r in rows)
     if args.dry_run:
         left, test_s = estimate(rows, done, args, work)
         for r in rows:
@@ -585,10 +572,10 @@ def main(argv=None):
         if not osp.exists(path):
             raise SystemExit(f'run_vis_toy: {what} is missing ({path}); '
                              'projects/vpp/run_toy_comparison.py makes it')
-    gt = toy.heldout_gt(osp.join(ROOT, data_root))
-    toy.run_pending_rows(
-        rows, done, work, lambda row: run_row(row, args, data_root, dense_ckpt, gt, work),
-        _progress_line)
+    lock.write(dict(iters=args.iters))
+    gt = heldout_gt(osp.join(ROOT, data_root))
+    run_rows(rows, store, lambda row: run_row(row, args, data_root, dense_ckpt, gt, work),
+             _progress_line)
     report(work, results_dir, args)
 
 

@@ -36,7 +36,9 @@ the transfer / pruning run and after fine-tuning, per-image correctness
 on the 1,077 test images, parameters, block keep ratios, times) *after* it
 is complete: that file is the row's done-marker, a rerun skips it (a row
 interrupted half-way restarts; a finished pruning stage is kept in the
-row's work dir). ``--report-only`` writes the outputs from the finished
+row's work dir). The settings the rows share and ``--cfg-options`` are kept
+in ``run_options.json``: a rerun of the work dir with other values is
+refused before any work. ``--report-only`` writes the outputs from the finished
 rows; ``--dry-run`` runs nothing and prints the plan: every row's status,
 whether the source stage is done and the estimated time left. Outputs in
 the work dir: ``results.md`` (table), ``results.json``,
@@ -62,6 +64,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from mmsparse.experiment import OptionsLock, RowStore
 from mmsparse.utils.stats import (format_diff, paired_bootstrap,
                                   paired_seed_interval)
 
@@ -348,15 +351,38 @@ def run_row(args, method: str, keep: float, seed: int, source: str):
                cpu_seconds=pruned['cpu_seconds'] + tuned['cpu_seconds'],
                history=osp.relpath(osp.join(work_dir, 'p3b', 'history.json'),
                                    args.work_dir),
-               settings=dict(probe=args.probe, prune_epochs=args.prune_epochs,
-                             prune_start=args.prune_start,
-                             prune_sparse=args.prune_sparse,
-                             finetune_epochs=args.finetune_epochs,
-                             finetune_lr=args.finetune_lr,
-                             source_epochs=args.source_epochs))
+               settings=row_settings(args))
     os.makedirs(osp.dirname(marker), exist_ok=True)
     write_json(marker, row)
     return row, True
+
+
+def row_settings(args) -> dict:
+    """The settings every row of a work dir shares (kept in each row)."""
+    return dict(probe=args.probe, prune_epochs=args.prune_epochs,
+                prune_start=args.prune_start, prune_sparse=args.prune_sparse,
+                finetune_epochs=args.finetune_epochs,
+                finetune_lr=args.finetune_lr, source_epochs=args.source_epochs)
+
+
+def run_options(args) -> dict:
+    """What the stages of a work dir depend on: the row settings and
+    ``--cfg-options``."""
+    return dict(row_settings(args), cfg_options=list(args.cfg_options))
+
+
+def options_lock(args) -> OptionsLock:
+    """The work dir's option lock; a work dir from before
+    ``run_options.json`` is read from its first row's settings (without
+    ``--cfg-options``); only finished rows or the source stage lock it."""
+    store = RowStore(args.work_dir)
+
+    def legacy():
+        settings = [r['settings'] for r in store.all() if 'settings' in r]
+        return dict(settings[0], cfg_options=[]) if settings else None
+
+    return OptionsLock(args.work_dir, legacy=legacy, holds_work=lambda: bool(
+        store.files() or osp.isfile(source_files(args.work_dir)[1])))
 
 
 def planned_rows(args):
@@ -747,11 +773,16 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.work_dir = osp.abspath(args.work_dir)
+    lock = options_lock(args)
+    error = lock.mismatch(run_options(args))
+    if error:
+        raise SystemExit(f'run_transfer_v2.py: error: {error}')
     if args.dry_run:
         dry_run(args)
         return
     os.makedirs(args.work_dir, exist_ok=True)
     if not args.report_only:
+        lock.write(run_options(args))
         run_all(args)
     write_report(args, finished_rows(args))
 

@@ -27,8 +27,9 @@ texture, so early-block patches do not tell objects from background):
    predictions, matched once per video into
    :class:`~mmsparse.evaluation.functional.ytvis_bootstrap.YTVISVideoRecords`.
 
-Every row is one JSON file ``<work-dir>/rows/<row>.json``, written when the
-row is finished: it is the row's done-marker, so a killed run continues with
+Every row is one JSON file ``<work-dir>/rows/<row>.json``, written atomically
+when the row is finished (:class:`mmsparse.experiment.RowStore`): it is the
+row's done-marker, so a killed run continues with
 the first unfinished row when started again with the same arguments (a
 half-trained row restarts its training; a trained but untested row is only
 tested). The report (``comparison.{md,json,png}``, copied with the row files
@@ -54,15 +55,12 @@ states the options. ``--schedules`` with no value runs no VPP rows, e.g. only
 the dense rows and ``--truncate 1`` (the gate: do the deep ViT blocks carry
 the AP?).
 """
+
 import argparse
 import copy
 import glob
-import json
-import os
 import os.path as osp
-import shutil
 import sys
-import time
 
 import numpy as np
 from mmengine.config import Config, DictAction
@@ -72,9 +70,13 @@ sys.path.insert(0, ROOT)
 
 from mmsparse.evaluation.functional.ytvis_bootstrap import \
     YTVISVideoRecords  # noqa: E402
-from mmsparse.utils.stats import (format_diff, paired_bootstrap,  # noqa: E402
-                                  paired_seed_interval)
-from mmsparse.utils.tool_runs import run_logged  # noqa: E402
+from mmsparse.experiment import (CostModel, OptionsLock,  # noqa: E402
+                                 RowStore, ToolRunner, cached_score,
+                                 check_cfg_options, describe_options,
+                                 format_option, normalised, paired_contrast,
+                                 run_rows, vis, write_report)
+from mmsparse.experiment.vis import data_options, heldout_gt  # noqa: E402,F401
+from mmsparse.utils.stats import format_diff, paired_bootstrap  # noqa: E402
 
 DENSE = 'configs/toy/mask2former_vit_toy-ytvis21_hard.py'
 _CONFIGS = {}
@@ -133,24 +135,14 @@ METRICS = ('AP', 'AP50', 'AP75')
 # Data of the benchmark (tools/misc/make_toy_ytvis.py --mode hard).
 DATA = dict(num_videos=400, num_frames=6, heldout_ratio=0.5, seed=0)
 
-THREADS = {}
+RUNNER = ToolRunner(ROOT)
 # ``--cfg-options`` keys the script sets itself (refused: use its arguments).
 RESERVED_KEYS = ('train_cfg', 'randomness', 'load_from', 'resume', 'val_cfg', 'val_dataloader',
                  'val_evaluator', 'test_evaluator', 'default_hooks.checkpoint',
                  'train_dataloader.dataset.data_root', 'test_dataloader.dataset.data_root')
-RUN_OPTIONS = 'run_options.json'
 
 
-def format_option(key, value):
-    """``KEY=VALUE`` that :class:`~mmengine.config.DictAction` parses back
-    into ``value`` (lists as ``[a,b]``, tuples as ``(a,b)``)."""
-    def fmt(v):
-        if isinstance(v, list):
-            return '[' + ','.join(fmt(x) for x in v) + ']'
-        if isinstance(v, tuple):
-            return '(' + ','.join(fmt(x) for x in v) + ')'
-        return str(v)
-    return f'{key}={fmt(value)}'
+ENCODER_LAYERS = 'model.track_head.pixel_decoder.encoder.num_layers'
 
 
 def wraps_vit(config):
@@ -158,54 +150,33 @@ def wraps_vit(config):
     return load_config(config).model.backbone.get('type') == 'VPPBackbone'
 
 
+def move_key(config, key):
+    """A ``model.backbone.*`` key addresses the ViT: on a config that wraps
+    the ViT it becomes ``model.backbone.backbone.*``."""
+    if key.startswith('model.backbone.') and wraps_vit(config):
+        return 'model.backbone.backbone.' + key[len('model.backbone.'):]
+    return key
+
+
 def model_options(config, cfg_options):
-    """``--cfg-options`` for ``config`` as ``KEY=VALUE`` strings.
-
-    A ``model.backbone.*`` key addresses the ViT, so it moves to
-    ``model.backbone.backbone.*`` on a config that wraps the ViT.
-    """
-    out = []
-    for key, value in (cfg_options or {}).items():
-        if key.startswith('model.backbone.') and wraps_vit(config):
-            key = 'model.backbone.backbone.' + key[len('model.backbone.'):]
-        out.append(format_option(key, value))
-    return out
+    """``--cfg-options`` for ``config`` as ``KEY=VALUE`` strings."""
+    return [format_option(move_key(config, k), v) for k, v in (cfg_options or {}).items()]
 
 
-def _lookup(cfg, key):
-    """Error text if the dotted ``key`` is not in ``cfg``, else None."""
-    node, path = cfg, []
-    for part in key.split('.'):
-        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif hasattr(node, 'keys') and part in node:
-            node = node[part]
-        else:
-            return f'no {part!r} under {".".join(path) or "the top level"}'
-        path.append(part)
-    return None
-
-
-def check_cfg_options(configs, cfg_options):
+def check_model_options(configs, cfg_options):
     """Error text for ``--cfg-options`` the rows cannot take, else None."""
-    for key, value in (cfg_options or {}).items():
-        if any(key == r or key.startswith(r + '.') for r in RESERVED_KEYS):
-            return (f'--cfg-options {key}: set by the script itself (iterations, seeds, data, '
-                    'checkpoints); use its arguments (--pretrain-iters, --finetune-iters, '
-                    '--seeds, --data-root)')
-        if key == 'model.track_head.pixel_decoder.encoder.num_layers' and not (
-                isinstance(value, int) and value >= 1):
-            # mmdet's DeformableDetrTransformerEncoder takes its embed_dims from
-            # layers[0]: an encoder without layers does not build.
-            return (f'--cfg-options {key} must be an int >= 1 (mmdet\'s pixel decoder does '
-                    f'not build without an encoder layer), got {value!r}')
-        for config in configs:
-            moved = model_options(config, {key: value})[0].split('=', 1)[0]
-            missing = _lookup(load_config(config), moved)
-            if missing:
-                return (f'--cfg-options {key}: {moved} is not in {config} ({missing}); '
-                        'the options change values the configs set, check the spelling')
-    return None
+    cfg_options = cfg_options or {}
+    error = check_cfg_options(
+        cfg_options, {}, RESERVED_KEYS, 'use its arguments (iterations, seeds, data, '
+        'checkpoints: --pretrain-iters, --finetune-iters, --seeds, --data-root)')
+    value = cfg_options.get(ENCODER_LAYERS, 1)
+    if error is None and not (isinstance(value, int) and value >= 1):
+        # mmdet's DeformableDetrTransformerEncoder takes its embed_dims from
+        # layers[0]: an encoder without layers does not build.
+        error = (f'--cfg-options {ENCODER_LAYERS} must be an int >= 1 (mmdet\'s pixel decoder '
+                 f'does not build without an encoder layer), got {value!r}')
+    return error or check_cfg_options(cfg_options, {c: load_config(c) for c in configs},
+                                      move=move_key)
 
 
 def model_shape(cfg_options):
@@ -224,82 +195,17 @@ def model_shape(cfg_options):
 
 def run(cmd, log_file):
     """Run a tool with its output into ``log_file``; returns seconds."""
-    return run_logged(cmd, log_file, cwd=ROOT, env=THREADS)
-
-
-def data_options(data_root):
-    return [f'{dl}.dataset.data_root={data_root}'
-            for dl in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-
-
-# Checkpoint interval of long trainings: a killed run resumes from the last one.
-RESUME_INTERVAL = 250
-
-
-def schedule_options(iters):
-    """``iters`` iterations; the toy config's lr decay sits at 80 % of them.
-
-    Checkpoints every :data:`RESUME_INTERVAL` iterations (only the newest is
-    kept) so that a killed training resumes instead of starting again.
-    """
-    return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters + 1}',
-            'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
-            f'default_hooks.checkpoint.interval={min(iters, RESUME_INTERVAL)}',
-            'default_hooks.checkpoint.max_keep_ckpts=1']
+    return RUNNER(cmd, log_file)
 
 
 def train(config, work, iters, options, seed, load_from=None):
     """Train (or reuse the final checkpoint); returns (checkpoint, seconds)."""
-    ckpt = osp.join(work, f'iter_{iters}.pth')
-    if osp.exists(ckpt):
-        return ckpt, None
-    os.makedirs(work, exist_ok=True)
-    opts = schedule_options(iters) + [o for o in options if not o.startswith('val_')] + \
-        [f'randomness.seed={seed}']
-    resume = []
-    if osp.exists(osp.join(work, 'last_checkpoint')):
-        resume = ['--resume']  # mmengine picks the newest checkpoint of ``work``
-    elif load_from:
-        opts.append(f'load_from={load_from}')
-    log = osp.join(work, 'train_stdout.log')
-    if resume and osp.exists(log):
-        os.replace(log, log + f'.{int(time.time())}')
-    took = run([sys.executable, 'tools/train.py', config, '--work-dir', work] + resume +
-               ['--cfg-options'] + opts, log)
-    return ckpt, took
+    return vis.train_iters(run, config, work, iters, options, seed, load_from)
 
 
 def test(config, ckpt, work, options):
     """tools/test.py with a second evaluator that writes the predictions."""
-    out = osp.join(work, 'test')
-    os.makedirs(out, exist_ok=True)
-    pred_prefix = osp.join(out, 'predictions')
-    test_config = osp.join(work, 'test_config.py')
-    with open(test_config, 'w') as f:
-        f.write(f"_base_ = [{osp.join(ROOT, config)!r}]\n"
-                "test_evaluator = [\n"
-                "    dict(type='YouTubeVISAPMetric', metric='youtube_vis_ap'),\n"
-                "    dict(type='YouTubeVISAPMetric', metric='youtube_vis_ap',\n"
-                f"         format_only=True, outfile_prefix={pred_prefix!r})]\n")
-    took = run([sys.executable, 'tools/test.py', test_config, ckpt, '--work-dir',
-                out, '--cfg-options'] + options, osp.join(out, 'test_stdout.log'))
-    files = sorted(glob.glob(osp.join(out, '*', '*.json')), key=osp.getmtime)
-    with open(files[-1]) as f:
-        metrics = json.load(f)
-    with open(pred_prefix + '.json') as f:
-        predictions = json.load(f)
-    return metrics, predictions, took
-
-
-def heldout_gt(data_root):
-    """YouTube-VIS ground truth of the held-out videos (raw annotations)."""
-    with open(osp.join(data_root, 'annotations', 'youtube_vis_2021_heldout.json')) as f:
-        ids = {v['id'] for v in json.load(f)['videos']}
-    with open(osp.join(data_root, 'train', 'instances.json')) as f:
-        raw = json.load(f)
-    return dict(categories=raw['categories'],
-                videos=[v for v in raw['videos'] if v['id'] in ids],
-                annotations=[a for a in raw['annotations'] if a['video_id'] in ids])
+    return vis.test_predictions(run, ROOT, config, ckpt, work, options)
 
 
 def plan_rows(args):
@@ -326,60 +232,26 @@ def plan_rows(args):
 
 def run_options(args):
     """What a work dir's rows depend on beyond their own row (JSON-normalised)."""
-    return json.loads(json.dumps(dict(cfg_options=args.cfg_options or {},
-                                      pretrain_iters=args.pretrain_iters,
-                                      finetune_iters=args.finetune_iters)))
+    return normalised(dict(cfg_options=args.cfg_options or {},
+                           pretrain_iters=args.pretrain_iters,
+                           finetune_iters=args.finetune_iters))
 
 
-def _holds_work(work):
-    return bool(glob.glob(osp.join(work, 'rows', '*.json')) or
-                glob.glob(osp.join(work, '*', '*.pth')))
+def options_lock(work):
+    """The work dir's option lock; a work dir of the script before it wrote
+    ``run_options.json`` is read from its first row file (iterations, no
+    --cfg-options); only rows or checkpoints lock it."""
+    store = RowStore(work)
 
-
-def saved_run_options(work):
-    """The options ``work`` was made with: ``<work>/run_options.json``, or for a
-    work dir of the script before it wrote that file, its first row file's
-    iterations without --cfg-options; None for a new work dir."""
-    path = osp.join(work, RUN_OPTIONS)
-    if osp.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    rows = sorted(glob.glob(osp.join(work, 'rows', '*.json')))
-    if not rows:
-        return None
-    with open(rows[0]) as f:
-        row = json.load(f)
-    return dict(cfg_options=row.get('cfg_options', {}), pretrain_iters=row['pretrain_iters'],
-                finetune_iters=row['finetune_iters'])
-
-
-def _describe(key, value):
-    if key == 'cfg_options':
-        return ' '.join(format_option(k, v) for k, v in value.items()) or '(none)'
-    return str(value)
-
-
-def run_options_mismatch(work, current):
-    """Error text if ``work`` holds rows or checkpoints made with other run
-    options than ``current``, else None."""
-    saved = saved_run_options(work)
-    if saved is None or saved == current or not _holds_work(work):
-        return None
-    diffs = '; '.join(
-        f"--{key.replace('_', '-')}: {_describe(key, saved.get(key))} in the work dir, "
-        f'{_describe(key, current[key])} now'
-        for key in current if saved.get(key) != current[key])
-    return (f'work dir {work} was made with other options ({diffs}); its rows would mix two '
-            'models. Use another --work-dir for these options, or the same options to '
-            'continue it.')
-
-
-def write_run_options(work, current):
-    os.makedirs(work, exist_ok=True)
-    path = osp.join(work, RUN_OPTIONS)
-    with open(path + '.tmp', 'w') as f:
-        json.dump(current, f, indent=1)
-    os.replace(path + '.tmp', path)
+    def legacy():
+        files = store.files()
+        if not files:
+            return None
+        row = store.read(osp.basename(files[0])[:-len('.json')])
+        return dict(cfg_options=row.get('cfg_options', {}),
+                    pretrain_iters=row['pretrain_iters'], finetune_iters=row['finetune_iters'])
+    return OptionsLock(work, legacy=legacy, holds_work=lambda: bool(
+        store.files() or glob.glob(osp.join(work, '*', '*.pth'))))
 
 
 def run_row(row, args, data_root, pre_ckpt, gt, work):
@@ -394,53 +266,34 @@ def run_row(row, args, data_root, pre_ckpt, gt, work):
     if abs(stats['AP'] - ap_metric) > 6e-4:  # the metric rounds to 3 decimals
         raise RuntimeError(f'{row["name"]}: AP from the saved predictions '
                            f'{stats["AP"]:.4f} != evaluator AP {ap_metric:.3f}')
-    result = dict(
+    return dict(
         row, finetune_iters=args.finetune_iters, pretrain_iters=args.pretrain_iters,
         **stats, pkr=metrics.get('vpp_pkr', 1.0), keep=metrics.get('vpp_keep', 1.0),
         fg_recall=metrics.get('vpp_fg_recall', 1.0),
         train_seconds=None if train_time is None else round(train_time, 1),
         test_seconds=round(test_time, 1), records=records.to_dict())
-    return result
-
-
-def finished_rows(rows, work):
-    """Names of the rows whose row file (their done-marker) exists."""
-    return {r['name'] for r in rows
-            if osp.exists(osp.join(work, 'rows', r['name'] + '.json'))}
-
-
-def run_pending_rows(rows, done, work, run_one, describe):
-    """Run every row not in ``done`` with ``run_one(row) -> result`` and write
-    ``<work>/rows/<row>.json`` when it is finished; ``describe(result)`` is
-    the progress line. Shared with ``projects/hypersparse/run_vis_toy.py``."""
-    os.makedirs(osp.join(work, 'rows'), exist_ok=True)
-    for row in rows:
-        if row['name'] in done:
-            print(f"{row['name']}: finished, skipped")
-            continue
-        result = run_one(row)
-        path = osp.join(work, 'rows', row['name'] + '.json')
-        with open(path + '.tmp', 'w') as f:
-            json.dump(result, f)
-        os.replace(path + '.tmp', path)  # the done-marker appears complete or not at all
-        print(f"{row['name']}: {describe(result)}", flush=True)
 
 
 # ----------------------------------------------------------------------------- report
-def _cached_ap(records, metric='AP'):
-    """``records.stats(idx)[metric]`` memoised on the draw (rows share draws)."""
-    cache = {}
-
-    def score(idx):
-        key = idx.tobytes()
-        if key not in cache:
-            cache[key] = records.stats(idx)[metric]
-        return cache[key]
-    return score
+def _records_score(records, metric='AP'):
+    """``records.stats(idx)[metric]``, memoised on the draw (rows share draws)."""
+    return cached_score(lambda idx: records.stats(idx)[metric])
 
 
-def _seed_mean(fns):
-    return lambda idx: float(np.mean([f(idx) for f in fns]))
+def _group_order(item):
+    (schedule, selector), _ = item
+    return (schedule != 'dense', schedule.startswith(TRUNCATED), schedule != 'paper', schedule,
+            (('dense',) + SELECTORS + ('truncated',)).index(selector))
+
+
+def _contrast(rows_a, rows_b, paired, scores, records, n_boot, **head):
+    """``rows_a`` - ``rows_b`` (rows by seed) on the seeds ``paired``, as a
+    report entry (``head`` first)."""
+    c = paired_contrast([scores[rows_a[s]['name']] for s in paired],
+                        [scores[rows_b[s]['name']] for s in paired],
+                        [rows_a[s]['AP'] for s in paired], [rows_b[s]['AP'] for s in paired],
+                        records[rows_a[paired[0]]['name']].num_videos, n_boot=n_boot)
+    return dict(head, boot=c['boot'], seed_interval=c['seeds'])
 
 
 def summarize(results, n_boot):
@@ -449,62 +302,40 @@ def summarize(results, n_boot):
     for r in results:
         by_key.setdefault((r['schedule'], r['selector']), {})[r['seed']] = r
     records = {r['name']: YTVISVideoRecords.from_dict(r['records']) for r in results}
-    scores = {name: _cached_ap(rec) for name, rec in records.items()}
+    scores = {name: _records_score(rec) for name, rec in records.items()}
     dense = by_key.get(('dense', 'dense'), {})
     groups = []
-    for (schedule, selector), per_seed in sorted(
-            by_key.items(), key=lambda kv: (kv[0][0] != 'dense',
-                                            kv[0][0].startswith(TRUNCATED),
-                                            kv[0][0] != 'paper', kv[0][0],
-                                            (('dense',) + SELECTORS + ('truncated',))
-                                            .index(kv[0][1]))):
+    for (schedule, selector), per_seed in sorted(by_key.items(), key=_group_order):
         seeds = sorted(per_seed)
         g = dict(schedule=schedule, selector=selector, seeds=seeds,
                  **{k: float(np.mean([per_seed[s][k] for s in seeds]))
                     for k in METRICS + ('pkr', 'keep', 'fg_recall')})
         paired = [s for s in seeds if s in dense]
         if selector != 'dense' and paired:
-            names = [per_seed[s]['name'] for s in paired]
-            dnames = [dense[s]['name'] for s in paired]
-            n = records[names[0]].num_videos
-            g['diff_boot'] = paired_bootstrap(
-                _seed_mean([scores[x] for x in names]),
-                _seed_mean([scores[x] for x in dnames]), n, n_boot=n_boot)
-            g['diff_seeds'] = paired_seed_interval(
-                [per_seed[s]['AP'] for s in paired], [dense[s]['AP'] for s in paired])
-            g['per_seed'] = {
-                s: paired_bootstrap(scores[per_seed[s]['name']], scores[dense[s]['name']],
-                                    n, n_boot=n_boot) for s in paired}
+            c = _contrast(per_seed, dense, paired, scores, records, n_boot)
+            g['diff_boot'], g['diff_seeds'] = c['boot'], c['seed_interval']
+            n = records[per_seed[paired[0]]['name']].num_videos
+            g['per_seed'] = {s: paired_bootstrap(scores[per_seed[s]['name']],
+                                                 scores[dense[s]['name']], n, n_boot=n_boot)
+                             for s in paired}
         groups.append(g)
     contrasts = []
     for schedule in SCHEDULES:
         for other in ('image', 'random'):
             a, b = by_key.get((schedule, 'temporal'), {}), by_key.get((schedule, other), {})
             seeds = sorted(set(a) & set(b))
-            if not seeds:
-                continue
-            n = records[a[seeds[0]]['name']].num_videos
-            contrasts.append(dict(
-                schedule=schedule, a='temporal', b=other, seeds=seeds,
-                boot=paired_bootstrap(_seed_mean([scores[a[s]['name']] for s in seeds]),
-                                      _seed_mean([scores[b[s]['name']] for s in seeds]),
-                                      n, n_boot=n_boot),
-                seed_interval=paired_seed_interval([a[s]['AP'] for s in seeds],
-                                                   [b[s]['AP'] for s in seeds])))
+            if seeds:
+                contrasts.append(_contrast(a, b, seeds, scores, records, n_boot,
+                                           schedule=schedule, a='temporal', b=other,
+                                           seeds=seeds))
     for sched_a, sched_b in DECODER_CONTRASTS:
         a, b = by_key.get((sched_a, 'temporal'), {}), by_key.get((sched_b, 'temporal'), {})
         seeds = sorted(set(a) & set(b))
-        if not seeds:
-            continue
-        n = records[a[seeds[0]]['name']].num_videos
-        contrasts.append(dict(
-            schedule=f'{sched_a} - {sched_b}', a='temporal', b='temporal', seeds=seeds,
-            label=f"{SCHEDULES[sched_a]['label']} - {SCHEDULES[sched_b]['label']}",
-            boot=paired_bootstrap(_seed_mean([scores[a[s]['name']] for s in seeds]),
-                                  _seed_mean([scores[b[s]['name']] for s in seeds]),
-                                  n, n_boot=n_boot),
-            seed_interval=paired_seed_interval([a[s]['AP'] for s in seeds],
-                                               [b[s]['AP'] for s in seeds])))
+        if seeds:
+            contrasts.append(_contrast(
+                a, b, seeds, scores, records, n_boot, schedule=f'{sched_a} - {sched_b}',
+                a='temporal', b='temporal', seeds=seeds,
+                label=f"{SCHEDULES[sched_a]['label']} - {SCHEDULES[sched_b]['label']}"))
     return groups, contrasts
 
 
@@ -609,11 +440,8 @@ def plot(groups, out_file, depth):
 
 
 def report(work, results_dir, args, meta):
-    files = sorted(glob.glob(osp.join(work, 'rows', '*.json')))
-    results = []
-    for path in files:
-        with open(path) as f:
-            results.append(json.load(f))
+    store = RowStore(work)
+    files, results = store.files(), store.all()
     if not results:
         print('no finished rows yet')
         return
@@ -628,36 +456,26 @@ def report(work, results_dir, args, meta):
     summary = dict(meta=meta, groups=groups, contrasts=contrasts,
                    rows=[{k: v for k, v in r.items() if k != 'records'} for r in results],
                    row_seconds_total=round(float(np.sum(seconds)), 1))
-    for out in {work, results_dir}:
-        os.makedirs(osp.join(out, 'rows'), exist_ok=True)
-        with open(osp.join(out, 'comparison.md'), 'w') as f:
-            f.write(table + '\n')
-        with open(osp.join(out, 'comparison.json'), 'w') as f:
-            json.dump(summary, f, indent=1)
-        plot(groups, osp.join(out, 'comparison.png'), meta['vit_depth'])
-        if out != work:
-            for path in files:
-                shutil.copy(path, osp.join(out, 'rows', osp.basename(path)))
+    write_report([work, results_dir], 'comparison', table, summary,
+                 plot=lambda path: plot(groups, path, meta['vit_depth']), row_files=files)
     print(table)
     print(f'wrote {results_dir}/comparison.{{md,json,png}} and rows/')
 
 
 def estimate(rows, done, args, work):
-    """Seconds left, from the finished rows' timings (or defaults)."""
-    timings = []
-    for name in done:
-        with open(osp.join(work, 'rows', name + '.json')) as f:
-            r = json.load(f)
-        if r['train_seconds']:
-            timings.append((r['train_seconds'] / r['finetune_iters'], r['test_seconds']))
-    per_iter, test_s = np.mean(timings, 0) if timings else (args.sec_per_iter, 170.)
-    left = sum(per_iter * args.finetune_iters + test_s for r in rows if r['name'] not in done)
+    """Seconds left, from a cost model fitted on the finished rows (or the
+    defaults), and the model's seconds per iteration and per test."""
+    store = RowStore(work)
+    cost = CostModel(args.sec_per_iter, 170.).fit(
+        (r['train_seconds'], r['finetune_iters'], r['test_seconds'])
+        for r in map(store.read, sorted(done)))
+    left = cost.left(args.finetune_iters for r in rows if r['name'] not in done)
     if not osp.exists(osp.join(work, 'dense_pretrain', f'iter_{args.pretrain_iters}.pth')):
         left += args.sec_per_iter * args.pretrain_iters
-    return left, per_iter, test_s
+    return left, cost.rate, cost.fixed
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(prog='run_toy_comparison.py',
                                      description=__doc__.split('\n')[0])
     config_depth = model_shape({})[0]  # ViT blocks of the dense toy config
@@ -697,61 +515,81 @@ def main(argv=None):
                         help='print the rows, which are finished, and the time left')
     parser.add_argument('--report-only', action='store_true',
                         help='only rebuild the report from the finished rows')
-    args = parser.parse_args(argv)
-    THREADS['OMP_NUM_THREADS'] = str(args.threads)
+    return parser, parser.parse_args(argv)
+
+
+def check_args(args):
+    """Error text for arguments the rows cannot take, else None; returns the
+    model shape (ViT depth, embed dim, decoder layers) too."""
     if args.pretrain_iters < 1 or args.finetune_iters < 1:
-        parser.error('iterations must be >= 1')
+        return 'iterations must be >= 1', None
     configs = [DENSE] + [SCHEDULES[sched]['config'] for sched in args.schedules]
-    error = check_cfg_options(configs, args.cfg_options)
+    error = check_model_options(configs, args.cfg_options)
     if error:
-        parser.error(error)
-    depth, embed_dims, decoder_layers = model_shape(args.cfg_options)
+        return error, None
+    shape = model_shape(args.cfg_options)
+    depth = shape[0]
     for sched in args.schedules:
         layers = load_config(SCHEDULES[sched]['config']).model.backbone.prune_layer
         layers = list(layers) if isinstance(layers, (list, tuple)) else [layers]
         if max(layers) >= depth:
-            parser.error(f'--schedules {sched}: prunes at blocks {layers}, beyond the '
-                         f'{depth}-block ViT the --cfg-options set')
+            return (f'--schedules {sched}: prunes at blocks {layers}, beyond the '
+                    f'{depth}-block ViT the --cfg-options set'), None
     if any(not 1 <= k < depth for k in args.truncate):
-        parser.error(f'--truncate: block counts must be in 1..{depth - 1} (the ViT has '
-                     f'{depth} blocks), got {args.truncate}')
-    work = osp.join(ROOT, args.work_dir)
-    results_dir = osp.join(ROOT, args.results_dir)
-    data_root = osp.join(args.data_root, '')
-    current = run_options(args)
-    error = run_options_mismatch(work, current)
-    if error:
-        parser.error(error)
-    meta = dict(num_frames=DATA['num_frames'], n_boot=args.n_boot, data=DATA,
-                cfg_options=current['cfg_options'], vit_depth=depth, embed_dims=embed_dims,
-                decoder_layers=decoder_layers)
-    rows = plan_rows(args)
-    done = finished_rows(rows, work)
-    if args.dry_run:
-        left, per_iter, test_s = estimate(rows, done, args, work)
-        for r in rows:
-            print(f"{'done' if r['name'] in done else 'todo'}  {r['name']}")
-        print(f'{len(done)}/{len(rows)} rows finished; about {left / 3600:.1f} h left '
-              f'({per_iter:.2f} s/iter, {test_s:.0f} s per test); model options: '
-              f"{_describe('cfg_options', current['cfg_options'])}")
-        return
-    if args.report_only:
-        report(work, results_dir, args, meta)
-        return
-    write_run_options(work, current)
+        return (f'--truncate: block counts must be in 1..{depth - 1} (the ViT has '
+                f'{depth} blocks), got {args.truncate}'), None
+    return None, shape
+
+
+def dry_run(rows, done, args, work, current):
+    left, per_iter, test_s = estimate(rows, done, args, work)
+    for r in rows:
+        print(f"{'done' if r['name'] in done else 'todo'}  {r['name']}")
+    print(f'{len(done)}/{len(rows)} rows finished; about {left / 3600:.1f} h left '
+          f'({per_iter:.2f} s/iter, {test_s:.0f} s per test); model options: '
+          f"{describe_options(current['cfg_options'])}")
+
+
+def make_data(data_root, work):
     if not osp.exists(osp.join(ROOT, data_root, 'annotations', 'youtube_vis_2021_heldout.json')):
         run([sys.executable, 'tools/misc/make_toy_ytvis.py', '--mode', 'hard', '--out',
              data_root, '--num-videos', str(DATA['num_videos']), '--num-frames',
              str(DATA['num_frames']), '--seed', str(DATA['seed']), '--heldout-ratio',
              str(DATA['heldout_ratio']), '--convert'], osp.join(work, 'make_data.log'))
+
+
+def main(argv=None):
+    parser, args = parse_args(argv)
+    RUNNER.env['OMP_NUM_THREADS'] = str(args.threads)
+    error, shape = check_args(args)
+    if error:
+        parser.error(error)
+    work = osp.join(ROOT, args.work_dir)
+    results_dir = osp.join(ROOT, args.results_dir)
+    data_root = osp.join(args.data_root, '')
+    current, lock = run_options(args), options_lock(work)
+    error = lock.mismatch(current)
+    if error:
+        parser.error(error)
+    depth, embed_dims, decoder_layers = shape
+    meta = dict(num_frames=DATA['num_frames'], n_boot=args.n_boot, data=DATA,
+                cfg_options=current['cfg_options'], vit_depth=depth, embed_dims=embed_dims,
+                decoder_layers=decoder_layers)
+    rows, store = plan_rows(args), RowStore(work)
+    done = store.finished(r['name'] for r in rows)
+    if args.dry_run:
+        return dry_run(rows, done, args, work, current)
+    if args.report_only:
+        return report(work, results_dir, args, meta)
+    lock.write(current)
+    make_data(data_root, work)
     gt = heldout_gt(osp.join(ROOT, data_root))
     pre_ckpt, _ = train(DENSE, osp.join(work, 'dense_pretrain'), args.pretrain_iters,
                         data_options(data_root) + model_options(DENSE, args.cfg_options),
                         seed=0)
-    run_pending_rows(
-        rows, done, work, lambda row: run_row(row, args, data_root, pre_ckpt, gt, work),
-        lambda result: f"AP {result['AP']:.3f} PKR {result['pkr']:.3f} "
-                       f"object pixels kept {result['fg_recall']:.3f}")
+    run_rows(rows, store, lambda row: run_row(row, args, data_root, pre_ckpt, gt, work),
+             lambda result: f"AP {result['AP']:.3f} PKR {result['pkr']:.3f} "
+                            f"object pixels kept {result['fg_recall']:.3f}")
     report(work, results_dir, args, meta)
 
 

@@ -259,3 +259,19 @@ def test_registered_under_both_scopes(scope):
                          target_sparsity=0.9, begin=0, end=2)):
             hook = HOOKS.build(cfg)
             assert type(hook).__name__ == cfg['type']
+
+
+def test_controller_settings_pass_through():
+    """ARTHook hands every ARTController setting on by name (defaults are
+    the controller's); hook settings go to the base hook; an unknown key
+    names the hook and the allowed keys of both."""
+    hook = ARTHook(0.8, lambda_init=1e-4, window_rule='best_middle',
+                   quantile_interval=3, plot=False)
+    assert hook.lambda_init == 1e-4 and not hook.plot
+    assert hook.phases.window.rule == 'best_middle'
+    assert hook.reg.quantile_interval == 3
+    assert hook.art.owner == 'ARTHook'
+    with pytest.raises(TypeError, match=r'^ARTHook: unknown setting.*'
+                       r"\['lamda_init'\].*allowed: \[.*'lambda_init'.*"
+                       r'BaseMaskedPruningHook.*plot_dir'):
+        ARTHook(0.8, lamda_init=1e-4)

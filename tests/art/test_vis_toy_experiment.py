@@ -29,7 +29,7 @@ def _hook(cfg, hook_type):
 def test_configs_hold_the_default_schedule(script):
     """The configs' hooks are what the script sets for the default budget,
     inherit the hard toy set and keep the base's custom hooks."""
-    dense = Config.fromfile(script.toy.DENSE)
+    dense = Config.fromfile(script.DENSE)
     for method in ('art', 'gmp', 'oneshot'):
         spec = script.METHODS[method]
         cfg = Config.fromfile(spec['config'])
@@ -95,14 +95,14 @@ def _fake_run_row(calls):
     return run_row
 
 
-def test_rows_are_resumable_and_reported(script, tmp_path, monkeypatch):
+def test_rows_are_resumable_and_reported(script, tmp_path, monkeypatch, capsys):
     data = tmp_path / 'data'
     (data / 'annotations').mkdir(parents=True)
     (data / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
     ckpt = tmp_path / 'dense.pth'
     ckpt.write_bytes(b'')
     calls = []
-    monkeypatch.setattr(script.toy, 'heldout_gt', lambda root: {})
+    monkeypatch.setattr(script, 'heldout_gt', lambda root: {})
     monkeypatch.setattr(script, 'run_row', _fake_run_row(calls))
     argv = ['--work-dir', str(tmp_path / 'work'), '--results-dir', str(tmp_path / 'res'),
             '--data-root', str(data), '--dense-ckpt', str(ckpt), '--seeds', '0', '1',
@@ -141,6 +141,12 @@ def test_rows_are_resumable_and_reported(script, tmp_path, monkeypatch):
     script.main(argv + ['--report-only'])
     assert calls == []
 
+    # --iters is locked: another value is refused before any work, naming it
+    with pytest.raises(SystemExit):
+        script.main(argv + ['--iters', '200'])
+    assert '--iters: 400 in the work dir, 200 now' in capsys.readouterr().err
+    assert calls == []
+
 
 def test_missing_dense_checkpoint_is_named(script, tmp_path):
     data = tmp_path / 'data'
@@ -158,7 +164,7 @@ def test_one_art_row_end_to_end(script, toy_ytvis_root, tmp_path):
     from mmengine.registry import init_default_scope
 
     from mmsparse.registry import MODELS
-    cfg = Config.fromfile(script.toy.DENSE)
+    cfg = Config.fromfile(script.DENSE)
     init_default_scope('mmdet')
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)

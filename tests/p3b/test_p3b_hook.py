@@ -338,3 +338,19 @@ def test_loss_scale_is_read_before_the_step():
     assert float(scale) == 2.0**10
     runner.optim_wrapper = SimpleNamespace()
     assert P3BHook._loss_scale(runner) is None
+
+
+def test_hook_passes_the_pruner_settings_through():
+    """Every P3BPruner default is the pruner's: the hook passes the given
+    settings on unchanged; an unknown or hook-filled key names the hook."""
+    import inspect
+
+    from mmsparse.p3b import P3BPruner
+    hook = P3BHook(num_classes=5, probe='cheap', width_multiple=4)
+    assert hook.pruner_kwargs == dict(probe='cheap', width_multiple=4)
+    assert inspect.signature(P3BPruner).parameters[
+        'width_multiple'].default == 8
+    for bad in (dict(probe_lr_typo=1e-3), dict(interval=3)):
+        with pytest.raises(TypeError, match=r'^P3BHook: unknown setting.*'
+                           r'allowed: \[.*probe_lr'):
+            P3BHook(**bad)

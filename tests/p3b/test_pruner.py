@@ -73,7 +73,7 @@ def test_updates_meet_block_budgets_and_can_reactivate():
     torch.manual_seed(0)
     model = ToyViT(depth=3)
     pruner = _pruner(model, keep_ratio=0.45, start=0, sparse=4, final=12,
-                     interval=2)
+                     interval=2, width_multiple=1)  # per-block widths exact
     records = train_steps(model, pruner, 12)
     assert [r['step'] for r in records] == [1, 3, 5, 7, 9, 11]
     assert records[-1]['finalized'] and records[-1]['tau'] == 0.0

@@ -221,3 +221,34 @@ def test_dry_run_and_report_only_exclusive():
     rt = load_script(SCRIPT)
     with pytest.raises(SystemExit):
         rt.parse_args(['--dry-run', '--report-only'])
+
+
+def test_a_work_dir_refuses_other_settings(tmp_path, monkeypatch, capsys):
+    """The rows' settings lock the work dir (from run_options.json, or the
+    first finished row's settings): other values are refused before any
+    stage runs, naming the keys."""
+    rt = load_script(SCRIPT)
+    monkeypatch.setattr(rt, 'run_all', lambda args: None)
+    monkeypatch.setattr(rt, 'write_report', lambda args, rows: None)
+    work = tmp_path / 'exp'
+    rt.main(['--work-dir', str(work), '--prune-epochs', '30'])
+    saved = json.loads((work / 'run_options.json').read_text())
+    assert saved['prune_epochs'] == 30 and saved['cfg_options'] == []
+    (work / 'rows').mkdir()
+    (work / 'rows' / 'dense_kr1_s0.json').write_text(json.dumps(dict(
+        method='dense', seconds=600., settings={
+            k: v for k, v in saved.items() if k != 'cfg_options'})))
+    for argv, said in ((['--prune-epochs', '40'],
+                        '--prune-epochs: 30 in the work dir, 40 now'),
+                       (['--prune-epochs', '30', '--cfg-options', 'a=1'],
+                        "--cfg-options: [] in the work dir, ['a=1'] now")):
+        with pytest.raises(SystemExit, match='run_transfer_v2.py: error: '
+                           'work dir .* other options') as err:
+            rt.main(['--work-dir', str(work), '--dry-run'] + argv)
+        assert said in str(err.value)
+    (work / 'run_options.json').unlink()  # an older work dir: its rows
+    with pytest.raises(SystemExit, match='--probe: reference in the work '
+                       'dir, cheap now'):
+        rt.main(['--work-dir', str(work), '--prune-epochs', '30', '--probe',
+                 'cheap'])
+    rt.main(['--work-dir', str(work), '--prune-epochs', '30', '--dry-run'])

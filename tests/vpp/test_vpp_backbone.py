@@ -189,3 +189,18 @@ def test_builds_under_both_scopes(scope):
         model = MODELS.build(
             dict(type='VPPBackbone', backbone=copy.deepcopy(VIT)))
     assert isinstance(model, VPPBackbone)
+
+
+def test_pruner_settings_pass_through_with_the_pruners_defaults():
+    """Every VideoPatchPruner setting reaches the pruner unchanged (also
+    ``gumbel_noise``); unknown or backbone-derived keys name the wrapper."""
+    vpp = build(keep_ratio=0.5, gumbel_noise=False, tau_select=3.)
+    assert vpp.pruner.keep_ratios == (0.5, )
+    assert vpp.pruner.mapping.gumbel_noise is False
+    assert all(s.gumbel_noise is False for s in vpp.pruner.scorers
+               if hasattr(s, 'gumbel_noise'))
+    assert build().pruner.mapping.gumbel_noise is True
+    for bad in (dict(keep_ratios=0.5), dict(embed_dims=8)):
+        with pytest.raises(TypeError, match=r'^VPPBackbone: unknown '
+                           r'setting.*allowed: \[.*keep_ratio'):
+            VPPBackbone(copy.deepcopy(VIT), **bad)

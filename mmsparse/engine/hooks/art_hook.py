@@ -1,6 +1,5 @@
 """ART: Adaptive Regularized Training with the HyperSparse loss, as a hook."""
 from functools import partial
-from typing import Optional
 
 from mmengine.dist import all_reduce, get_rank, get_world_size
 
@@ -8,6 +7,7 @@ from mmsparse.art import (NEVER_PRUNED, PHASES, ARTController, event_line,
                           named_errors, settings_line, step_line, step_scalars,
                           switch_line)
 from mmsparse.registry import HOOKS
+from mmsparse.utils.settings import check_settings, method_parameters
 from .criterion_batches import build_criterion_loader, score_batch
 from .pruning_base import BaseMaskedPruningHook
 
@@ -34,55 +34,34 @@ class ARTHook(BaseMaskedPruningHook):
     Args:
         target_sparsity (float): κ, fraction of prunable weights pruned, in
             (0, 1).
-        regularizer (str): 'hypersparse', 'l1' or 'l2'.
-            Defaults to 'hypersparse'.
-        lambda_init (float): λ_0 > 0. Defaults to 5e-6 (reference code).
-        eta (float): η > 1, growth of λ per ART step. Defaults to 1.05.
-        warmup (int): Dense warm-up units. Defaults to 0.
-        interval (int): Units per ART step. Defaults to 1.
-        by_epoch (bool): Units are epochs (True) or iterations.
-            Defaults to True.
-        buffer (int): Half width of the sliding window. Defaults to 1.
-        criterion (str): 'accuracy' (data samples with ``gt_label``), 'loss'
-            (any model) or 'auto' (accuracy when the batches carry
-            ``gt_label``). Defaults to 'auto'.
-        dense_reference (str): 'train' (running training score of the ART
-            step, the reference) or 'eval' (the dense model scored like the
-            pruned copy; one more pass). Defaults to 'train'.
-        eval_batches (int, optional): Training batches per rank for the
-            criterion; None: one pass over the training set (epoch-based
-            runs only). Defaults to None.
-        max_art_steps (int, optional): Force the switch after this many ART
-            steps. Defaults to None.
-        min_finetune (int): Force the switch when fewer units than this
-            would be left for fine-tuning. Defaults to 0.
-        max_finetune (int, optional): Stop the run after this many fine-tune
-            units (the reference fine-tunes for exactly 160 epochs).
-            Defaults to None (fine-tune until the end of the run).
-        rollback_to_best (bool): Fine-tune the best pruned model of the
-            window (as the reference), not the current one. Defaults to True.
-        stats_interval (int): ART iterations between logs of the
-            regularizer's readable quantities (one pass over the weights
-            each). Defaults to 10.
-        clip_regularizer (bool): True: ``λ·R`` is in the loss, so gradient
-            clipping scales it with the task gradient. False: ``λ·∇R`` is
-            added after clipping (:mod:`mmsparse.art.regularizer_hooks`).
-            Defaults to True.
-        quantile_interval (int): HyperSparse: ART iterations between exact
-            recomputations of the scale ``s = 0.6585 / q_κ(|w|)``; its
-            relative change is logged as ``art_scale_drift``. Defaults to 1.
-        window_rule (str): What a window's mean must beat for its middle
-            model to become the best: ``'best_mean'`` (the best window mean
-            so far) or ``'best_middle'`` (the best model's own score, the
-            rule of the reference code's ``utils/art.py``); the two can pick
-            different models and stop at different steps
-            (:class:`~mmsparse.art.window.SlidingWindow`).
-            Defaults to ``'best_mean'``.
-        **kwargs: ``exclude``, ``prune_only``, ``include_frozen``,
+        by_epoch (bool): Units (``warmup``, ``interval``, ...) are epochs
+            (True) or iterations. Defaults to True.
+        **kwargs: Keyword arguments of :class:`BaseMaskedPruningHook`
+            (``exclude``, ``prune_only``, ``include_frozen``,
             ``min_layer_density``, ``warn_layer_sparsity``,
             ``finetune_lr_milestones``, ``finetune_lr_gamma``,
-            ``reset_optimizer``, ``plot``, ``plot_dir`` of
-            :class:`BaseMaskedPruningHook`.
+            ``reset_optimizer``, ``plot``, ``plot_dir``) and of
+            :class:`~mmsparse.art.ARTController`, passed through unchanged
+            with its defaults: ``regularizer`` ('hypersparse', 'l1',
+            'l2'), ``lambda_init`` (λ_0), ``eta`` (η > 1, growth of λ per
+            ART step), ``warmup`` (dense warm-up units), ``interval``
+            (units per ART step), ``buffer`` (half width of the sliding
+            window), ``criterion`` ('accuracy' with ``gt_label`` samples,
+            'loss' for any model, 'auto'), ``dense_reference`` ('train':
+            the running training score of the ART step, the reference;
+            'eval': the dense model scored like the pruned copy),
+            ``eval_batches`` (training batches per rank for the criterion;
+            None: one pass, epoch-based runs only), ``max_art_steps``,
+            ``min_finetune``, ``max_finetune`` (stop after this many
+            fine-tune units), ``rollback_to_best`` (fine-tune the window's
+            best pruned model, as the reference), ``stats_interval`` (ART
+            iterations between logs of the regularizer's quantities),
+            ``clip_regularizer`` (True: ``λ·R`` is in the loss and gradient
+            clipping scales it; False: ``λ·∇R`` is added after clipping),
+            ``quantile_interval`` (HyperSparse: iterations between exact
+            recomputations of the scale; its drift is logged) and
+            ``window_rule`` ('best_mean' or 'best_middle', the rule of the
+            reference code; :class:`~mmsparse.art.window.SlidingWindow`).
 
     Attributes ``lambda_``, ``phase``, ``art_step``, ``history``,
     ``switch_info`` (:class:`~mmsparse.art.ARTPhases`),
@@ -100,33 +79,21 @@ class ARTHook(BaseMaskedPruningHook):
 
     def __init__(self,
                  target_sparsity: float,
-                 regularizer: str = 'hypersparse',
-                 lambda_init: float = 5e-6,
-                 eta: float = 1.05,
-                 warmup: int = 0,
-                 interval: int = 1,
                  by_epoch: bool = True,
-                 buffer: int = 1,
-                 criterion: str = 'auto',
-                 dense_reference: str = 'train',
-                 eval_batches: Optional[int] = None,
-                 max_art_steps: Optional[int] = None,
-                 min_finetune: int = 0,
-                 max_finetune: Optional[int] = None,
-                 rollback_to_best: bool = True,
-                 stats_interval: int = 10,
-                 clip_regularizer: bool = True,
-                 quantile_interval: int = 1,
-                 window_rule: str = 'best_mean',
                  **kwargs) -> None:
-        super().__init__(by_epoch=by_epoch, **kwargs)
-        with named_errors(type(self).__name__):
-            self.art = ARTController(
-                target_sparsity, regularizer, lambda_init, eta, warmup,
-                interval, buffer, criterion, dense_reference, eval_batches,
-                max_art_steps, min_finetune, max_finetune, rollback_to_best,
-                stats_interval, clip_regularizer, quantile_interval,
-                window_rule=window_rule)
+        owner = type(self).__name__
+        base = method_parameters(BaseMaskedPruningHook, ('by_epoch', ))
+        hook_kwargs = {k: v for k, v in kwargs.items() if k in base}
+        settings = {k: v for k, v in kwargs.items() if k not in base}
+        try:
+            check_settings(ARTController, settings, owner, ('owner', ))
+        except TypeError as err:
+            raise TypeError(f'{err}, and those of BaseMaskedPruningHook: '
+                            f'{sorted(base)}') from None
+        super().__init__(by_epoch=by_epoch, **hook_kwargs)
+        with named_errors(owner):
+            self.art = ARTController(target_sparsity, owner=owner,
+                                     **settings)
         self.phases, self.scores, self.reg = (self.art.phases, self.art.scores,
                                               self.art.reg)
         # the settings, readable as before (fixed after construction)

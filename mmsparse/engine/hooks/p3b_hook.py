@@ -5,7 +5,7 @@ Vision Transformer Blocks during Domain Adaptation", ICCV 2025 workshops,
 https://arxiv.org/abs/2506.23675.
 """
 import os.path as osp
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 from mmengine import dist
@@ -14,9 +14,8 @@ from mmengine.model import is_model_wrapper
 
 from mmsparse.engine.p3b_run_export import (check_exportable, export_folder,
                                             export_slim_model)
-from mmsparse.p3b import (P3BPruner, check_ablation_args, check_keep_ratio,
-                          check_num_classes, check_probe_args,
-                          check_width_multiple, format_update,
+from mmsparse.p3b import (P3BPruner, check_keep_ratio, check_num_classes,
+                          check_pruner_settings, format_update,
                           non_block_params, save_history,
                           schedule_in_iterations, vit_view)
 from mmsparse.p3b.checks import check_task, probe_num_classes
@@ -26,8 +25,12 @@ from mmsparse.p3b.statistics import loss_scale
 from mmsparse.p3b.targets import TargetCapture
 from mmsparse.registry import HOOKS
 from mmsparse.utils.p3b_plots import plot_p3b_run
+from mmsparse.utils.settings import check_settings, with_defaults
 
 CKPT_KEY = 'p3b'
+#: P3BPruner arguments the hook fills itself.
+_DERIVED = ('model', 'num_classes', 'keep_ratio', 'start', 'sparse', 'final',
+            'interval', 'non_block_params', 'all_reduce', 'warn')
 
 
 def _all_reduce(tensor: torch.Tensor, op: str) -> None:
@@ -79,35 +82,25 @@ class P3BHook(Hook):
         count_non_block (bool): Count the dense parameters outside the
             blocks (embeddings, final norm, head) in the budget.
             Defaults to True.
-        gate_scales (dict, optional): See P3BPruner. Defaults to None.
-        ema_momentum (float): See P3BPruner. Defaults to 0.2.
-        tau_max (float): See P3BPruner. Defaults to 0.1.
-        tau_min (float): See P3BPruner. Defaults to 0.
-        alpha (float): See P3BPruner. Defaults to 0.5.
-        benefit_scale (float): See P3BPruner. Defaults to 10.
-        probe_lr (float): See P3BPruner. Defaults to 5e-4.
-        probe_weight_decay (float): See P3BPruner. Defaults to 0.05.
-        probe_convs (int, optional): See P3BPruner. Defaults to None.
-        probe (str): 'reference' or 'cheap' (see P3BPruner and the cost
-            table in ``projects/p3b/README.md``). Defaults to 'reference'.
-        probe_width (int): See P3BPruner. Defaults to 32.
-        probe_fraction (float): See P3BPruner. Defaults to 1.
-        probe_window (int, optional): See P3BPruner. Defaults to None.
         num_classes (int, optional): Classes of the probes; None reads
             ``model.head.num_classes``. Defaults to None.
-        block_budget (str): 'benefit' (P3B), 'benefit-first' or 'uniform'
-            (ablations, see P3BPruner). Defaults to 'benefit'.
-        element_score (str): 'taylor' (P3B) or 'magnitude' (ablation).
-            Defaults to 'taylor'.
         export_dir (str): Folder under the work dir for the slim checkpoint,
             configs, history and plots. Defaults to 'p3b'.
         verify_slim (bool): Check at export that the slim backbone's output
             equals the masked one on a random batch. Defaults to True.
-        seed (int): Seed of the probe initialisation. Defaults to 0.
-        width_multiple (int): Round every kept width of the final masks to
-            a multiple of this: odd GEMM sizes run at half speed on CPU
-            (MKL) and miss tensor-core shapes on GPU. 1 = no rounding (as
-            the reference). Defaults to 8.
+        **pruner_settings: Keyword arguments of
+            :class:`~mmsparse.p3b.P3BPruner`, passed through unchanged with
+            its defaults: ``gate_scales``, ``ema_momentum``, ``tau_max``,
+            ``tau_min``, ``alpha``, ``benefit_scale``, ``probe_lr``,
+            ``probe_weight_decay``, ``probe_convs``, ``probe`` ('reference'
+            or 'cheap', see the cost table in ``projects/p3b/README.md``),
+            ``probe_width``, ``probe_fraction``, ``probe_window``,
+            ``block_budget`` ('benefit', 'benefit-first', 'uniform'),
+            ``element_score`` ('taylor', 'magnitude'), ``seed`` and
+            ``width_multiple`` (kept widths rounded to a multiple of it,
+            8 by default; 1 = no rounding, as the reference code). The hook
+            fills the model, the keep ratio, the schedule in iterations and
+            the budget itself.
     """
 
     priority = 'NORMAL'
@@ -120,34 +113,17 @@ class P3BHook(Hook):
                  by_epoch: bool = True,
                  update_interval: int = 1000,
                  count_non_block: bool = True,
-                 gate_scales: Optional[Dict[str, float]] = None,
-                 ema_momentum: float = 0.2,
-                 tau_max: float = 0.1,
-                 tau_min: float = 0.0,
-                 alpha: float = 0.5,
-                 benefit_scale: float = 10.0,
-                 probe_lr: float = 5e-4,
-                 probe_weight_decay: float = 0.05,
-                 probe_convs: Optional[int] = None,
-                 probe: str = 'reference',
-                 probe_width: int = 32,
-                 probe_fraction: float = 1.0,
-                 probe_window: Optional[int] = None,
                  num_classes: Optional[int] = None,
-                 block_budget: str = 'benefit',
-                 element_score: str = 'taylor',
                  export_dir: str = 'p3b',
                  verify_slim: bool = True,
-                 seed: int = 0,
-                 width_multiple: int = 8) -> None:
+                 **pruner_settings) -> None:
         owner = type(self).__name__
+        check_settings(P3BPruner, pruner_settings, owner, _DERIVED)
         check_keep_ratio(keep_ratio, owner)
         check_schedule_args(prune_start, prune_sparse, prune_finalize,
                             update_interval, by_epoch, owner)
-        check_probe_args(probe, probe_width, probe_fraction, probe_window,
-                         update_interval, owner)
-        check_ablation_args(block_budget, element_score, owner)
-        check_width_multiple(width_multiple, owner)
+        check_pruner_settings(owner, update_interval, **with_defaults(
+            P3BPruner, pruner_settings, _DERIVED))
         check_num_classes(num_classes, owner)
         self.keep_ratio = keep_ratio
         self.schedule = (prune_start, prune_sparse, prune_finalize)
@@ -157,15 +133,7 @@ class P3BHook(Hook):
         self.num_classes = num_classes
         self.export_dir = export_dir
         self.verify_slim = verify_slim
-        self.pruner_kwargs = dict(
-            gate_scales=gate_scales, ema_momentum=ema_momentum,
-            tau_max=tau_max, tau_min=tau_min, alpha=alpha,
-            benefit_scale=benefit_scale, probe_lr=probe_lr,
-            probe_weight_decay=probe_weight_decay, probe_convs=probe_convs,
-            probe=probe, probe_width=probe_width,
-            probe_fraction=probe_fraction, probe_window=probe_window,
-            block_budget=block_budget, element_score=element_score,
-            seed=seed, width_multiple=width_multiple)
+        self.pruner_kwargs = dict(pruner_settings)
         self.pruner: Optional[P3BPruner] = None
         self._loaded: Optional[dict] = None  # P3B state of a loaded ckpt
         self._target_capture = TargetCapture()  # labels of the train batch

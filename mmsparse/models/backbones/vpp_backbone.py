@@ -8,13 +8,14 @@ named seams (:class:`~mmsparse.models.backbones.ViTPyramid`) and to the
 frame order of mmdet's ``Mask2FormerVideo``.
 """
 import inspect
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
 from mmsparse.registry import MODELS
+from mmsparse.utils.settings import check_settings
 from mmsparse.vpp import FramePrior, FrameStats, VideoPatchPruner
 from mmsparse.vpp.keep_set import KeepSetFeatures
 
@@ -59,70 +60,47 @@ class VPPBackbone(BaseModule):
             (tokens, hw)``, ``blocks`` (each ``block(x, attn_mask)``),
             ``tokens_to_featmap(tokens, hw)``, ``pyramid``,
             ``num_extra_tokens`` and ``embed_dims``.
-        keep_ratio (float | Sequence[float]): Fraction of all patches kept
-            from each stage on, in (0, 1], strictly decreasing. 1.0 runs the
-            wrapped backbone unchanged. Defaults to 0.4.
-        prune_layer (int | Sequence[int]): Block index of each stage, in
-            [0, num_layers - 1]. Defaults to 1 (block 0 dense, as in the
-            paper).
-        selector (str): 'temporal' (VPP's Map-SM), 'image' (image-only
-            baseline: the same head on the frame's own tokens) or 'random'.
-            Defaults to 'temporal'.
-        prior_layer (int, optional): Block whose output is the next frame's
-            prior. Defaults to None (``max(prune_layer, L // 2 - 1)``, 5 for
-            ViT-S as in the paper).
         num_frames (int, optional): Frames per training clip. Defaults to
             None: set by ``VPPMask2FormerVideo`` from the head.
-        hidden_ratio (float): Stage-0 head hidden width / C. Defaults to 0.5.
-        stage_hidden_ratio (float): Later heads' hidden width / C.
-            Defaults to 0.25.
-        smooth_kernel (int): Odd smoothing window of the stage-0 scores.
-            Defaults to 9.
-        tau_match (float): Gumbel temperature of the temporal assignment.
-            Defaults to 10.
-        tau_select (float): Gumbel temperature of the keep scores.
-            Defaults to 10.
-        loss_weight (float): Overall weight of ``loss_vpp_select`` (the
-            official ``ratio_sm_sparsity_loss``). Defaults to 40.
-        map_loss_weight (float): Weight of the stage-0 (Map-SM) term
-            against each later stage's ratio term inside the normalisation
-            (the official ``ratio_match_module_sparsity_loss``).
-            Defaults to 10.
-        soft_target (float): Target mean soft keep probability of stage 0.
-            Defaults to 0.5.
-        test_gumbel_noise (bool): Sample Gumbel noise at inference too (the
-            official code does; the default selection is deterministic).
-            Defaults to False.
+        **pruner_settings: Keyword arguments of
+            :class:`~mmsparse.vpp.VideoPatchPruner`, passed through
+            unchanged with its defaults (the token width, the number of
+            blocks and of extra tokens come from the wrapped backbone):
+            ``keep_ratio`` (fraction of all patches kept from each stage
+            on, strictly decreasing; 1.0 runs the backbone unchanged;
+            0.4), ``prune_layer`` (block of each stage; 1: block 0 dense,
+            as in the paper), ``selector`` ('temporal' = Map-SM, 'image'
+            or 'random'), ``prior_layer`` (block whose output is the next
+            frame's prior; None = ``max(prune_layer, L // 2 - 1)``),
+            ``hidden_ratio``, ``stage_hidden_ratio``, ``smooth_kernel``,
+            ``tau_match``, ``tau_select``, ``gumbel_noise`` (in
+            training), ``test_gumbel_noise`` (at inference too, as the
+            official code), ``loss_weight`` (the official
+            ``ratio_sm_sparsity_loss``), ``map_loss_weight`` (the official
+            ``ratio_match_module_sparsity_loss``) and ``soft_target``.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
     _SEAMS = ('embed', 'blocks', 'tokens_to_featmap', 'pyramid',
               'num_extra_tokens', 'embed_dims')
+    #: VideoPatchPruner arguments read from the wrapped backbone.
+    _DERIVED = ('embed_dims', 'num_layers', 'num_extra_tokens')
 
     def __init__(self,
                  backbone: Union[dict, nn.Module],
-                 keep_ratio: Union[float, Sequence[float]] = 0.4,
-                 prune_layer: Union[int, Sequence[int]] = 1,
-                 selector: str = 'temporal',
-                 prior_layer: Optional[int] = None,
                  num_frames: Optional[int] = None,
-                 hidden_ratio: float = 0.5,
-                 stage_hidden_ratio: float = 0.25,
-                 smooth_kernel: int = 9,
-                 tau_match: float = 10.,
-                 tau_select: float = 10.,
-                 loss_weight: float = 40.,
-                 map_loss_weight: float = 10.,
-                 soft_target: float = 0.5,
-                 test_gumbel_noise: bool = False,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 **pruner_settings) -> None:
         super().__init__(init_cfg=init_cfg)
+        owner = type(self).__name__
+        check_settings(VideoPatchPruner, pruner_settings, owner,
+                       self._DERIVED)
         if isinstance(backbone, nn.Module):
             self.backbone = backbone
         elif isinstance(backbone, dict):
             self.backbone = MODELS.build(backbone)
         else:
-            raise TypeError(f'VPPBackbone: backbone must be a config dict or '
+            raise TypeError(f'{owner}: backbone must be a config dict or '
                             f'an nn.Module, got {type(backbone).__name__}')
         self._check_wrappable(self.backbone)
         self.num_frames = num_frames
@@ -130,24 +108,12 @@ class VPPBackbone(BaseModule):
             self.pruner = VideoPatchPruner(
                 embed_dims=self.backbone.embed_dims,
                 num_layers=len(self.backbone.blocks),
-                keep_ratio=keep_ratio,
-                prune_layer=prune_layer,
-                selector=selector,
-                prior_layer=prior_layer,
                 num_extra_tokens=self.backbone.num_extra_tokens,
-                hidden_ratio=hidden_ratio,
-                stage_hidden_ratio=stage_hidden_ratio,
-                smooth_kernel=smooth_kernel,
-                tau_match=tau_match,
-                tau_select=tau_select,
-                loss_weight=loss_weight,
-                map_loss_weight=map_loss_weight,
-                soft_target=soft_target,
-                test_gumbel_noise=test_gumbel_noise)
+                **pruner_settings)
         except ValueError as err:  # same argument names: speak as the wrapper
             msg = str(err)
             prefix = f'{VideoPatchPruner.__name__}: '
-            raise ValueError(f'{type(self).__name__}: ' + (
+            raise ValueError(f'{owner}: ' + (
                 msg[len(prefix):] if msg.startswith(prefix) else msg)) \
                 from None
         self.out_channels = getattr(self.backbone, 'out_channels', None)

@@ -1,0 +1,31 @@
+"""mmsparse.experiment: the harness of the comparison scripts in ``projects/``.
+
+A driver is a plan: its arguments, its rows, how one row runs and how the
+finished rows are summarised. The machinery they share lives here:
+
+* :mod:`.store`: rows as JSON files written atomically (a row's file is its
+  done-marker), cached stages;
+* :mod:`.options`: the run options locked per work dir, the one
+  ``--cfg-options`` path (parse, check against the configs, format back);
+* :mod:`.runner`: a repository tool as a logged, timed subprocess, and the
+  loop over the unfinished rows (in parallel through joblib when asked);
+* :mod:`.cost`: the time left, from a model fitted on the finished rows;
+* :mod:`.report`: paired groups, bootstrap by test item
+  (:mod:`mmsparse.utils.stats`), markdown tables and the report files;
+* :mod:`.vis`: the stages of the toy video comparisons (a resumable
+  training, a test that keeps the predictions, the held-out ground truth).
+"""
+from .cost import CostModel
+from .options import (OptionsLock, check_cfg_options, describe_options,
+                      format_option, lookup_key, normalised, options_diff)
+from .report import (cached_score, markdown_table, paired_contrast, seed_mean,
+                     write_report)
+from .runner import ToolRunner, run_rows
+from .store import RowStore, atomic_write_json, cached_json
+
+__all__ = [
+    'CostModel', 'OptionsLock', 'check_cfg_options', 'describe_options',
+    'format_option', 'lookup_key', 'normalised', 'options_diff', 'cached_score', 'markdown_table',
+    'paired_contrast', 'seed_mean', 'write_report', 'ToolRunner', 'run_rows',
+    'RowStore', 'atomic_write_json', 'cached_json'
+]

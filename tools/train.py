@@ -17,6 +17,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmsparse  # noqa: F401  (registers mmsparse modules)
+from mmsparse.engine.start_checks import check_run_files
+from mmsparse.registry import drop_mmsparse_scope
 from mmsparse.utils.launch import prepare_launch
 
 
@@ -60,7 +62,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = drop_mmsparse_scope(Config.fromfile(args.config))
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -89,6 +91,10 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
+    try:
+        check_run_files(cfg, 'train')
+    except FileNotFoundError as e:
+        raise SystemExit(f'{osp.basename(__file__)}: {e}') from None
     prepare_launch(cfg)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)

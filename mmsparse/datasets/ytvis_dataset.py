@@ -1,12 +1,14 @@
 """YouTube-VIS dataset that validates its CocoVID json before training starts."""
 import copy
 import json
+import logging
 from typing import List, Optional
 
 import mmengine.fileio as fileio
 from mmdet.datasets import YouTubeVISDataset
 from mmdet.datasets.api_wrappers import COCO
 from mmengine.fileio.backends import LocalBackend
+from mmengine.logging import print_log
 
 from mmsparse.registry import DATASETS
 from .ytvis_checks import FileChecker, validate_cocovid
@@ -37,7 +39,9 @@ class CheckedYouTubeVISDataset(YouTubeVISDataset):
       array``, or silently ignore the instance);
     * every image file present under ``data_prefix['img_path']`` (``check_files``).
 
-    Errors start with ``CheckedYouTubeVISDataset: <ann_file>: video ...``.
+    Errors start with ``CheckedYouTubeVISDataset: <ann_file>: video ...``. A
+    missing annotation file raises a one-line ``FileNotFoundError`` that names
+    the file and ``docs/data_preparation.md``.
 
     Class subsets: ``metainfo=dict(classes=(...))`` replaces the 40 YouTube-VIS
     classes that ``dataset_version`` selects (only the name list is used, matched
@@ -47,7 +51,12 @@ class CheckedYouTubeVISDataset(YouTubeVISDataset):
     matching category of the json, silently mislabelling). The category id of
     each label is also put into ``metainfo['cat_ids']``, from where
     :class:`~mmsparse.evaluation.YouTubeVISAPMetric` maps predicted labels back
-    to the dataset's own ids in the results json / server zip.
+    to the dataset's own ids in the results json / server zip. For training
+    (not ``test_mode``), videos left without any frame by mmdet's filter (no
+    instance of the chosen classes, with the default ``filter_empty_gt``) are
+    dropped with a log line saying how many; mmdet keeps them as empty videos
+    and frame sampling fails on them with a bare ``ValueError``. If no video is
+    left, a ``ValueError`` names the classes.
 
     The json is parsed once: the COCO index is built from the validated dict.
 
@@ -100,6 +109,11 @@ class CheckedYouTubeVISDataset(YouTubeVISDataset):
         Returns:
             list[dict]: One dict per video with its ``images`` (parsed frames).
         """
+        if not fileio.exists(self.ann_file):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: annotation file {self.ann_file} not found '
+                f'(data_root={self.data_root!r}); docs/data_preparation.md explains how to '
+                'download and convert YouTube-VIS or make the toy set')
         with fileio.get_local_path(self.ann_file) as local_path:
             with open(local_path) as f:
                 try:
@@ -155,3 +169,28 @@ class CheckedYouTubeVISDataset(YouTubeVISDataset):
 
         del self.coco
         return list(videos.values())
+
+    def filter_data(self) -> List[dict]:
+        """mmdet's frame filter, then drop the videos left without frames.
+
+        Returns:
+            list[dict]: The videos to train on (all videos in ``test_mode``).
+        """
+        data_list = super().filter_data()
+        if self.test_mode:
+            return data_list
+        kept = [video for video in data_list if video['video_length'] > 0]
+        dropped = len(data_list) - len(kept)
+        classes = tuple(self.metainfo['classes'])
+        if not kept:
+            raise ValueError(
+                f'{type(self).__name__}: {self.ann_file}: none of its {len(data_list)} videos '
+                f"has a frame with an instance of metainfo['classes'] {classes}")
+        if dropped:
+            print_log(
+                f'{type(self).__name__}: {dropped} of {len(data_list)} videos have no frame '
+                f'with an instance of the classes {classes} and are left out of training '
+                f'({len(kept)} videos kept)',
+                logger='current',
+                level=logging.INFO)
+        return kept

@@ -9,7 +9,7 @@ import pytest
 from mmdet.datasets import YouTubeVISDataset
 from mmengine.registry import DefaultScope
 
-from mmsparse.datasets import CheckedYouTubeVISDataset
+from mmsparse.datasets import CheckedYouTubeVISDataset, ytvis_dataset
 from mmsparse.datasets.toy_ytvis import TOY_YTVIS_CLASSES
 from mmsparse.registry import DATASETS
 
@@ -298,3 +298,69 @@ def test_construction_errors_name_the_class(toy_dataset_root):
     (toy_dataset_root / 'annotations' / 'bad.json').write_text('{"videos": [')
     with pytest.raises(ValueError, match='^CheckedYouTubeVISDataset: .*bad.json: not valid json'):
         CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, 'annotations/bad.json'))
+
+
+def _videos_with_classes(data, names):
+    """Ids of the videos with an annotation of a class in ``names`` (from the json)."""
+    cat = {c['id']: c['name'] for c in data['categories']}
+    video_of = {img['id']: img['video_id'] for img in data['images']}
+    return {video_of[a['image_id']] for a in data['annotations'] if cat[a['category_id']] in names}
+
+
+@pytest.mark.parametrize('classes', [('circle', ), ('square', 'triangle')])
+def test_class_subset_leaves_out_videos_without_its_classes(toy_dataset_root, classes,
+                                                            monkeypatch):
+    logged = []
+    monkeypatch.setattr(ytvis_dataset, 'print_log', lambda msg, **kw: logged.append(msg))
+    ann_file = 'annotations/youtube_vis_2021_train.json'
+    with open(toy_dataset_root / ann_file) as f:
+        data = json.load(f)
+    expected = _videos_with_classes(data, classes)
+    num_videos = len(data['videos'])
+    dataset = CheckedYouTubeVISDataset(
+        **_cfg(toy_dataset_root, ann_file, metainfo=dict(classes=classes),
+               pipeline=TRAIN_PIPELINE))
+    assert set(_video_ids(dataset)) == expected
+    dropped = num_videos - len(expected)
+    assert any(f'{dropped} of {num_videos} videos have no frame with an instance of the '
+               f'classes {classes}' in msg for msg in logged) == (dropped > 0)
+    # every kept video samples a clip (mmdet kept empty videos: "Sample larger than population")
+    for i in range(len(dataset)):
+        labels = {int(lb) for frame in dataset[i]['data_samples'].video_data_samples
+                  for lb in frame.gt_instances.labels}
+        assert labels and labels <= set(range(len(classes)))
+    # test mode keeps every video and frame (evaluation needs them all)
+    full = CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, ann_file, test_mode=True,
+                                           metainfo=dict(classes=classes)))
+    assert len(full) == num_videos
+
+
+def test_class_subset_of_one_circle_drops_some_videos(toy_dataset_root):
+    """The toy set used above has videos without circles (so the test above
+    exercises the filter, not only the no-op path)."""
+    with open(toy_dataset_root / 'annotations/youtube_vis_2021_train.json') as f:
+        data = json.load(f)
+    assert len(_videos_with_classes(data, ('circle', ))) < len(data['videos'])
+
+
+def test_class_subset_without_any_instance_raises(toy_dataset_root):
+    def only_circles(data):
+        circle = next(c['id'] for c in data['categories'] if c['name'] == 'circle')
+        data['annotations'] = [a for a in data['annotations'] if a['category_id'] == circle]
+
+    ann_file = _write_broken(toy_dataset_root, only_circles)
+    with pytest.raises(ValueError, match=r"^CheckedYouTubeVISDataset: .*broken.json: none of "
+                       r"its 10 videos has a frame with an instance of metainfo\['classes'\] "
+                       r"\('square', 'triangle'\)"):
+        CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, ann_file,
+                                        metainfo=dict(classes=('square', 'triangle'))))
+
+
+def test_missing_annotation_file_is_one_line(toy_dataset_root):
+    with pytest.raises(FileNotFoundError) as err:
+        CheckedYouTubeVISDataset(**_cfg(toy_dataset_root, 'annotations/nowhere.json'))
+    message = str(err.value)
+    assert '\n' not in message
+    assert message.startswith('CheckedYouTubeVISDataset: annotation file ')
+    assert str(toy_dataset_root / 'annotations/nowhere.json') in message
+    assert 'docs/data_preparation.md' in message

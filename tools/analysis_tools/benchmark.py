@@ -41,7 +41,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmsparse  # noqa: F401
-from mmsparse.registry import MODELS
+from mmsparse.registry import MODELS, drop_mmsparse_scope
 from mmsparse.utils.benchmark import (count_flops, format_table, time_call,
                                       write_json)
 
@@ -66,19 +66,26 @@ def make_track_sample(num_frames: int, h: int, w: int):
     return TrackDataSample(video_data_samples=frames)
 
 
-def benchmark_model(model, name: str, num_frames: int, h: int, w: int,
-                    repeat: int) -> dict:
-    """Measure one built model; returns a row of the table."""
+def model_flops(model, frames: torch.Tensor):
+    """:func:`count_flops` of the backbone and of backbone + ``track_head``
+    (forward, no post-processing) on a clip ``frames`` (T, 3, H, W)."""
     model.eval()
-    frames = torch.randn(num_frames, 3, h, w)
+    num_frames, _, h, w = frames.shape
     sample = make_track_sample(num_frames, h, w)
 
     def whole(x):
         feats = model.backbone(x)
         return model.track_head(feats, sample)
 
-    bb_flops = count_flops(model.backbone, frames)
-    all_flops = count_flops(model, frames, fn=whole)
+    return count_flops(model.backbone, frames), count_flops(model, frames, fn=whole)
+
+
+def benchmark_model(model, name: str, num_frames: int, h: int, w: int,
+                    repeat: int) -> dict:
+    """Measure one built model; returns a row of the table."""
+    model.eval()
+    frames = torch.randn(num_frames, 3, h, w)
+    bb_flops, all_flops = model_flops(model, frames)
 
     with torch.no_grad():
         bb_time = time_call(lambda: model.backbone(frames), repeat=repeat)
@@ -142,7 +149,7 @@ def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
 def build_uninitialised(config: str, cfg_options):
     """The config's model, built without ``init_weights`` and without
     pretrained weights (no downloads)."""
-    cfg = Config.fromfile(config)
+    cfg = drop_mmsparse_scope(Config.fromfile(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
@@ -198,9 +205,10 @@ def main():
     if args.frames < 1 or args.repeat < 1:
         parser.error('--frames and --repeat must be >= 1')
     h, w = args.shape
-    if h % 32 or w % 32:
-        parser.error(f'--shape {h} {w}: both must be multiples of 32 (the '
-                     'data preprocessor pads to 32)')
+    if h % 16 or w % 16:
+        parser.error(f'--shape {h} {w}: both must be multiples of the patch '
+                     'size 16 (368x640 = a 23x40 grid; real 640x360 frames '
+                     'are padded to 384x640 by the data preprocessor)')
     if args.threads:
         torch.set_num_threads(args.threads)
 

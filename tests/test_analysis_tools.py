@@ -9,6 +9,8 @@ from PIL import Image
 from script_loader import load_script
 from vis_helpers import TOY_CONFIG, toy_data_options
 
+from mmsparse.utils.composed_benchmark import make_slim_export
+
 TOY_VPP = 'configs/toy/vpp_mask2former_vit_toy-ytvis21.py'
 
 
@@ -134,10 +136,9 @@ def test_get_flops_vpp_prunes_the_backbone(dense_toy_flops, capsys):
 
 
 def test_get_flops_p3b_slim_backbone(dense_toy_flops, tmp_path):
-    composed = load_script('tools/analysis_tools/benchmark_composed.py')
     cfg = Config.fromfile(TOY_CONFIG)
-    export = composed.make_slim_export(cfg.model.backbone.to_dict(), str(tmp_path / 'p3b'),
-                                       keep=0.5, score='magnitude')
+    export = make_slim_export(cfg.model.backbone.to_dict(), str(tmp_path / 'p3b'),
+                              keep=0.5, score='magnitude')
     tool = load_script('tools/analysis_tools/get_flops.py')
     row = tool.get_flops('configs/composed/toy/p3b_mask2former_vit_toy-ytvis21.py', (192, 320),
                          cfg_options={'model.backbone.export': export['out_dir']})

@@ -10,8 +10,12 @@ has 1/25.2 of the reference's iterations and λ's growth is compressed by
 the same factor (η = 1.05 ** (160 / 40) per epoch); ``--lambda-growth
 per-iteration`` keeps the reference's growth per iteration instead.
 
-Stages (each run writes ``<out-dir>/runs/<name>.json``, its done-marker; a
-killed reproduction restarts where it stopped, a run in flight starts over):
+Stages (each run writes ``<out-dir>/runs/<name>.json`` atomically, its
+done-marker; a killed reproduction restarts where it stopped, a run in flight
+starts over). The run names leave out ``--schedule``, ``--lambda-growth``
+and ``--cfg-options``, so an out dir keeps them (and the training set size
+they give) in ``<out-dir>/run_options.json``; a rerun with others is refused
+before any work, naming the options that differ:
 
 1. ``warmup``: per seed, dense training at lr 0.1 (one checkpoint per seed,
    shared by every method and sparsity of that seed, as the reference's
@@ -42,11 +46,19 @@ import math
 import multiprocessing
 import os
 import os.path as osp
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List, Optional
 
+from mmengine.config import DictAction
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from mmsparse.experiment import (OptionsLock, RowStore,  # noqa: E402
+                                 atomic_write_json, check_cfg_options)
+
 CONFIG_DIR = osp.join('projects', 'hypersparse', 'configs')
 BASE_CONFIG = 'repro_resnet8_harddigits.py'
 CONFIGS = {
@@ -74,6 +86,10 @@ SCHEDULE_KEYS = ('warmup_epochs', 'finetune_epochs', 'art_max_epochs',
 #: run has finished (the measured costs are in the README, "Reproduction");
 #: an ART epoch counts as 124 + 124 / 3 iterations at this rate.
 MS_PER_ITER = 31.0
+#: Config keys every run sets itself (``--cfg-options`` may not change them).
+RESERVED_KEYS = ('work_dir', 'experiment_name', 'randomness', 'load_from',
+                 'train_cfg.max_epochs', 'default_hooks.checkpoint',
+                 'custom_hooks', 'param_scheduler')
 
 
 def parse_args(argv=None):
@@ -101,11 +117,14 @@ def parse_args(argv=None):
         "'per-iteration': η = 1.05 ** (iters_per_epoch / 782), the "
         "reference's growth per iteration")
     parser.add_argument(
-        '--schedule', nargs='*', default=[], metavar='KEY=EPOCHS',
+        '--schedule', nargs='+', action=DictAction, default={},
+        metavar='KEY=EPOCHS',
         help=f'override the epochs of {SCHEDULE_KEYS} (smoke tests)')
     parser.add_argument(
-        '--cfg-options', nargs='*', default=[], metavar='KEY=VALUE',
-        help='config overrides applied to every run (python literals)')
+        '--cfg-options', nargs='+', action=DictAction, default={},
+        metavar='KEY=VALUE',
+        help="config overrides applied to every run (mmengine's DictAction, "
+        'as tools/train.py)')
     parser.add_argument('--work-dir', default='work_dirs/hypersparse_repro')
     parser.add_argument('--out-dir',
                         default='projects/hypersparse/results/repro')
@@ -122,25 +141,6 @@ def parse_args(argv=None):
     parser.add_argument('--dry-run', action='store_true',
                         help='print the plan and the cost estimate only')
     return parser.parse_args(argv)
-
-
-def _literal(value: str):
-    import ast
-    try:
-        return ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return value
-
-
-def _pairs(items: List[str], what: str) -> Dict:
-    out = {}
-    for item in items:
-        if '=' not in item:
-            raise ValueError(f'run_reproduction: {what} entries must be '
-                             f'KEY=VALUE, got {item!r}')
-        key, value = item.split('=', 1)
-        out[key] = _literal(value)
-    return out
 
 
 def load_schedule(overrides: Dict) -> Dict:
@@ -336,14 +336,6 @@ def weights_digest(checkpoint: str) -> str:
     return digest.hexdigest()
 
 
-def _write_result(path: str, result: Dict) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(result, f)
-    os.replace(tmp, path)  # the done-marker appears complete or not at all
-
-
 def _warmup_needs_run(spec: Dict, path: str, previous: Dict,
                       ckpt: str) -> bool:
     """Whether the finished warm-up ``previous`` must run again.
@@ -356,7 +348,7 @@ def _warmup_needs_run(spec: Dict, path: str, previous: Dict,
     if osp.exists(ckpt):
         if 'weights_sha256' not in previous:  # files from before the digest
             previous['weights_sha256'] = weights_digest(ckpt)
-            _write_result(path, previous)
+            atomic_write_json(path, previous)
         return False
     print(f"[warmup] {spec['name']}: {ckpt} is missing (new work dir?); "
           'running the warm-up again', flush=True)
@@ -364,7 +356,7 @@ def _warmup_needs_run(spec: Dict, path: str, previous: Dict,
 
 
 def _job(spec: Dict) -> Dict:
-    path = osp.join(spec['out_dir'], 'runs', spec['name'] + '.json')
+    path = RowStore(spec['out_dir'], 'runs').path(spec['name'])
     warmup = spec['kind'] == 'warmup'
     ckpt = warmup_checkpoint(spec['work_dir'], spec['seed'],
                              spec['schedule']) if warmup else None
@@ -386,7 +378,7 @@ def _job(spec: Dict) -> Dict:
                       'differs from the one the finished rows of this seed '
                       'used (weights digest); their pairing with new rows '
                       'is no longer exact', flush=True)
-    _write_result(path, result)
+    atomic_write_json(path, result)  # the done-marker
     keys = ('name', 'test_accuracy', 'val_accuracy', 'switch_reason',
             'seconds', 'cpu_seconds')
     brief = {k: result.get(k) for k in keys}
@@ -440,7 +432,7 @@ def make_spec(args, schedule, kind, method, seed, sparsity=None,
         lambda_init=lambda_init, eta=eta,
         name=run_name(kind, method, sparsity, seed, lambda_init),
         schedule=schedule, work_dir=args.work_dir, out_dir=args.out_dir,
-        threads=args.threads, cfg_options=args.cfg_options_dict,
+        threads=args.threads, cfg_options=args.cfg_options or {},
         plot=seed == min(args.seeds) and kind == 'main')
 
 
@@ -478,15 +470,9 @@ def estimate_iterations(schedule: Dict, args) -> Dict:
 # -------------------------------------------------------------- summary
 def load_runs(out_dir: str) -> Dict[str, Dict]:
     """The finished runs' result files of ``out_dir``, by run name (sorted)."""
-    runs_dir = osp.join(out_dir, 'runs')
-    if not osp.isdir(runs_dir):
-        return {}
-    runs = {}
-    for fname in sorted(os.listdir(runs_dir)):
-        if fname.endswith('.json'):
-            with open(osp.join(runs_dir, fname)) as f:
-                runs[fname[:-5]] = json.load(f)
-    return runs
+    store = RowStore(out_dir, 'runs')
+    names = [osp.basename(path)[:-len('.json')] for path in store.files()]
+    return {name: store.read(name) for name in names}
 
 
 def complete_seeds(specs: List[Dict], done: Dict[str, Dict]) -> List[int]:
@@ -496,16 +482,11 @@ def complete_seeds(specs: List[Dict], done: Dict[str, Dict]) -> List[int]:
     return sorted({sp['seed'] for sp in specs} - pending)
 
 
-def summarize(args, schedule: Dict, tuning: Dict) -> str:
-    """Tables, intervals, plots and results.json from the run files."""
-    import numpy as np
-
-    from mmsparse.utils.stats import (format_diff, paired_bootstrap,
-                                      paired_seed_interval)
+def _main_runs(args, schedule: Dict, done: Dict[str, Dict]):
+    """The main runs to summarise (of the complete seeds with
+    ``--complete-seeds``) and the seeds of every finished main run."""
     runs_dir = osp.join(args.out_dir, 'runs')
-    done = load_runs(args.out_dir)
-    results = list(done.values())
-    main = [r for r in results if r['kind'] == 'main']
+    main = [r for r in done.values() if r['kind'] == 'main']
     if not main:
         raise RuntimeError('run_reproduction: no finished main run to '
                            f'summarize in {runs_dir}')
@@ -519,20 +500,73 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
                 f'{args.sparsities} in {runs_dir} (seeds with some: '
                 f'{all_seeds})')
         main = [r for r in main if r['seed'] in keep]
+    return main, all_seeds
+
+
+def _per_digit(run_list: List[Dict]):
+    """Correctness per test digit (mean over variants and runs)."""
+    import numpy as np
+    digits = np.asarray(run_list[0]['test_digit_index'])
+    uniq, inv = np.unique(digits, return_inverse=True)
+    total = np.zeros(len(uniq))
+    for r in run_list:
+        c = np.frombuffer(r['test_correct'].encode(), np.uint8) - 48
+        total += np.bincount(inv, weights=c, minlength=len(uniq))
+    return total / (len(run_list) * np.bincount(inv))
+
+
+def _method_row(method: str, sparsity: float, runs: Dict[int, Dict],
+                ref: Dict[int, Dict], n_boot: int) -> Dict:
+    """One row of the summary: the runs of ``method`` at ``sparsity``
+    by seed, and their paired differences to ART + HyperSparse
+    (``ref``, by seed)."""
+    import numpy as np
+
+    from mmsparse.utils.stats import paired_bootstrap, paired_seed_interval
+    acc = [runs[s]['test_accuracy'] for s in sorted(runs)]
+    row = dict(method=method, sparsity=sparsity,
+               seeds=sorted(runs), accuracy=acc,
+               mean=float(np.mean(acc)),
+               std=float(np.std(acc, ddof=1))
+               if len(acc) > 1 else 0.0,
+               iterations=[runs[s]['iterations']
+                           for s in sorted(runs)])
+    if method in ART_METHODS:
+        row.update(
+            lambda_init=runs[min(runs)]['lambda_init'],
+            forced=sum(bool(r.get('forced')) for r in runs.values()),
+            art_epochs=[r.get('art_epochs') for r in
+                        (runs[s] for s in sorted(runs))],
+            # training accuracies at the switch: a criterion switch
+            # can also come from a collapsing dense model
+            dense_at_switch=[(r.get('art_history') or [{}])[-1].get(
+                'dense') for r in (runs[s] for s in sorted(runs))],
+            best_mean_at_switch=[
+                (r.get('art_history') or [{}])[-1].get('best_mean')
+                for r in (runs[s] for s in sorted(runs))])
+    common = sorted(set(runs) & set(ref))
+    if method != 'art_hs' and common:
+        a = [runs[s]['test_accuracy'] for s in common]
+        b = [ref[s]['test_accuracy'] for s in common]
+        pa = _per_digit([runs[s] for s in common])
+        pb = _per_digit([ref[s] for s in common])
+        row['diff_seeds'] = paired_seed_interval(a, b)
+        row['diff_bootstrap'] = paired_bootstrap(
+            lambda idx: 100.0 * pa[idx].mean(),
+            lambda idx: 100.0 * pb[idx].mean(), len(pa),
+            n_boot=n_boot, seed=0)
+    return row
+
+
+def summary_of(args, schedule: Dict, tuning: Dict) -> Dict:
+    """results.json: the rows, intervals and cost from the run files."""
+    done = load_runs(args.out_dir)
+    results = list(done.values())
+    main, all_seeds = _main_runs(args, schedule, done)
 
     def rows(method, sparsity=None):
         return {r['seed']: r for r in main if r['method'] == method and (
             method == 'dense' or r['sparsity'] == sparsity)}
-
-    def per_digit(run_list):
-        """Correctness per test digit (mean over variants and runs)."""
-        digits = np.asarray(run_list[0]['test_digit_index'])
-        uniq, inv = np.unique(digits, return_inverse=True)
-        total = np.zeros(len(uniq))
-        for r in run_list:
-            c = np.frombuffer(r['test_correct'].encode(), np.uint8) - 48
-            total += np.bincount(inv, weights=c, minlength=len(uniq))
-        return total / (len(run_list) * np.bincount(inv))
 
     seeds = sorted({r['seed'] for r in main})
     dense = rows('dense')
@@ -556,44 +590,28 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
     for method in methods:
         for sparsity in sparsities:
             runs = rows(method, sparsity)
-            if not runs:
-                continue
-            acc = [runs[s]['test_accuracy'] for s in sorted(runs)]
-            row = dict(method=method, sparsity=sparsity,
-                       seeds=sorted(runs), accuracy=acc,
-                       mean=float(np.mean(acc)),
-                       std=float(np.std(acc, ddof=1))
-                       if len(acc) > 1 else 0.0,
-                       iterations=[runs[s]['iterations']
-                                   for s in sorted(runs)])
-            if method in ART_METHODS:
-                row.update(
-                    lambda_init=runs[min(runs)]['lambda_init'],
-                    forced=sum(bool(r.get('forced')) for r in runs.values()),
-                    art_epochs=[r.get('art_epochs') for r in
-                                (runs[s] for s in sorted(runs))],
-                    # training accuracies at the switch: a criterion switch
-                    # can also come from a collapsing dense model
-                    dense_at_switch=[(r.get('art_history') or [{}])[-1].get(
-                        'dense') for r in (runs[s] for s in sorted(runs))],
-                    best_mean_at_switch=[
-                        (r.get('art_history') or [{}])[-1].get('best_mean')
-                        for r in (runs[s] for s in sorted(runs))])
-            ref = rows('art_hs', sparsity)
-            common = sorted(set(runs) & set(ref))
-            if method != 'art_hs' and common:
-                a = [runs[s]['test_accuracy'] for s in common]
-                b = [ref[s]['test_accuracy'] for s in common]
-                pa = per_digit([runs[s] for s in common])
-                pb = per_digit([ref[s] for s in common])
-                row['diff_seeds'] = paired_seed_interval(a, b)
-                row['diff_bootstrap'] = paired_bootstrap(
-                    lambda idx: 100.0 * pa[idx].mean(),
-                    lambda idx: 100.0 * pb[idx].mean(), len(pa),
-                    n_boot=args.n_boot, seed=0)
-            summary['rows'].append(row)
-    with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
-        json.dump(summary, f, indent=1)
+            if runs:
+                summary['rows'].append(_method_row(
+                    method, sparsity, runs, rows('art_hs', sparsity),
+                    args.n_boot))
+    return summary
+
+
+def _find(summary: Dict, method: str, sparsity: float) -> Optional[Dict]:
+    """The summary row of ``method`` at ``sparsity``, or None."""
+    return next((r for r in summary['rows'] if r['method'] == method
+                 and r['sparsity'] == sparsity), None)
+
+
+def _table_lines(summary: Dict) -> List[str]:
+    """The accuracy table and the table of differences to ART +
+    HyperSparse."""
+    import numpy as np
+
+    from mmsparse.utils.stats import format_diff
+    sparsities, methods = _columns(summary)
+    seeds, n_test = summary['seeds'], summary['n_test_images']
+    dense_acc = summary['dense']['accuracy']
 
     def cell(row):
         if row is None:
@@ -602,10 +620,6 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
         if row.get('forced'):
             text += f" ({row['forced']}/{len(row['seeds'])} forced)"
         return text
-
-    def find(method, sparsity):
-        return next((r for r in summary['rows'] if r['method'] == method
-                     and r['sparsity'] == sparsity), None)
 
     left_out = summary['seeds_left_out']
     head = '| method | ' + ' | '.join(
@@ -624,7 +638,7 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
     ]
     for method in methods:
         lines.append(f'| {LABELS[method]} | ' + ' | '.join(
-            cell(find(method, s)) for s in sparsities) + ' |')
+            cell(_find(summary, method, s)) for s in sparsities) + ' |')
     lines += [
         '', 'Difference to ART + HyperSparse (percentage points), 95 % '
         'intervals: t over paired seeds / paired bootstrap over test '
@@ -635,7 +649,7 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
             continue
         cells = []
         for s in sparsities:
-            row = find(method, s)
+            row = _find(summary, method, s)
             if row is None or 'diff_seeds' not in row:
                 cells.append('–')
             else:
@@ -643,12 +657,20 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
                     format_diff(row['diff_seeds']) + ' / ' +
                     format_diff(row['diff_bootstrap']).split(' ', 1)[1])
         lines.append(f'| {LABELS[method]} | ' + ' | '.join(cells) + ' |')
-    lines += ['', 'ART: λ0 (tuned), switches forced / runs, ART epochs '
-              '(mean, min-max), training accuracy at the switch (dense / '
-              'best window of the pruned copy, mean):', '']
+    return lines
+
+
+def _notes_lines(summary: Dict, args, tuning: Dict) -> List[str]:
+    """ART (λ0, forced switches, epochs), the λ0 tuning and the cost."""
+    import numpy as np
+    sparsities, _ = _columns(summary)
+    cost = summary['cost']
+    lines = ['', 'ART: λ0 (tuned), switches forced / runs, ART epochs '
+             '(mean, min-max), training accuracy at the switch (dense / '
+             'best window of the pruned copy, mean):', '']
     for method in ART_METHODS:
         for s in sparsities:
-            row = find(method, s)
+            row = _find(summary, method, s)
             if row is None:
                 continue
             ep = [e for e in row['art_epochs'] if e is not None]
@@ -677,10 +699,29 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
     lines += ['', f"Cost: {cost['runs']} runs, {cost['wall_seconds'] / 3600:.2f} "
               f"h of run wall time (summed over runs), "
               f"{cost['cpu_seconds'] / 3600:.2f} h of CPU time."]
+    return lines
+
+
+def _columns(summary: Dict):
+    """The sparsities and the pruning methods of the summary rows."""
+    sparsities = sorted({r['sparsity'] for r in summary['rows']})
+    methods = [m for m in PRUNING_METHODS
+               if any(r['method'] == m for r in summary['rows'])]
+    return sparsities, methods
+
+
+def summarize(args, schedule: Dict, tuning: Dict) -> str:
+    """Tables, intervals, plots and results.json from the run files."""
+    summary = summary_of(args, schedule, tuning)
+    atomic_write_json(osp.join(args.out_dir, 'results.json'), summary,
+                      indent=1)
+    lines = _table_lines(summary) + _notes_lines(summary, args, tuning)
     table = '\n'.join(lines) + '\n'
-    with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
+    md_path = osp.join(args.out_dir, 'results.md')
+    with open(md_path + '.tmp', 'w') as f:
         f.write(table)
-    _plots(summary, args.out_dir, sparsities, methods)
+    os.replace(md_path + '.tmp', md_path)
+    _plots(summary, args.out_dir, *_columns(summary))
     return table
 
 
@@ -807,14 +848,57 @@ def print_status(args, schedule: Dict) -> None:
           f'{left * ms / 1000 / 3600 / max(args.jobs, 1):.2f} h', flush=True)
 
 
+def run_options(args, schedule: Dict) -> Dict:
+    """The options the run files depend on and their names leave out: the
+    epochs of the schedule, ``--lambda-growth``, ``--cfg-options`` and the
+    training set size they give (η and the iterations follow from them)."""
+    return dict(locked_options(schedule), cfg_options=args.cfg_options or {})
+
+
+def locked_options(schedule: Dict) -> Dict:
+    """The locked options that a resolved schedule holds."""
+    return dict(schedule={k: schedule[k] for k in SCHEDULE_KEYS},
+                lambda_growth=schedule['lambda_growth'],
+                train_images=schedule['train_images'])
+
+
+def options_lock(args) -> OptionsLock:
+    """The options lock of ``--out-dir`` (where the run files are). An out
+    dir made before ``run_options.json`` was kept gives the schedule of its
+    first run file; its ``--cfg-options`` were not recorded, so the current
+    ones are taken for them (the schedule holds the training set size)."""
+    store = RowStore(args.out_dir, 'runs')
+
+    def legacy() -> Optional[Dict]:
+        files = store.files()
+        if not files:
+            return None
+        with open(files[0]) as f:
+            first = json.load(f)
+        return dict(locked_options(first['schedule']),
+                    cfg_options=args.cfg_options or {})
+
+    return OptionsLock(args.out_dir, legacy=legacy,
+                       holds_work=lambda: bool(store.files()))
+
+
 # ----------------------------------------------------------------- main
 def main(argv=None) -> None:
     args = parse_args(argv)
     os.chdir(ROOT)
-    args.cfg_options_dict = _pairs(args.cfg_options, '--cfg-options')
-    schedule = load_schedule(_pairs(args.schedule, '--schedule'))
+    error = check_cfg_options(
+        args.cfg_options or {}, {}, RESERVED_KEYS,
+        'use --schedule, --seeds, --methods and --work-dir')
+    if error:
+        raise SystemExit(f'run_reproduction: {error}')
+    schedule = load_schedule(args.schedule or {})
     schedule.update(
-        current_eta(schedule, args.lambda_growth, args.cfg_options_dict))
+        current_eta(schedule, args.lambda_growth, args.cfg_options or {}))
+    lock, current = options_lock(args), run_options(args, schedule)
+    error = lock.mismatch(current)
+    if error:
+        raise SystemExit('run_reproduction: ' + error.replace(
+            'Use another --work-dir', 'Use another --out-dir (and --work-dir)'))
     est = estimate_iterations(schedule, args)
     print(f"schedule: {schedule}\nupper bound of iterations: {est}; at "
           f"{MS_PER_ITER:g} ms/iteration and --jobs {args.jobs}: "
@@ -824,6 +908,8 @@ def main(argv=None) -> None:
         print_status(args, schedule)
         return
     os.makedirs(osp.join(args.out_dir, 'runs'), exist_ok=True)
+    if {'warmup', 'tune', 'main'} & set(args.stages):
+        lock.write(current)
     art = [m for m in ART_METHODS if m in args.methods]
     if 'warmup' in args.stages:
         run_jobs(stage_specs(args, schedule, 'warmup'), args.jobs)
@@ -835,8 +921,7 @@ def main(argv=None) -> None:
     if 'tune' in args.stages and art:
         results = run_jobs(stage_specs(args, schedule, 'tune'), args.jobs)
         tuning = {m: select_lambda(results, m) for m in art}
-        with open(tuning_path, 'w') as f:
-            json.dump(tuning, f, indent=1)
+        atomic_write_json(tuning_path, tuning, indent=1)
     if 'main' in args.stages:
         missing = [m for m in art if m not in tuning]
         if missing:

@@ -161,6 +161,21 @@ def test_tiny_reproduction_and_resume(tmp_path, monkeypatch, capsys):
     assert 'time left (upper bound): 0 iterations' in printed
     assert 'median CPU time of 2 finished warm-up / dense runs' in printed
 
+    # the out dir keeps the options its run names leave out: other ones are
+    # refused before any work, naming the option
+    with open(osp.join(out, 'run_options.json')) as f:
+        assert json.load(f)['schedule']['finetune_epochs'] == 2
+    with pytest.raises(SystemExit, match=r'--schedule: .*finetune_epochs'
+                       r"': 2.* in the work dir, .*'finetune_epochs': 3"):
+        script.main(args + ['--schedule', 'finetune_epochs=3', '--dry-run'])
+    with pytest.raises(SystemExit, match=r'\(--cfg-options: .*indices=64 '
+                       r'in the work dir, .*indices=32 now\)'):
+        script.main(args + ['--stages', 'summary', '--cfg-options',
+                            'test_dataloader.dataset.indices=32'])
+    with pytest.raises(SystemExit, match='--cfg-options load_from: set by '
+                       'the script itself'):
+        script.main(args + ['--cfg-options', 'load_from=x.pth'])
+
     # --complete-seeds: seed 0 has every asked-for row; asking for a
     # sparsity without runs leaves no complete seed, and that is an error
     script.main(args + ['--stages', 'summary', '--complete-seeds'])

@@ -18,6 +18,7 @@ from mmsparse.models.backbones.p3b_export import write_p3b_export
 from mmsparse.models.backbones.vit_pyramid import resize_pos_embed
 from mmsparse.p3b import P3BPruner, non_block_params
 from mmsparse.registry import DATASETS, HOOKS, MODELS
+from mmsparse.utils.composed_benchmark import make_slim_export
 
 CLS_CFG = 'configs/composed/toy/deit-toy_shapes-cls.py'
 TOY = 'configs/composed/toy/'
@@ -293,13 +294,13 @@ def test_toy_composed_configs_parse(name):
 
 @pytest.mark.parametrize('score', ['random', 'magnitude'])
 def test_benchmark_makes_slim_export_without_training(score, tmp_path):
-    """benchmark_composed.py's slim ViT goes through the export files that
-    P3BViTPyramid reads, at the requested parameter budget."""
-    tool = load_script('tools/analysis_tools/benchmark_composed.py')
+    """benchmark_composed.py's slim ViT (made by
+    :func:`mmsparse.utils.composed_benchmark.make_slim_export`) goes through
+    the export files that P3BViTPyramid reads, at the requested parameter
+    budget."""
     vit = Config.fromfile(SLIM_VPP_VIS.replace(
         'composed/toy/p3b-vpp_', 'toy/vpp_')).model.backbone.backbone
-    info = tool.make_slim_export(vit.to_dict(), str(tmp_path / 'p3b'), 0.5,
-                                 score)
+    info = make_slim_export(vit.to_dict(), str(tmp_path / 'p3b'), 0.5, score)
     assert abs(info['keep_ratio'] - 0.5) < 0.02
     model = P3BViTPyramid(export=info['out_dir'], img_size=(64, 96))
     model.init_weights()

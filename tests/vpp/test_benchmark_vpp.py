@@ -1,6 +1,6 @@
 """tools/analysis_tools/benchmark.py on a VPP config: dense vs VPP schedules
 side by side in one run (it hands over to benchmark_vpp.py), streaming and
-offline, table + JSON."""
+offline, table + JSON; the rows' code in mmsparse.utils.vpp_benchmark."""
 import json
 import logging
 import os
@@ -11,8 +11,9 @@ import sys
 import pytest
 import torch
 from mmengine.logging import MMLogger
-from script_loader import load_script
 from vis_helpers import ROOT
+
+from mmsparse.utils import vis_benchmark, vpp_benchmark
 
 VPP_TOY = osp.join('configs', 'toy', 'vpp_mask2former_vit_toy-ytvis21.py')
 
@@ -89,12 +90,8 @@ def test_benchmark_tool_compares_dense_and_vpp_schedules(tmp_path):
             dense['part_GFLOPs'][part], rel=1e-6)
 
 
-def benchmark_vpp():
-    return load_script('tools/analysis_tools/benchmark_vpp.py')
-
-
 def test_schedule_syntax():
-    tool = benchmark_vpp()
+    tool = vpp_benchmark
     paper = '1:0.7,3:0.56,6:0.448,9:0.358'
     assert tool.parse_schedule(paper) == ([1, 3, 6, 9],
                                           [0.7, 0.56, 0.448, 0.358])
@@ -118,8 +115,7 @@ class ListHandler(logging.Handler):
 
 def test_dense_row_loads_a_vpp_checkpoint_without_selector_warnings(
         tmp_path):
-    bench = benchmark_vpp()
-    tool = bench._dense_tool()
+    bench, tool = vpp_benchmark, vis_benchmark
     config = osp.join(ROOT, VPP_TOY)
     no_download = {'model.backbone.backbone.init_cfg': None}
     vpp = tool.build(config, None, dict(no_download,
@@ -139,7 +135,7 @@ def test_dense_row_loads_a_vpp_checkpoint_without_selector_warnings(
         path = str(tmp_path / 'vpp.pth')
         torch.save(dict(state_dict=state_dict), path)
         handler.messages.clear()
-        model = bench.build_row(tool, config, path, dense_opts, logger)
+        model = bench.build_row(config, path, dense_opts, logger)
         return model, '\n'.join(handler.messages)
 
     model, log = load(state)
@@ -186,13 +182,12 @@ def test_building_a_row_prints_no_init_weights_report(monkeypatch, capfd):
     per-parameter report, and the logger's level is restored afterwards;
     verbose=True (--verbose) keeps the report."""
     logger, handler = fresh_logger(monkeypatch)
-    bench = benchmark_vpp()
-    tool = bench._dense_tool()
+    bench, tool = vpp_benchmark, vis_benchmark
     config = osp.join(ROOT, VPP_TOY)
     opts = {'model.backbone.backbone.init_cfg': None,
             'model.backbone.keep_ratio': 0.5}
     capfd.readouterr()
-    model = bench.build_row(tool, config, None, opts)
+    model = bench.build_row(config, None, opts)
     out, err = capfd.readouterr()
     assert model.backbone.pruner is not None
     assert 'init_weights' not in out + err and 'torch.Size' not in out + err
@@ -210,7 +205,7 @@ def test_building_a_row_prints_no_init_weights_report(monkeypatch, capfd):
 
 def test_quiet_model_logs_restores_the_level_on_errors(monkeypatch):
     logger, handler = fresh_logger(monkeypatch)
-    tool = benchmark_vpp()._dense_tool()
+    tool = vis_benchmark
     with pytest.raises(RuntimeError, match='boom'):
         with tool.quiet_model_logs():
             assert logger.level == logging.WARNING

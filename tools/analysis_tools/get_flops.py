@@ -27,7 +27,6 @@ checkpoint, which matters only where weights decide what runs (VPP's
 selectors choose the kept patches, not how many).
 """
 import argparse
-import importlib.util
 import os.path as osp
 
 import torch
@@ -35,17 +34,8 @@ from mmengine.config import Config, DictAction
 
 from mmsparse.registry import drop_mmsparse_scope
 from mmsparse.utils.benchmark import count_flops, format_table, write_json
-
-HERE = osp.dirname(osp.abspath(__file__))
-
-
-def _tool(name: str):
-    """A tool module of this folder, loaded by path."""
-    path = osp.join(HERE, name)
-    spec = importlib.util.spec_from_file_location(f'_mmsparse_{name[:-3]}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from mmsparse.utils.vis_benchmark import build, make_track_sample, model_flops
+from mmsparse.utils.vpp_benchmark import build_row, measure_row
 
 
 def model_kind(cfg: Config) -> str:
@@ -61,13 +51,11 @@ def model_kind(cfg: Config) -> str:
 def build_model(config: str, checkpoint, cfg_options, verbose: bool = False):
     """The config's model without pre-trained downloads (``checkpoint`` loaded
     when given), as the benchmark tools build it."""
-    bench = _tool('benchmark.py')
     if model_kind(_load_cfg(config, cfg_options)) == 'vpp':
         opts = dict(cfg_options or {})
         opts['model.backbone.backbone.init_cfg'] = None
-        vpp = _tool('benchmark_vpp.py')
-        return vpp.build_row(bench, config, checkpoint, opts, verbose=verbose)
-    return bench.build(config, checkpoint, cfg_options, verbose)
+        return build_row(config, checkpoint, opts, verbose=verbose)
+    return build(config, checkpoint, cfg_options, verbose)
 
 
 def _load_cfg(config: str, cfg_options) -> Config:
@@ -113,20 +101,18 @@ def get_flops(config: str, shape=None, frames: int = 2, checkpoint=None,
                    model_GFLOPs_per_frame=flops['flops'] / 1e9,
                    uncounted_ops=flops['uncounted'])
         return row
-    bench = _tool('benchmark.py')
     clip = torch.randn(frames, 3, h, w)
     params = dict(backbone_params_M=sum(p.numel() for p in model.backbone.parameters()) / 1e6,
                   model_params_M=sum(p.numel() for p in model.parameters()) / 1e6)
     row.update(frames=frames, **params)
     if kind == 'vis':
-        bb, whole = bench.model_flops(model, clip)
+        bb, whole = model_flops(model, clip)
         row.update(backbone_GFLOPs_per_frame=bb['flops'] / 1e9 / frames,
                    model_GFLOPs_per_frame=whole['flops'] / 1e9 / frames,
                    patch_keep_ratio=1.0,
                    uncounted_ops=sorted(set(bb['uncounted']) | set(whole['uncounted'])))
         return row
-    vpp, _, _ = _tool('benchmark_vpp.py').measure_row(model, clip, bench.make_track_sample,
-                                                      h, w)
+    vpp, _, _ = measure_row(model, clip, make_track_sample, h, w)
     row.update(schedule=vpp['schedule'],
                backbone_GFLOPs_per_frame=vpp['backbone_GFLOPs'],
                model_GFLOPs_per_frame=vpp['model_GFLOPs'],

@@ -46,7 +46,6 @@ adds a few microseconds per op, and ``benchmark_composed.py`` stays the
 timing.
 """
 import argparse
-import importlib.util
 import os.path as osp
 import platform
 import tempfile
@@ -58,8 +57,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from mmsparse.utils.benchmark import format_table, write_json
-
-HERE = osp.dirname(osp.abspath(__file__))
+from mmsparse.utils.composed_benchmark import (add_row_arguments, build_rows,
+                                               check_row_arguments,
+                                               slim_source)
 
 #: Categories of ops by name (without ``aten::``), in table order.
 CATEGORIES = {
@@ -124,15 +124,6 @@ GEMM_KERNELS = {'mm', 'addmm', 'bmm', 'baddbmm'}
 REGIONS = ['patch embed', 'ViT blocks', 'VPP selector', 'pyramid', 'rest']
 FRAME = 'profile_composed::frame'
 REGION_PREFIX = 'profile_composed::'
-
-
-def _load_benchmark_composed():
-    path = osp.join(HERE, 'benchmark_composed.py')
-    spec = importlib.util.spec_from_file_location(
-        '_mmsparse_benchmark_composed', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def op_category(name: str) -> str:
@@ -378,9 +369,8 @@ def tables(rows: List[dict]) -> Dict[str, str]:
 def main(argv: Optional[List[str]] = None) -> str:
     """Run the profile (``argv``: the command line, default ``sys.argv``);
     returns the path of the json."""
-    bc = _load_benchmark_composed()
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    bc.add_row_arguments(parser)
+    add_row_arguments(parser)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--calls', type=int, default=10,
                         help='profiled frames per row (and as many more '
@@ -394,10 +384,9 @@ def main(argv: Optional[List[str]] = None) -> str:
     if torch.device(args.device).type != 'cpu':
         parser.error('--device: the profile is of the CPU (torch.profiler '
                      'CPU activity); got ' + args.device)
-    schedules = bc.check_row_arguments(parser, args)
+    schedules = check_row_arguments(parser, args)
     tmp = tempfile.TemporaryDirectory(prefix='p3b_export_')
-    rows, calls, slim_info, models = bc.build_rows(args, schedules,
-                                                   tmp.name)
+    rows, calls, slim_info, models = build_rows(args, schedules, tmp.name)
     keep = ('model', 'schedule', 'frame_pkr', 'num_patches',
             'patches_per_block', 'vit_block_params_M', 'backbone_GFLOPs',
             'vit_GFLOPs')
@@ -418,7 +407,7 @@ def main(argv: Optional[List[str]] = None) -> str:
             'per frame (share of the op total); outside ops = frame wall '
             'time under the profiler minus the op total (Python, profiler '
             'cost). GFLOP/s: 2 FLOPs per multiply-add. P3B-slim: '
-            f'{bc.slim_source(args, slim_info)}.')
+            f'{slim_source(args, slim_info)}.')
     md = '\n\n'.join(f'### {name}\n\n{table}' for name, table in text.items())
     print(md)
     print(note)

@@ -112,11 +112,13 @@ class ToyVideo:
 
     Args:
         frames (np.ndarray): RGB frames, uint8, shape (T, H, W, 3).
-        objects (list[ToyObject | ToyShape]): Annotated objects from back (drawn
-            first) to front (``ToyShape`` in the hard mode).
+        objects (list[ToyObject | ToyShape | ToyOutline]): Annotated objects from
+            back (drawn first) to front (``ToyShape`` in the hard mode,
+            ``ToyOutline`` in the closure mode).
         visible_masks (np.ndarray): Visible masks, bool, shape (K, T, H, W).
         amodal_masks (np.ndarray): Full masks ignoring occlusion, shape (K, T, H, W).
-        distractors (list[ToyShape]): Unannotated moving shapes (hard mode only).
+        distractors (list[ToyShape | ToyOutline]): Unannotated moving shapes
+            (hard mode) or open outlines (closure mode).
     """
     frames: np.ndarray
     objects: List[ToyObject] = field(default_factory=list)
@@ -296,7 +298,7 @@ def render_toy_video(rng: np.random.Generator,
 # Harder variants did not train on the toy budget: a random palette per video
 # with outlined shapes (losses flat over 230 iterations) and clutter in the
 # class colours (AP 0.03 after 800 iterations).
-TOY_YTVIS_MODES: Tuple[str, ...] = ('easy', 'hard')
+TOY_YTVIS_MODES: Tuple[str, ...] = ('easy', 'hard', 'closure')
 _HARD_TARGET_RADIUS = {'circle': (15., 24.), 'square': (12., 18.), 'triangle': (19., 30.)}
 _HARD_DISTRACTORS = {'circle': 'ring', 'square': 'cross', 'triangle': 'hollow_triangle'}
 _HARD_DISTRACTOR_RADIUS = {'ring': (15., 24.), 'cross': (16., 25.), 'hollow_triangle': (19., 30.)}
@@ -567,6 +569,278 @@ def render_hard_toy_video(rng: np.random.Generator,
         distractors=distractors)
 
 
+# ----------------------------------------------------------------------------
+# Closure mode: only closedness of an outline tells an object.
+# ----------------------------------------------------------------------------
+# Every video has one static texture that continues inside the objects and one
+# stroke colour and width shared by everything drawn on it. An object is a
+# closed outline (circle, square, triangle = the classes); its mask is the
+# filled interior (the outline included), which shows the background texture
+# and hides the strokes behind it. Unannotated clutter is drawn with the same
+# stroke: the same outlines with a gap (an arc, a square or triangle with a
+# wedge cut out) and open polylines, moving like the objects and always behind
+# them. Short static scribbles in the same stroke, denser in some regions than
+# in others, belong to the texture (so they continue inside the objects). A
+# 16x16 patch of an interior shows the same texture as the background and a
+# patch of an outline shows the same stroke as the clutter, so only the whole
+# outline (several patches together) tells whether a region is closed.
+_CLOSURE_RADIUS = {'circle': (20., 38.), 'square': (17., 28.), 'triangle': (30., 48.)}
+_CLOSURE_CLUTTER = ('arc', 'open_square', 'open_triangle', 'polyline')
+_CLOSURE_CLUTTER_PROBS = (0.25, 0.2, 0.2, 0.35)
+_CLOSURE_BROKEN = {'arc': 'circle', 'open_square': 'square', 'open_triangle': 'triangle'}
+_CLOSURE_GAP_DEG = (70., 140.)
+_CLOSURE_NUM_CLUTTER = (4, 9)  # [low, high)
+_CLOSURE_SCRIBBLE_RADIUS = (5., 12.)
+_CLOSURE_SCRIBBLE_DENSITY = (1.4, 2.2)  # most scribbles per 1000 pixels
+
+
+def _segment_distance(xs: np.ndarray, ys: np.ndarray, points: np.ndarray,
+                      closed: bool) -> np.ndarray:
+    """Distance of the points (xs, ys) to a polyline (closed: a polygon outline)."""
+    ends = np.concatenate([points[1:], points[:1]]) if closed else points[1:]
+    dist = np.full(xs.shape, np.inf)
+    for (ax, ay), (bx, by) in zip(points[:len(ends)], ends):
+        ex, ey = bx - ax, by - ay
+        h = np.clip(((xs - ax) * ex + (ys - ay) * ey) / max(ex * ex + ey * ey, 1e-12), 0., 1.)
+        dist = np.minimum(dist, np.hypot(xs - ax - h * ex, ys - ay - h * ey))
+    return dist
+
+
+@dataclass
+class ToyOutline:
+    """A stroked outline of a closure-mode toy video (object or clutter).
+
+    Args:
+        kind (str): 'circle', 'square', 'triangle' (closed, annotated), 'arc',
+            'open_square', 'open_triangle' (the same with a gap) or 'polyline'.
+        label (int): Index into :data:`TOY_YTVIS_CLASSES`, -1 for clutter.
+        radius (float): Circle radius, square half side or triangle
+            circumradius; for a polyline the radius its vertices lie within.
+        centers (np.ndarray): Center per frame (x, y), shape (T, 2).
+        angles (np.ndarray): Rotation per frame in radians, shape (T,).
+        stroke (float): Stroke width in pixels.
+        gap (float): Angular width of the gap in radians (0: closed).
+            Defaults to 0.
+        points (np.ndarray, optional): Polyline vertices in object
+            coordinates, shape (P, 2).
+        mode (str): How it moves: 'inside', 'enter', 'leave' or 'cross'.
+            Defaults to 'inside'.
+    """
+    kind: str
+    label: int
+    radius: float
+    centers: np.ndarray
+    angles: np.ndarray
+    stroke: float
+    gap: float = 0.
+    points: Optional[np.ndarray] = None
+    mode: str = 'inside'
+
+    @property
+    def name(self) -> str:
+        return TOY_YTVIS_CLASSES[self.label] if self.label >= 0 else self.kind
+
+    @property
+    def base(self) -> str:
+        """The closed shape this outline follows ('polyline' for a polyline)."""
+        return _CLOSURE_BROKEN.get(self.kind, self.kind)
+
+    @property
+    def extent(self) -> float:
+        """Largest distance of a stroke pixel from the center."""
+        r = self.radius * (np.sqrt(2.) if self.base == 'square' else 1.)
+        return r + self.stroke / 2 + 1.
+
+    def _window(self, t: int, height: int,
+                width: int) -> Optional[Tuple[slice, slice, np.ndarray, np.ndarray]]:
+        cx, cy = self.centers[t]
+        e = self.extent
+        x0, x1 = max(int(np.floor(cx - e)), 0), min(int(np.ceil(cx + e)) + 1, width)
+        y0, y1 = max(int(np.floor(cy - e)), 0), min(int(np.ceil(cy + e)) + 1, height)
+        if x0 >= x1 or y0 >= y1:
+            return None
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64) + 0.5
+        c, s = np.cos(self.angles[t]), np.sin(self.angles[t])
+        dx, dy = xs - cx, ys - cy
+        return slice(y0, y1), slice(x0, x1), c * dx + s * dy, -s * dx + c * dy
+
+    def _vertices(self) -> np.ndarray:
+        """Vertices in object coordinates (as :func:`_shape_mask` places them)."""
+        if self.base == 'polyline':
+            return self.points
+        if self.base == 'square':
+            phi = np.pi / 4 + np.pi / 2 * np.arange(4)
+            r = self.radius * np.sqrt(2.)
+        else:
+            phi = 2 * np.pi * np.arange(3) / 3
+            r = self.radius
+        return r * np.stack([np.cos(phi), np.sin(phi)], 1)
+
+    def stroke_mask(self, t: int, height: int, width: int) -> np.ndarray:
+        """Pixels of the drawn stroke in frame ``t`` (gap excluded), (H, W)."""
+        mask = np.zeros((height, width), dtype=bool)
+        window = self._window(t, height, width)
+        if window is None:
+            return mask
+        rows, cols, u, v = window
+        if self.base == 'circle':
+            dist = np.abs(np.hypot(u, v) - self.radius)
+        else:
+            dist = _segment_distance(u, v, self._vertices(), closed=self.base != 'polyline')
+        stroke = dist <= self.stroke / 2
+        if self.gap > 0:  # a wedge around +v is cut out
+            stroke &= np.abs(np.arctan2(u, v)) > self.gap / 2
+        mask[rows, cols] = stroke
+        return mask
+
+    def amodal_mask(self, t: int, height: int, width: int) -> np.ndarray:
+        """Filled interior with its outline for a closed shape, else the stroke, (H, W)."""
+        stroke = self.stroke_mask(t, height, width)
+        if self.gap > 0 or self.base == 'polyline':
+            return stroke
+        inner = _shape_mask(self.base, self.centers[t], self.radius, self.angles[t], 0.5,
+                            height, width, self.extent)
+        return inner | stroke
+
+
+def _sample_outlines(rng: np.random.Generator, num_frames: int, height: int,
+                     width: int) -> Tuple[List[ToyOutline], List[ToyOutline]]:
+    """1-3 closed outlines (objects) and 3-6 open ones (clutter), one stroke width."""
+    scale = min(width / _REFERENCE_SIZE[0], height / _REFERENCE_SIZE[1])
+    stroke = max(float(rng.uniform(2., 3.5)) * scale, 1.5)
+    t = np.arange(num_frames, dtype=np.float64)
+
+    def moving(kind, label):
+        base = _CLOSURE_BROKEN.get(kind, kind)
+        radius_range = _CLOSURE_RADIUS['circle' if base == 'polyline' else base]
+        radius = float(rng.uniform(*radius_range)) * scale
+        gap, points = 0., None
+        if kind in _CLOSURE_BROKEN:
+            gap = float(np.deg2rad(rng.uniform(*_CLOSURE_GAP_DEG)))
+        elif kind == 'polyline':
+            n = int(rng.integers(3, 6))
+            phi = np.sort(rng.uniform(0, 2 * np.pi, n))
+            rho = radius * rng.uniform(0.3, 1., n)
+            points = np.stack([rho * np.cos(phi), rho * np.sin(phi)], 1)
+        shape = ToyOutline(kind, label, radius, np.zeros((num_frames, 2)),
+                           rng.uniform(0, 2 * np.pi) + rng.uniform(-0.12, 0.12) * t, stroke,
+                           gap=gap, points=points)
+        shape.centers, shape.mode = _trajectory(rng, shape.extent, num_frames, height, width,
+                                                scale)
+        return shape
+
+    objects = []
+    for _ in range(int(rng.integers(1, 4))):
+        label = int(rng.integers(len(TOY_YTVIS_CLASSES)))
+        objects.append(moving(TOY_YTVIS_CLASSES[label], label))
+    clutter = [
+        moving(str(rng.choice(_CLOSURE_CLUTTER, p=_CLOSURE_CLUTTER_PROBS)), -1)
+        for _ in range(int(rng.integers(*_CLOSURE_NUM_CLUTTER)))
+    ]
+    if len(objects) > 1 and rng.random() < 0.7:  # crossing paths: occlusion
+        j = int(rng.integers(1, len(objects)))
+        i = int(rng.integers(0, j))
+        tc = int(rng.integers(num_frames // 4, max(num_frames // 4 + 1, 3 * num_frames // 4)))
+        shift = objects[i].centers[tc] + rng.normal(0., 0.3 * objects[i].extent, 2) - \
+            objects[j].centers[tc]
+        objects[j].centers = objects[j].centers + shift
+        objects[j].mode = 'cross'
+    return objects, clutter
+
+
+def _scribbles(rng: np.random.Generator, height: int, width: int, stroke: float,
+               density: float) -> np.ndarray:
+    """Static short open strokes (arcs, polylines) over the whole frame, (H, W) bool.
+
+    ``density`` is the largest number of scribbles per 1000 pixels; a smooth
+    random field thins them out, so some regions are dense and others bare.
+    """
+    scale = min(width / _REFERENCE_SIZE[0], height / _REFERENCE_SIZE[1])
+    mask = np.zeros((height, width), dtype=bool)
+    frozen = np.zeros(1)
+    field = _smooth_noise(rng, (3, 5), (width, height), 1., chroma=0.)[..., 0]
+    field = np.clip((field - field.min()) / max(float(np.ptp(field)), 1e-6), 0., 1.)
+    for _ in range(int(round(density * height * width / 1000.))):
+        center = np.array([[rng.uniform(0, width), rng.uniform(0, height)]])
+        if rng.random() > field[min(int(center[0, 1]), height - 1),
+                                min(int(center[0, 0]), width - 1)]:
+            continue
+        radius = float(rng.uniform(*_CLOSURE_SCRIBBLE_RADIUS)) * scale
+        if rng.random() < 0.5:
+            shape = ToyOutline('arc', -1, radius, center, frozen + rng.uniform(0, 2 * np.pi),
+                               stroke, gap=float(np.deg2rad(rng.uniform(100., 240.))))
+        else:
+            n = int(rng.integers(2, 4))
+            phi = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.uniform(0.6, 2.2, n))
+            points = radius * np.stack([np.cos(phi), np.sin(phi)], 1)
+            shape = ToyOutline('polyline', -1, radius, center, frozen, stroke, points=points)
+        mask |= shape.stroke_mask(0, height, width)
+    return mask
+
+
+def render_closure_toy_video(rng: np.random.Generator,
+                             num_frames: int = 8,
+                             height: int = 192,
+                             width: int = 320,
+                             max_tries: int = 20) -> ToyVideo:
+    """Render one closure-mode toy video (see the notes above :class:`ToyOutline`).
+
+    The background is one static texture (the easy mode's grey texture plus the
+    hard mode's blotches) with static scribbles in the ink colour, which is
+    light on a dark texture and dark on a light one. The clutter strokes are
+    drawn first, then the objects back to front: each shows the background
+    texture inside (hiding the strokes behind it) and its closed outline. The
+    masks are the visible parts of the filled objects.
+
+    Args:
+        rng (np.random.Generator): Source of randomness.
+        num_frames (int): Frames per video. Defaults to 8.
+        height (int): Frame height. Defaults to 192.
+        width (int): Frame width. Defaults to 320.
+        max_tries (int): Attempts to sample objects that are all visible somewhere.
+            Defaults to 20.
+
+    Returns:
+        ToyVideo: Frames, annotated objects (back to front), their visible and
+        amodal masks and the clutter (as ``distractors``).
+    """
+    for _ in range(max_tries):
+        objects, clutter = _sample_outlines(rng, num_frames, height, width)
+        amodal = np.stack([
+            np.stack([obj.amodal_mask(t, height, width) for t in range(num_frames)])
+            for obj in objects
+        ])
+        owner = np.full((num_frames, height, width), -1, dtype=np.int64)
+        for k in range(len(objects)):
+            owner[amodal[k]] = k  # later = nearer
+        visible = np.stack([owner == k for k in range(len(objects))])
+        if visible.reshape(len(objects), -1).any(1).all():
+            break
+    else:
+        raise RuntimeError('could not sample a toy video whose objects are all visible')
+
+    background = _background(rng, height, width) + _texture(rng, height, width)
+    stroke = objects[0].stroke
+    ink_layer = _scribbles(rng, height, width, stroke,
+                           float(rng.uniform(*_CLOSURE_SCRIBBLE_DENSITY)))
+    level = background.mean((0, 1))
+    sign = 1. if level.mean() < 128 else -1.  # light ink on dark texture, dark on light
+    ink = np.clip(level + sign * rng.uniform(70., 100.) + rng.uniform(-20., 20., 3), 0, 255)
+    background[ink_layer] = ink
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        img = background.copy()
+        for shape in clutter:
+            img[shape.stroke_mask(t, height, width)] = ink
+        for k, obj in enumerate(objects):
+            img[amodal[k, t]] = background[amodal[k, t]]
+            img[obj.stroke_mask(t, height, width)] = ink
+        img = img + rng.normal(0., 6., size=(height, width, 3)) + rng.uniform(-4., 4.)
+        frames[t] = np.clip(img, 0, 255).astype(np.uint8)
+    return ToyVideo(frames=frames, objects=objects, visible_masks=visible, amodal_masks=amodal,
+                    distractors=clutter)
+
+
 def encode_rle(mask: np.ndarray) -> Dict:
     """Compressed COCO RLE of a binary mask with ``counts`` as ``str`` (JSON-ready)."""
     rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
@@ -578,7 +852,8 @@ def _write_split(split_dir: str, rng: np.random.Generator, num_videos: int, num_
                  height: int, width: int, first_video_id: int, with_annotations: bool,
                  jpeg_quality: int, name_prefix: str, mode: str = 'easy') -> Dict:
     """Render ``num_videos`` videos into ``split_dir`` and return the raw json dict."""
-    render = render_hard_toy_video if mode == 'hard' else render_toy_video
+    render = dict(easy=render_toy_video, hard=render_hard_toy_video,
+                  closure=render_closure_toy_video)[mode]
     videos, annotations = [], []
     ann_id = 1
     img_root = osp.join(split_dir, 'JPEGImages')
@@ -658,7 +933,10 @@ def make_toy_ytvis(out_dir: str,
             demo and tests); ``'hard'``: moving unannotated look-alikes (ring,
             cross, hollow triangle) in the colours of the classes they imitate
             and saturated clutter, so only shape tells an object (see
-            :func:`render_hard_toy_video`). Defaults to ``'easy'``.
+            :func:`render_hard_toy_video`); ``'closure'``: closed outlines
+            (the objects, masks = filled interiors) among open ones drawn with
+            the same stroke on one texture, so only closure tells an object (see
+            :func:`render_closure_toy_video`). Defaults to ``'easy'``.
 
     Returns:
         dict: Summary with the written json paths and counts (videos, frames,

@@ -6,8 +6,10 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_util
 
-from mmsparse.datasets.toy_ytvis import (TOY_YTVIS_CLASSES, ToyShape,
-                                         make_toy_ytvis, render_hard_toy_video,
+from mmsparse.datasets.toy_ytvis import (TOY_YTVIS_CLASSES, ToyOutline,
+                                         ToyShape, make_toy_ytvis,
+                                         render_closure_toy_video,
+                                         render_hard_toy_video,
                                          render_toy_video)
 
 
@@ -211,3 +213,105 @@ def test_hard_mode_colour_does_not_tell_objects():
         saturated = frame.max(-1) - frame.min(-1) > 70
         clutter.append(saturated[~moving].mean())
     assert np.mean(clutter) > 0.08
+
+
+def test_closure_mode_deterministic_and_valid(tmp_path):
+    kwargs = dict(num_videos=4, num_frames=3, width=160, height=96, mode='closure')
+    make_toy_ytvis(str(tmp_path / 'a'), seed=2, **kwargs)
+    make_toy_ytvis(str(tmp_path / 'b'), seed=2, **kwargs)
+    make_toy_ytvis(str(tmp_path / 'c'), seed=3, **kwargs)
+    a, b, c = (_load(tmp_path / n) for n in 'abc')
+    assert a == b and a != c and a['info']['mode'] == 'closure'
+    frames = sorted(p.relative_to(tmp_path / 'a') for p in (tmp_path / 'a').rglob('*.jpg'))
+    assert len(frames) == 12
+    for f in frames:
+        assert (tmp_path / 'a' / f).read_bytes() == (tmp_path / 'b' / f).read_bytes()
+    assert [c['name'] for c in a['categories']] == list(TOY_YTVIS_CLASSES)
+    for ann in a['annotations']:
+        assert 1 <= ann['category_id'] <= 3 and len(ann['segmentations']) == 3
+        assert any(s is not None for s in ann['segmentations'])
+        for segm, area in zip(ann['segmentations'], ann['areas']):
+            if segm is not None:
+                assert mask_util.decode(segm).sum() == area > 0
+
+
+def test_closure_mode_masks_are_filled_interiors():
+    rng = np.random.default_rng(5)
+    for _ in range(6):
+        video = render_closure_toy_video(rng, num_frames=3, height=96, width=160)
+        vis, amodal = video.visible_masks, video.amodal_masks
+        assert all(isinstance(o, ToyOutline) and o.label >= 0 and o.gap == 0
+                   for o in video.objects)
+        assert not (vis & ~amodal).any() and vis.sum(0).max() <= 1
+        for k, obj in enumerate(video.objects):
+            for t in range(3):
+                stroke = obj.stroke_mask(t, 96, 160)
+                # the outline is part of the mask, and the mask is much more than the
+                # outline: the interior is filled
+                assert not (stroke & ~amodal[k, t]).any()
+                if amodal[k, t].sum() > 200:
+                    assert amodal[k, t].sum() > 2.5 * stroke.sum()
+    # A fully visible circle: the mask is the disc up to the stroke's outer edge.
+    circle = ToyOutline('circle', 0, 10., np.array([[40., 30.]]), np.zeros(1), 2.)
+    mask = circle.amodal_mask(0, 60, 80)
+    ys, xs = np.mgrid[0:60, 0:80] + 0.5
+    rho = np.hypot(xs - 40, ys - 30)
+    assert mask[rho <= 10.9].all() and not mask[rho > 11.1].any()
+    assert not circle.stroke_mask(0, 60, 80)[30, 40]  # the center is not stroke
+    # Square and triangle outlines lie on the edges of the filled polygons that
+    # the hard mode draws (square: half side r; triangle: a vertex on +u).
+    square = ToyOutline('square', 1, 10., np.array([[40., 30.]]), np.zeros(1), 2.)
+    stroke, mask = square.stroke_mask(0, 60, 80), square.amodal_mask(0, 60, 80)
+    assert stroke[30, 49] and stroke[30, 50] and not stroke[30, 48] and not stroke[30, 40]
+    assert mask[30, 40] and mask[30, 50] and not mask[30, 51] and mask[20:40, 30:50].all()
+    triangle = ToyOutline('triangle', 2, 12., np.array([[40., 30.]]), np.zeros(1), 2.)
+    assert triangle.stroke_mask(0, 60, 80)[30, 51] and not triangle.stroke_mask(0, 60, 80)[30, 40]
+    assert not triangle.amodal_mask(0, 60, 80)[30, 53] and triangle.amodal_mask(0, 60, 80)[30, 40]
+
+
+def test_closure_mode_clutter_is_open_and_unannotated():
+    rng = np.random.default_rng(6)
+    kinds = set()
+    for _ in range(6):
+        video = render_closure_toy_video(rng, num_frames=2, height=96, width=160)
+        assert len(video.distractors) >= 4
+        for d in video.distractors:
+            kinds.add(d.kind)
+            assert d.label == -1
+            assert (d.gap > 0) == (d.kind != 'polyline')
+            for t in range(2):  # clutter masks are its strokes only (no filled interior)
+                assert np.array_equal(d.amodal_mask(t, 96, 160), d.stroke_mask(t, 96, 160))
+        # the annotated masks are the closed outlines' interiors only
+        assert len(video.objects) == len(video.visible_masks) >= 1
+        assert all(o.gap == 0 and o.kind in TOY_YTVIS_CLASSES for o in video.objects)
+    assert kinds == {'arc', 'open_square', 'open_triangle', 'polyline'}
+    # An arc is a circle outline with a gap: same stroke elsewhere, nothing in the gap.
+    center, angle = np.array([[40., 30.]]), np.zeros(1)
+    closed = ToyOutline('circle', 0, 12., center, angle, 2.).stroke_mask(0, 60, 80)
+    arc = ToyOutline('arc', -1, 12., center, angle, 2., gap=np.pi / 2).stroke_mask(0, 60, 80)
+    assert (arc & ~closed).sum() == 0 and 0.6 * closed.sum() < arc.sum() < 0.85 * closed.sum()
+    assert not arc[30 + 12, 40] and closed[30 + 12, 40]  # the gap is around +v (down)
+
+
+def test_closure_mode_inside_looks_like_outside():
+    """Objects and clutter share one ink colour, and an object's interior shows the
+    background texture: the mean colour inside the objects (outline excluded) is
+    close to the background's, unlike the easy mode's coloured objects."""
+    rng = np.random.default_rng(7)
+    diffs = []
+    for _ in range(8):
+        video = render_closure_toy_video(rng, num_frames=1, height=96, width=160)
+        frame = video.frames[0].astype(float)
+        strokes = np.stack([o.stroke_mask(0, 96, 160) for o in video.objects]).any(0)
+        inside = video.visible_masks[:, 0].any(0) & ~strokes
+        if inside.sum() < 100:
+            continue
+        diffs.append(np.abs(frame[inside].mean(0) - frame[~inside].mean(0)).max())
+        ink = [frame[o.stroke_mask(0, 96, 160) & video.visible_masks[k, 0]]
+               for k, o in enumerate(video.objects)]
+        clutter = frame[np.stack([d.stroke_mask(0, 96, 160) for d in video.distractors]).any(0)
+                        & ~video.visible_masks[:, 0].any(0)]
+        ink = np.concatenate(ink)
+        if len(ink) > 20 and len(clutter) > 20:
+            assert np.abs(np.median(ink, 0) - np.median(clutter, 0)).max() < 12
+    assert len(diffs) >= 4 and np.median(diffs) < 25

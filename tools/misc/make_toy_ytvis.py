@@ -11,6 +11,14 @@ heldout}.json`` (held-out ratio 0.2 by default), the files the toy configs use.
 
 writes the hard set of the VPP toy benchmark (``configs/toy/*hard*.py``): moving
 unannotated look-alikes (ring, cross, hollow triangle) in the colours of the classes.
+
+    python tools/misc/make_toy_ytvis.py --mode closure --out data/toy_ytvis21_closure \
+        --num-videos 400 --num-frames 6 --heldout-ratio 0.5 --convert
+
+writes the closure set: closed outlines (the objects, masks = filled interiors) among
+open outlines and scribbles drawn with the same stroke on one texture, so that a single
+patch tells little about objects (``tools/analysis_tools/toy_patch_probe.py`` measures how
+little).
 """
 import argparse
 import time
@@ -30,7 +38,8 @@ def parse_args(argv=None):
     parser.add_argument('--height', type=int, default=192)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--mode', choices=TOY_YTVIS_MODES, default='easy',
-                        help="'easy' (demo, tests) or 'hard' (VPP toy benchmark)")
+                        help="'easy' (demo, tests), 'hard' (VPP toy benchmark) or "
+                        "'closure' (objects told only by closed outlines)")
     parser.add_argument('--convert', action='store_true',
                         help='also convert to CocoVID json under <out>/annotations')
     parser.add_argument('--heldout-ratio', type=float, default=0.2,

@@ -226,6 +226,22 @@ def _sample_objects(rng: np.random.Generator, num_frames: int, height: int,
     return [objects[k] for k in order]
 
 
+def _occlusion_masks(shapes, num_frames: int, height: int, width: int,
+                     order=None, num_visible: Optional[int] = None):
+    """Amodal masks (K, T, H, W) of ``shapes`` and the visible masks of the first
+    ``num_visible`` (default all): painted in ``order`` (default list order), a later
+    shape is nearer and hides the ones before it."""
+    amodal = np.stack([
+        np.stack([shape.amodal_mask(t, height, width) for t in range(num_frames)])
+        for shape in shapes
+    ])
+    owner = np.full((num_frames, height, width), -1, dtype=np.int64)
+    for k in (range(len(shapes)) if order is None else order):
+        owner[amodal[k]] = k
+    n = len(shapes) if num_visible is None else num_visible
+    return amodal, np.stack([owner == k for k in range(n)])
+
+
 def render_toy_video(rng: np.random.Generator,
                      num_frames: int = 8,
                      height: int = 192,
@@ -251,14 +267,7 @@ def render_toy_video(rng: np.random.Generator,
     """
     for _ in range(max_tries):
         objects = _sample_objects(rng, num_frames, height, width)
-        amodal = np.stack([
-            np.stack([obj.amodal_mask(t, height, width) for t in range(num_frames)])
-            for obj in objects
-        ])
-        owner = np.full((num_frames, height, width), -1, dtype=np.int64)
-        for k in range(len(objects)):
-            owner[amodal[k]] = k  # later = nearer overrides
-        visible = np.stack([owner == k for k in range(len(objects))])
+        amodal, visible = _occlusion_masks(objects, num_frames, height, width)
         if visible.reshape(len(objects), -1).any(1).all():
             break
     else:
@@ -534,14 +543,8 @@ def render_hard_toy_video(rng: np.random.Generator,
         objects, distractors = _sample_hard_shapes(rng, palette, num_frames, height, width)
         shapes = objects + distractors
         order = rng.permutation(len(shapes))  # depth order: later = nearer
-        amodal = np.stack([
-            np.stack([shapes[k].amodal_mask(t, height, width) for t in range(num_frames)])
-            for k in range(len(shapes))
-        ])
-        owner = np.full((num_frames, height, width), -1, dtype=np.int64)
-        for k in order:
-            owner[amodal[k]] = k
-        visible = np.stack([owner == k for k in range(len(objects))])
+        amodal, visible = _occlusion_masks(shapes, num_frames, height, width, order,
+                                           len(objects))
         if visible.reshape(len(objects), -1).any(1).all():
             break
     else:
@@ -806,14 +809,7 @@ def render_closure_toy_video(rng: np.random.Generator,
     """
     for _ in range(max_tries):
         objects, clutter = _sample_outlines(rng, num_frames, height, width)
-        amodal = np.stack([
-            np.stack([obj.amodal_mask(t, height, width) for t in range(num_frames)])
-            for obj in objects
-        ])
-        owner = np.full((num_frames, height, width), -1, dtype=np.int64)
-        for k in range(len(objects)):
-            owner[amodal[k]] = k  # later = nearer
-        visible = np.stack([owner == k for k in range(len(objects))])
+        amodal, visible = _occlusion_masks(objects, num_frames, height, width)
         if visible.reshape(len(objects), -1).any(1).all():
             break
     else:

@@ -8,10 +8,26 @@ finished rows are summarised. The machinery they share lives here:
 * :mod:`.options`: the run options locked per work dir, the one
   ``--cfg-options`` path (parse, check against the configs, format back);
 * :mod:`.runner`: a repository tool as a logged, timed subprocess, and the
-  loop over the unfinished rows (in parallel through joblib when asked);
+  loop over the unfinished rows (in parallel when asked: threads through
+  joblib, or forked processes for rows that train in the Python process);
+* :mod:`.plan`: the options lock of a row store, the ``--dry-run`` listing
+  of rows and stages;
 * :mod:`.cost`: the time left, from a model fitted on the finished rows;
 * :mod:`.report`: paired groups, bootstrap by test item
   (:mod:`mmsparse.utils.stats`), markdown tables and the report files;
+* :mod:`.tables`: rows grouped by seed, the paired contrast of two groups
+  (bootstrap over items and t over seeds), seed means;
+* :mod:`.items`: per-item records of a row (per-image correctness, video
+  records) and the group scores the bootstrap recomputes from them;
+* :mod:`.artifacts`: what a row's training leaves behind (weights digest,
+  pruning state, logged scalars, checkpoints another machine lacks);
+* :mod:`.plots`: intervals, per-seed dots and grouped columns of the
+  report plots;
+* :mod:`.stages`: a row's stages run through the tools and finished when
+  their output exists (training, test metrics, sparse export), their
+  seconds, and the finished stages of another work dir linked in;
+* :mod:`.classify`: stages that train in the Python process (config
+  overrides where a config has the key, epochs, the validation curve);
 * :mod:`.vis`: the stages of the toy video comparisons (a resumable
   training, a test that keeps the predictions, the held-out ground truth).
 """

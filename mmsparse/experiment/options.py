@@ -124,24 +124,32 @@ class OptionsLock:
             None: the saved options alone lock the work dir.
         free (Iterable[str]): Options that may change between runs (seeds,
             threads, the number of bootstrap draws). Defaults to ().
+        defaults (Mapping[str, Any], optional): Values of options that a
+            work dir saved before they existed (an option added to a driver
+            later) ran with; they fill the saved options' missing keys.
+            Defaults to None.
     """
 
     def __init__(self, work_dir: str,
                  legacy: Optional[Callable[[], Optional[dict]]] = None,
                  holds_work: Optional[Callable[[], bool]] = None,
-                 free: Iterable[str] = ()) -> None:
+                 free: Iterable[str] = (),
+                 defaults: Optional[Mapping[str, Any]] = None) -> None:
         self.work_dir = work_dir
         self.path = osp.join(work_dir, RUN_OPTIONS)
         self.legacy = legacy
         self.holds_work = holds_work
         self.free = tuple(free)
+        self.defaults = normalised(defaults or {})
 
     def saved(self) -> Optional[dict]:
         """The options the work dir was made with, or None (a new one)."""
         if osp.exists(self.path):
             with open(self.path) as f:
-                return json.load(f)
-        return self.legacy() if self.legacy is not None else None
+                saved = json.load(f)
+        else:
+            saved = self.legacy() if self.legacy is not None else None
+        return None if saved is None else dict(self.defaults, **saved)
 
     def mismatch(self, current: Mapping[str, Any]) -> Optional[str]:
         """Error text naming every option whose value differs from the

@@ -62,11 +62,14 @@ def paired_contrast(a_scores: Sequence[ScoreFn], b_scores: Sequence[ScoreFn],
         seeds=paired_seed_interval(a_values, b_values))
 
 
-def markdown_table(header: Sequence[str],
-                   rows: Iterable[Sequence[Any]]) -> List[str]:
-    """The lines of a markdown table (cells as given, ``str`` applied)."""
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]],
+                   align: Optional[str] = None) -> List[str]:
+    """The lines of a markdown table (cells as given, ``str`` applied);
+    ``align``: one letter per column, ``l`` (``---``) or ``r``
+    (``---:``). Defaults to None (all ``---``)."""
+    rules = {'l': '---|', 'r': '---:|'}
     lines = ['| ' + ' | '.join(header) + ' |',
-             '|' + '---|' * len(header)]
+             '|' + ''.join(rules[a] for a in (align or 'l' * len(header)))]
     lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
     return lines
 

@@ -7,7 +7,7 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 Run = Callable[[Sequence[str], str], float]
 
@@ -103,6 +103,45 @@ def test_predictions(run: Run, root: str, config: str, ckpt: str, work: str,
     with open(pred_prefix + '.json') as f:
         predictions = json.load(f)
     return metrics, predictions, took
+
+
+def toy_data(run: Run, root: str, data_root: str, mode: str,
+             spec: Dict[str, Any], log_file: str) -> None:
+    """Make the toy set of ``mode`` at ``data_root`` with
+    ``tools/misc/make_toy_ytvis.py`` unless it is there; a set that is there
+    must be of ``mode`` (checked on its raw annotations, where present).
+
+    Args:
+        run (callable): ``run(cmd, log_file) -> seconds``.
+        root (str): The repository root (``data_root`` is relative to it,
+            or absolute).
+        data_root (str): The dataset root.
+        mode (str): The generator's ``--mode`` ('easy', 'hard', 'closure').
+        spec (dict): ``num_videos``, ``num_frames``, ``seed`` and
+            ``heldout_ratio`` of the generator.
+        log_file (str): The generator's log.
+
+    Raises:
+        ValueError: The set at ``data_root`` is of another mode.
+    """
+    path = osp.join(root, data_root)
+    if not osp.exists(osp.join(path, 'annotations',
+                               'youtube_vis_2021_heldout.json')):
+        run([sys.executable, 'tools/misc/make_toy_ytvis.py', '--mode', mode,
+             '--out', data_root, '--num-videos', str(spec['num_videos']),
+             '--num-frames', str(spec['num_frames']), '--seed',
+             str(spec['seed']), '--heldout-ratio', str(spec['heldout_ratio']),
+             '--convert'], log_file)
+        return
+    raw = osp.join(path, 'train', 'instances.json')
+    if not osp.exists(raw):
+        return
+    with open(raw) as f:
+        found = json.load(f).get('info', {}).get('mode', 'easy')
+    if found != mode:
+        raise ValueError(f'toy_data: {data_root} holds the {found!r} toy set, '
+                         f'the run needs {mode!r} (pass the --data-root of a '
+                         f'{mode!r} set, or a new folder to make one)')
 
 
 def heldout_gt(data_root: str) -> Dict:

@@ -91,3 +91,47 @@ def save_history(path: str, history: Sequence[dict], iters_per_epoch: int,
 
 
 __all__ = ['update_record', 'format_update', 'save_history']
+
+
+def benefit_timeline(histories: Sequence[dict]) -> Optional[dict]:
+    """Block benefit of several runs over training (e.g. one run per seed),
+    and the epoch each sub-block reaches half of its gain.
+
+    The benefit of a sub-block at an update is the mean of its ``cls`` and
+    ``patch`` benefit; the runs are averaged update by update (over the
+    updates all of them have).
+
+    Args:
+        histories (Sequence[dict]): ``history.json`` of each run
+            (``iters_per_epoch`` and the update records).
+
+    Returns:
+        dict | None: ``epochs`` (T), ``mean`` (T x S benefit), ``early`` /
+        ``final`` (the mean over the first / last eighth of the updates),
+        ``half_gain_epoch`` (per sub-block the first epoch whose benefit
+        gained half of ``final - early``; None without a gain) and
+        ``seeds`` (the runs); None without runs that logged benefit.
+    """
+    import numpy as np
+    curves = []
+    for hist in histories:
+        recs = [h for h in hist['history'] if h['benefit_cls']]
+        curves.append(([(h['step'] + 1) / hist['iters_per_epoch'] for h in recs],
+                       np.array([[0.5 * (c + p) for c, p in
+                                  zip(h['benefit_cls'], h['benefit_patch'])]
+                                 for h in recs])))
+    if not curves:
+        return None
+    num = min(len(e) for e, _ in curves)
+    epochs = curves[0][0][:num]
+    mean = np.mean([b[:num] for _, b in curves], axis=0)  # (T, S)
+    final = mean[-max(1, num // 8):].mean(0)
+    early = mean[:max(1, num // 8)].mean(0)
+    half = []
+    for j in range(mean.shape[1]):
+        gain = final[j] - early[j]
+        hit = np.flatnonzero(mean[:, j] - early[j] >= 0.5 * gain)
+        half.append(float(epochs[hit[0]]) if gain > 0 else None)
+    return dict(epochs=[float(e) for e in epochs], mean=mean.tolist(),
+                early=early.tolist(), final=final.tolist(),
+                half_gain_epoch=half, seeds=len(curves))

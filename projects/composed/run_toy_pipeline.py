@@ -1,70 +1,60 @@
 """Toy composed pipeline: P3B on classification -> slim ViT -> VIS with VPP.
 
-    python projects/composed/run_toy_pipeline.py [--work-dir DIR]
-        [--seeds 0 1 2] [--cls-epochs 10] [--p3b-epochs 8] [--p3b-keep 0.5]
-        [--slim-finetune-epochs 4] [--pretrain-iters 300]
-        [--finetune-iters 150] [--art-iters 300] [--n-boot 1000]
-        [--threads 1] [--reuse-dense OTHER_WORK_DIR]
+    python projects/composed/run_toy_pipeline.py [--work-dir DIR] [--results-dir DIR]
+        [--seeds 0 1 2] [--p3b-keep 0.5] [--cls-epochs 10] [--p3b-epochs 8]
+        [--slim-finetune-epochs 4] [--pretrain-iters 300] [--finetune-iters 150]
+        [--art-iters 300] [--cfg-options KEY=VALUE ...] [--n-boot 1000] [--threads 1]
+        [--reuse-dense OTHER_WORK_DIR] [--dry-run | --report-only]
 
-What a user of the three methods does, at toy scale, with the user-facing
-tools only (``tools/train.py`` / ``tools/test.py`` on the configs of
-``configs/composed/toy/``):
+The plan (user tools only, configs of ``configs/composed/toy/``; see
+``projects/composed/README.md``): a ``classifiers`` row (the toy VIS ViT
+trained as a classifier on toy-shape crops, P3B keeping ``--p3b-keep`` of its
+parameters, the slim classifier fine-tuned, and the known-bad uniform-slim
+baseline of the same budget), then per seed the VIS rows ``vis_<row>_seed<s>``:
+dense, slim, slim_uniform (``--pretrain-iters`` from the classifier weights,
+then ``--finetune-iters``), slim_vpp (the slim pre-training fine-tuned with
+VPP) and slim_vpp_art (ART 90 % on the trained slim + VPP model, and its
+sparse export). A VIS row is tested on the held-out videos with the metric's
+ground truth and predictions dumped (``ytvis_dump_metric.py``) and matched once
+per video (``YTVISVideoRecords``, kept in the row) for the paired bootstrap
+over videos of the seed-mean and the paired seed interval.
 
-1. data: the toy YouTube-VIS set (``tools/misc/make_toy_ytvis.py``) and
-   64x64 crops of the toy shapes from videos of other seeds
-   (``toy_shapes_cls.py``: circle / square / triangle / background);
-2. the toy VIS ViT (6 blocks, dim 192) trained as a classifier on the crops
-   (``deit-toy_shapes-cls.py``), then P3B keeping 50 % of its parameters
-   while fine-tuning (``p3b_deit-toy_shapes-cls.py``; P3BHook exports
-   ``<run>/p3b/slim_model.{pth,py}``), then the slim classifier fine-tuned
-   (the ``finetune.py`` P3BHook writes);
-3. per seed, three VIS rows trained for the same iterations: *dense* (the
-   dense classifier's ViT), *slim* (P3BViTPyramid from the export with the
-   fine-tuned slim weights) and *slim + VPP* (the slim VIS model fine-tuned
-   with VPP keep 0.4 from block 1, as the paper fine-tunes VPP from a
-   trained model): ``--pretrain-iters`` from the classifier weights, then
-   ``--finetune-iters`` more for every row (dense and slim continued, VPP
-   switched on);
-   then (``--art-iters``) ART + HyperSparse to 90 % sparsity on the trained
-   slim + VPP model (``art-p3b-vpp_mask2former_vit_toy-ytvis21.py``, the
-   hook's warm-up / fine-tuning scaled to the run) and its sparse export
-   (``export_sparse_checkpoint.py``, strict round trip) against the dense
-   model's state dict;
-4. ``tools/test.py`` on the held-out toy videos (a set of its own,
-   ``data/toy_ytvis21_composed/``: 120 videos, half held out, so 60 videos
-   are scored, not the demo's 10), AP with the paired bootstrap over videos
-   (``mmsparse.utils.stats.paired_bootstrap`` on the predictions matched
-   once per video, ``YTVISVideoRecords``, as in the VPP benchmark; the
-   seed-mean of both rows on the same draws) and, with several seeds, the
-   paired seed interval.
-
-Every step is a row whose output file is its done-marker: re-running the
-script skips finished steps, so a killed run resumes. Writes
-``results.json`` and ``results.md`` into the work dir, and the options of
-its first run into ``run_options.json``: a later run in the same work dir
-with other values of the options the steps depend on (all but ``--seeds``,
-``--threads``, ``--n-boot``, ``--reuse-dense``) is refused before any work,
-since finished steps are skipped by their files whatever the options.
-
-The dense stages (the dense classifier and, per seed, the dense VIS rows) do
-not depend on the P3B / VPP / ART options: ``--reuse-dense OTHER_WORK_DIR``
-links (symlinks) the finished dense stages of another work dir, e.g. the
-first run's, into this one for the requested seeds, after checking that
-every option they depend on (``DENSE_OPTIONS``) is the same there (from its
-``run_options.json``, else its ``results.json``) and that they are finished
-for every requested seed; otherwise it stops before any work, naming the
-option or the missing stage.
+On the harness (:mod:`mmsparse.experiment`): a row's file
+``<work-dir>/rows/<row>.json`` is its done-marker and every stage inside a row
+is finished when its output exists, so a killed run resumes with the first
+unfinished stage (stage seconds in ``seconds.json``). ``--report-only``
+rebuilds ``results.{md,json}`` (work dir and ``--results-dir``, with the row
+files) from the finished rows, or re-renders the ``results.json`` of a work
+dir made before the rows were kept; ``--dry-run`` prints the rows and the time
+left. ``--cfg-options`` change the model of every VIS row. The options of the
+first run are kept in ``run_options.json``: other values of those the stages
+depend on (all but :data:`FREE_OPTIONS`) are refused before any work.
+``--reuse-dense OTHER_WORK_DIR`` links the finished dense stages of another
+work dir made with the same :data:`DENSE_OPTIONS`.
 """
 import argparse
 import json
 import os
 import os.path as osp
 import sys
-import time
 
 import numpy as np
+from mmengine.config import Config, DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from mmsparse.evaluation.functional.ytvis_bootstrap import \
+    YTVISVideoRecords  # noqa: E402
+from mmsparse.experiment import stages  # noqa: E402
+from mmsparse.experiment import (CostModel, OptionsLock,  # noqa: E402
+                                 RowStore, ToolRunner, cached_score,
+                                 check_cfg_options, describe_options,
+                                 format_option, normalised, paired_contrast,
+                                 run_rows, write_report)
+from mmsparse.experiment.vis import data_options, train_iters  # noqa: E402
+from mmsparse.utils.stats import format_diff, paired_bootstrap  # noqa: E402
+
 TOY = 'configs/composed/toy/'
 CLS = TOY + 'deit-toy_shapes-cls.py'
 P3B_CLS = TOY + 'p3b_deit-toy_shapes-cls.py'
@@ -73,120 +63,33 @@ VIS = dict(dense=TOY + 'cls-init_mask2former_vit_toy-ytvis21.py',
            slim_uniform=TOY + 'p3b_mask2former_vit_toy-ytvis21.py',
            slim_vpp=TOY + 'p3b-vpp_mask2former_vit_toy-ytvis21.py',
            slim_vpp_art=TOY + 'art-p3b-vpp_mask2former_vit_toy-ytvis21.py')
-LABELS = dict(dense='dense', slim='P3B-slim',
-              slim_uniform='uniform-slim (known-bad baseline)',
-              slim_vpp='P3B-slim + VPP',
-              slim_vpp_art='P3B-slim + VPP + ART 90 %')
-ENV = {}
+LABELS = dict(dense='dense', slim='P3B-slim', slim_uniform='uniform-slim (known-bad baseline)',
+              slim_vpp='P3B-slim + VPP', slim_vpp_art='P3B-slim + VPP + ART 90 %')
+ART, DENSE_CLS, CLASSIFIERS = 'slim_vpp_art', 'dense_cls', 'classifiers'
 #: the options the dense stages depend on (data, data making, classifier
-#: epochs, VIS iterations); the seeds are checked through the stages found
-DENSE_OPTIONS = ('vis_data', 'cls_data', 'vis_videos', 'heldout_ratio',
-                 'cls_train_videos', 'cls_epochs', 'pretrain_iters',
-                 'finetune_iters')
-RUN_OPTIONS = 'run_options.json'
-#: options that do not change what a work dir's stages hold (a work dir may
-#: be continued with other values); every other option is locked by the
-#: first run's ``run_options.json``
-FREE_OPTIONS = ('seeds', 'threads', 'n_boot', 'reuse_dense', 'work_dir')
-DENSE_CLS = 'dense_cls'
+#: epochs, VIS iterations, model options)
+DENSE_OPTIONS = ('vis_data', 'cls_data', 'vis_videos', 'heldout_ratio', 'cls_train_videos',
+                 'cls_epochs', 'pretrain_iters', 'finetune_iters', 'cfg_options')
+#: options that do not change what a work dir's stages hold
+FREE_OPTIONS = ('seeds', 'threads', 'n_boot', 'reuse_dense', 'work_dir', 'results_dir',
+                'dry_run', 'report_only')
+#: the file ``test_vis`` writes into a VIS stage (its done-marker)
+VIS_PREDICTIONS = osp.join('test', 'predictions.json')
+#: ``--cfg-options`` keys the script sets itself
+RESERVED_KEYS = ('train_cfg', 'randomness', 'load_from', 'resume', 'val_cfg', 'val_dataloader',
+                 'val_evaluator', 'test_evaluator', 'default_hooks.checkpoint', 'custom_hooks',
+                 'custom_imports', 'model.backbone', 'train_dataloader.dataset.data_root',
+                 'test_dataloader.dataset.data_root')
+#: cost-model defaults before a VIS row is finished (README, "Cost,
+#: measured", 2 threads): seconds per training iteration, per test, of the
+#: classifiers row
+SEC_PER_ITER, TEST_SECONDS, CLASSIFIER_SECONDS = 0.85, 40.0, 730.0
+RUNNER = ToolRunner(ROOT, pythonpath=ROOT)
 
 
 def run(cmd, log_file):
     """Run a tool with its output into ``log_file``; returns seconds."""
-    from mmsparse.utils.tool_runs import run_logged
-    return run_logged(cmd, log_file, cwd=ROOT, env=ENV, pythonpath=ROOT)
-
-
-class StepTimes(dict):
-    """Seconds per step, kept in a json so that a resumed run still
-    reports the cost of the steps it skipped."""
-
-    def __init__(self, path):
-        super().__init__()
-        self.path = path
-        if osp.exists(path):
-            with open(path) as f:
-                self.update(json.load(f))
-
-    def __setitem__(self, key, value):
-        super().__setitem__(key, round(value, 1))
-        os.makedirs(osp.dirname(self.path), exist_ok=True)
-        with open(self.path, 'w') as f:
-            json.dump(self, f, indent=2)
-
-
-def train(config, work, marker, options, times, key):
-    """``tools/train.py`` unless ``marker`` exists."""
-    if osp.exists(marker):
-        return marker
-    times[key] = run([sys.executable, 'tools/train.py', config,
-                      '--work-dir', work, '--cfg-options'] + options,
-                     osp.join(work, 'train_stdout.log'))
-    if not osp.exists(marker):
-        raise RuntimeError(f'{key}: training ended without {marker}')
-    return marker
-
-
-def test_classifier(config, ckpt, work, options, times, key):
-    """Top-1 accuracy of a classifier checkpoint (cached)."""
-    done = osp.join(work, 'accuracy.json')
-    if not osp.exists(done):
-        out = osp.join(work, 'test')
-        times[key] = run([sys.executable, 'tools/test.py', config, ckpt,
-                          '--work-dir', out, '--cfg-options'] + options,
-                         osp.join(out, 'test_stdout.log'))
-        metrics = _last_json(out)
-        with open(done, 'w') as f:
-            json.dump(metrics, f)
-    with open(done) as f:
-        return json.load(f)['accuracy/top1']
-
-
-def _last_json(folder):
-    found = []
-    for dirpath, _, files in os.walk(folder):
-        found += [osp.join(dirpath, f) for f in files
-                  if f.endswith('.json') and f[:8].isdigit()]
-    with open(max(found, key=osp.getmtime)) as f:
-        return json.load(f)
-
-
-def test_vis(config, ckpt, work, options, times, key):
-    """Held-out AP, with the metric's ground truth and predictions dumped
-    for the bootstrap (cached)."""
-    out = osp.join(work, 'test')
-    dump = osp.join(work, VIS_PREDICTIONS)
-    if not osp.exists(dump):
-        os.makedirs(out, exist_ok=True)
-        wrapper = osp.join(out, 'test_config.py')
-        with open(wrapper, 'w') as f:
-            f.write(f'_base_ = [{osp.join(ROOT, config)!r}]\n'
-                    'custom_imports = dict(imports=[\'mmsparse\', '
-                    '\'projects.composed.ytvis_dump_metric\'], '
-                    'allow_failed_imports=False)\n'
-                    'test_evaluator = dict(type=\'DumpingYouTubeVISAPMetric\','
-                    f' dump_file={dump!r})\n')
-        times[key] = run([sys.executable, 'tools/test.py', wrapper, ckpt,
-                          '--work-dir', out, '--cfg-options'] + options,
-                         osp.join(out, 'test_stdout.log'))
-    with open(dump) as f:
-        return json.load(f)
-
-
-def video_ap_fn(dump):
-    """``indices -> AP`` of a resample of the test videos (a video drawn
-    twice counts twice), from the predictions matched once per video
-    (:class:`~mmsparse.evaluation.functional.ytvis_bootstrap.YTVISVideoRecords`,
-    the records the VPP benchmark uses); returns ``(score_fn, n_videos)``."""
-    from mmsparse.evaluation.functional.ytvis_bootstrap import \
-        YTVISVideoRecords
-    records = YTVISVideoRecords.from_predictions(dump['gt'],
-                                                 dump['predictions'])
-    return records.score_fn('AP'), records.num_videos
-
-
-def _seed_mean(fns):
-    return lambda idx: float(np.mean([f(idx) for f in fns]))
+    return RUNNER(cmd, log_file)
 
 
 def schedule_options(epochs, interval):
@@ -194,10 +97,8 @@ def schedule_options(epochs, interval):
     ratio at 5/8, slim export at the end)."""
     start = max(1, epochs // 8)
     sparse = max(start + 1, (5 * epochs) // 8)
-    return [f'train_cfg.max_epochs={epochs}',
-            f'train_cfg.val_interval={epochs}',
-            f'custom_hooks.0.prune_start={start}',
-            f'custom_hooks.0.prune_sparse={sparse}',
+    return [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
+            f'custom_hooks.0.prune_start={start}', f'custom_hooks.0.prune_sparse={sparse}',
             f'custom_hooks.0.prune_finalize={epochs}',
             f'custom_hooks.0.update_interval={interval}']
 
@@ -208,478 +109,447 @@ def epochs_options(epochs):
             f'default_hooks.checkpoint.interval={epochs}']
 
 
-def vis_iters_options(iters):
-    return [f'train_cfg.max_iters={iters}',
-            f'train_cfg.val_interval={iters + 1}', 'val_cfg=None',
-            'val_dataloader=None', 'val_evaluator=None',
-            f'default_hooks.checkpoint.interval={iters}']
-
-
 def art_options(config, iters):
     """ARTHook of ``config`` scaled to an ``iters`` run: a third dense
     warm-up, ART steps every ``iters // 30``, at least a third fine-tuning
     under the mask."""
-    from mmengine.config import Config
     hooks = Config.fromfile(osp.join(ROOT, config)).custom_hooks
-    idx = next(i for i, h in enumerate(hooks) if h['type'] == 'ARTHook')
-    key = f'custom_hooks.{idx}'
-    return [f'{key}.warmup={iters // 3}',
-            f'{key}.interval={max(1, iters // 30)}',
+    key = 'custom_hooks.' + str(next(i for i, h in enumerate(hooks) if h['type'] == 'ARTHook'))
+    return [f'{key}.warmup={iters // 3}', f'{key}.interval={max(1, iters // 30)}',
             f'{key}.min_finetune={iters // 3}']
 
 
-def sparse_sizes(ckpt, dense_ckpt, config, work, times, key):
-    """Export ``ckpt`` sparse (verified strict round trip) and compare
-    the file with the dense row's state dict (cached)."""
-    import io
-
-    import torch
-    done = osp.join(work, 'sparse_sizes.json')
-    if not osp.exists(done):
-        out = osp.join(work, 'sparse_model.pth')
-        times[key] = run([sys.executable,
-                          'tools/model_converters/export_sparse_checkpoint.py',
-                          ckpt, out, '--config', config],
-                         osp.join(work, 'export_sparse.log'))
-
-        def nbytes(path):
-            state = torch.load(path, map_location='cpu',
-                               weights_only=False)['state_dict']
-            buf = io.BytesIO()
-            torch.save(state, buf)
-            return buf.tell()
-
-        sizes = dict(sparse_file=osp.getsize(out), art_state_dict=nbytes(ckpt),
-                     dense_row_state_dict=nbytes(dense_ckpt))
-        with open(done, 'w') as f:
-            json.dump(sizes, f)
-    with open(done) as f:
-        return json.load(f)
-
-
 def vis_stage(row, seed, pretrain=False):
-    """Work-dir entry (and step-time key) of a VIS row of one seed."""
+    """Work-dir entry (and step-time key) of a VIS stage of one seed."""
     return f'vis_{row}_pretrain_seed{seed}' if pretrain else f'vis_{row}_seed{seed}'
 
 
-def cls_marker(args):
-    """The dense classifier's final checkpoint (its done-marker)."""
-    return f'epoch_{args.cls_epochs}.pth'
+def vis_rows(args):
+    """The VIS rows of a seed, in report order."""
+    return [r for r in VIS
+            if (r != ART or args.art_iters) and (r != 'slim_uniform' or args.uniform)]
 
 
-def vis_marker(iters):
-    """A VIS training's final checkpoint (its done-marker)."""
-    return f'iter_{iters}.pth'
+def row_iters(args, row):
+    """Training iterations a VIS row runs itself (its cost units)."""
+    if row == ART:
+        return args.art_iters
+    return args.finetune_iters + (0 if row == 'slim_vpp' else args.pretrain_iters)
 
 
-#: the file ``test_vis`` writes into a VIS stage (its done-marker)
-VIS_PREDICTIONS = osp.join('test', 'predictions.json')
+def plan_rows(args):
+    """The rows: the classifier stages, then per seed the VIS rows."""
+    return [dict(name=CLASSIFIERS, kind=CLASSIFIERS)] + [
+        dict(name=vis_stage(row, seed), kind=row, seed=seed, iters=row_iters(args, row))
+        for seed in args.seeds for row in vis_rows(args)]
 
 
 def dense_stages(args):
-    """The dense-only stages of ``args``: ``(work-dir entry, files that
-    mark it finished)`` (the markers ``main`` trains and tests to)."""
-    stages = [(DENSE_CLS, (cls_marker(args), 'accuracy.json'))]
+    """The dense-only stages: ``(work-dir entry, files that mark it finished)``."""
+    out = [(DENSE_CLS, (f'epoch_{args.cls_epochs}.pth', 'accuracy.json'))]
     for seed in args.seeds:
-        stages += [
-            (vis_stage('dense', seed, pretrain=True),
-             (vis_marker(args.pretrain_iters),)),
-            (vis_stage('dense', seed),
-             (vis_marker(args.finetune_iters), VIS_PREDICTIONS))]
-    return stages
+        out += [(vis_stage('dense', seed, True), (f'iter_{args.pretrain_iters}.pth', )),
+                (vis_stage('dense', seed), (f'iter_{args.finetune_iters}.pth', VIS_PREDICTIONS))]
+    return out
 
 
-def _dense_value(key, value):
-    """A dense option as compared: data roots as absolute paths."""
-    if key in ('vis_data', 'cls_data'):
-        return osp.normpath(osp.join(ROOT, value))
-    return value
+class PipelineLock(OptionsLock):
+    """The options a work dir was made with (``run_options.json``, else the
+    ``args`` of its ``results.json``; options added to the script later have
+    their defaults); data roots compare as paths."""
+
+    def __init__(self, work, defaults):
+        results = osp.join(work, 'results.json')
+        super().__init__(work, free=FREE_OPTIONS, defaults=defaults, legacy=lambda: read_json(
+            results)['args'] if osp.isfile(results) else None)
+
+    def saved(self):
+        saved = super().saved()
+        return None if saved is None else self.canonical(saved)
+
+    def mismatch(self, current):
+        return super().mismatch(self.canonical(current))
+
+    @staticmethod
+    def canonical(options):
+        paths = {k: osp.normpath(osp.join(ROOT, options[k])) for k in ('vis_data', 'cls_data')
+                 if k in options}
+        return dict(options, **paths)
 
 
-def saved_options(work):
-    """The options ``work`` was run with (``run_options.json``, else the
-    ``args`` of its ``results.json``), or None."""
-    for name, key in ((RUN_OPTIONS, None), ('results.json', 'args')):
-        path = osp.join(work, name)
-        if osp.isfile(path):
-            with open(path) as f:
-                saved = json.load(f)
-            return saved[key] if key else saved
+class Pipeline:
+    """The stages of one work dir: paths, options and stage seconds.
+
+    Args:
+        args (argparse.Namespace): The script's arguments.
+        work (str): The work dir (absolute).
+    """
+
+    def __init__(self, args, work):
+        self.args, self.work = args, work
+        self.times = stages.StageTimes(osp.join(work, 'seconds.json'))
+        self.vis_data, self.cls_data = (d.rstrip('/') + '/' for d in (args.vis_data, args.cls_data))
+        self.cls_opts, self.vis_opts = data_options(self.cls_data), data_options(self.vis_data)
+        self.dense_cls = osp.join(work, DENSE_CLS, f'epoch_{args.cls_epochs}.pth')
+        self.export = osp.join(work, 'p3b_cls', 'p3b')
+        n = args.slim_finetune_epochs
+        self.slim_weights = osp.join(work, 'p3b_cls', 'finetune', f'epoch_{n}.pth') if n \
+            else osp.join(self.export, 'slim_model.pth')
+        self.uniform_epochs = args.p3b_epochs + n
+        self.uniform_export = osp.join(work, 'uniform_cls', 'p3b')
+        self.uniform_weights = osp.join(work, 'uniform_cls', 'finetune',
+                                        f'epoch_{self.uniform_epochs}.pth')
+
+    def train(self, config, work, marker, options, key):
+        return stages.train_stage(run, config, work, osp.join(work, marker), options,
+                                  self.times, key)
+
+    def accuracy(self, config, ckpt, work, key):
+        """Top-1 accuracy of a classifier checkpoint (cached)."""
+        return stages.test_stage(run, config, ckpt, work, self.cls_opts, osp.join(
+            work, 'accuracy.json'), self.times, key)['accuracy/top1']
+
+    def make_data(self):
+        a = self.args
+        if not osp.exists(osp.join(ROOT, self.vis_data, 'annotations',
+                                   'youtube_vis_2021_heldout.json')):
+            run([sys.executable, 'tools/misc/make_toy_ytvis.py', '--out', self.vis_data,
+                 '--convert', '--num-videos', str(a.vis_videos), '--heldout-ratio',
+                 str(a.heldout_ratio)], osp.join(self.work, 'make_vis_data.log'))
+        if not osp.isdir(osp.join(ROOT, self.cls_data, 'test')):
+            run([sys.executable, 'projects/composed/toy_shapes_cls.py', '--out', self.cls_data,
+                 '--train-videos', str(a.cls_train_videos)],
+                osp.join(self.work, 'make_cls_data.log'))
+
+    def classifiers(self, row):
+        """The dense classifier, P3B, the slim fine-tune and the uniform
+        baseline; their top-1 and P3B's keep ratio."""
+        a, opts, p3b_dir = self.args, self.cls_opts, osp.join(self.work, 'p3b_cls')
+        dense_dir, finetune = osp.dirname(self.dense_cls), osp.join(self.export, 'finetune.py')
+        self.train(CLS, dense_dir, self.dense_cls, opts + epochs_options(a.cls_epochs), DENSE_CLS)
+        self.train(P3B_CLS, p3b_dir, osp.join('p3b', 'slim_model.pth'),
+                   opts + schedule_options(a.p3b_epochs, a.p3b_update_interval) +
+                   [f'load_from={self.dense_cls}', f'custom_hooks.0.keep_ratio={a.p3b_keep}',
+                    f'default_hooks.checkpoint.interval={a.p3b_epochs}'], 'p3b_cls')
+        if a.slim_finetune_epochs:
+            self.train(finetune, osp.dirname(self.slim_weights), self.slim_weights,
+                       opts + epochs_options(a.slim_finetune_epochs), 'slim_cls_finetune')
+        acc = dict(dense=self.accuracy(CLS, self.dense_cls, dense_dir, 'test_dense_cls'),
+                   slim=self.accuracy(finetune, self.slim_weights, osp.join(p3b_dir, 'slim_test'),
+                                      'test_slim_cls'))
+        keep = read_json(osp.join(self.export, 'history.json'))['history'][-1]['global_keep']
+        if a.uniform:  # the same budget with one keep ratio for every block
+            uniform_dir = osp.dirname(self.uniform_export)
+            if not osp.exists(osp.join(self.uniform_export, 'slim_model.pth')):
+                self.times['uniform_cut'] = run(
+                    [sys.executable, 'projects/composed/uniform_slim_export.py', CLS,
+                     self.dense_cls, '--out', self.uniform_export, '--keep', str(keep),
+                     '--score', 'magnitude'], osp.join(uniform_dir, 'uniform_cut.log'))
+            finetune = osp.join(self.uniform_export, 'finetune.py')
+            self.train(finetune, osp.dirname(self.uniform_weights), self.uniform_weights,
+                       opts + epochs_options(self.uniform_epochs), 'uniform_cls_finetune')
+            acc['slim_uniform'] = self.accuracy(finetune, self.uniform_weights,
+                                                osp.join(uniform_dir, 'slim_test'),
+                                                'test_uniform_cls')
+        return dict(row, classifier_top1=acc, p3b_keep_ratio=keep)
+
+    def backbone_options(self, row):
+        """``--cfg-options`` of a VIS row: its backbone (weights, export,
+        VPP keep ratio), then the model options of every row."""
+        model = [format_option(k, v) for k, v in self.args.cfg_options.items()]
+        if row == 'dense':
+            return [f'model.backbone.init_cfg.checkpoint={self.dense_cls}'] + model
+        export, weights = (self.uniform_export, self.uniform_weights) \
+            if row == 'slim_uniform' else (self.export, self.slim_weights)
+        if row in ('slim', 'slim_uniform'):
+            return [f'model.backbone.export={export}',
+                    f'model.backbone.checkpoint={weights}'] + model
+        return [f'model.backbone.backbone.export={export}',
+                f'model.backbone.backbone.checkpoint={weights}',
+                f'model.backbone.keep_ratio={self.args.keep_ratio}'] + model
+
+    def train_vis(self, row, seed, iters, stage, extra=(), load_from=None):
+        """A VIS training of ``row`` (resumed when it was killed); returns
+        its final checkpoint."""
+        ckpt, took = train_iters(run, VIS[row], osp.join(self.work, stage), iters,
+                                 self.vis_opts + self.backbone_options(row) + list(extra),
+                                 seed, load_from)
+        if took is not None:
+            self.times[stage] = took
+        return ckpt
+
+    def test_vis(self, config, ckpt, work, options, key):
+        """Held-out AP, with the metric's ground truth and predictions
+        dumped (cached); returns them matched per video."""
+        out, dump = osp.join(work, 'test'), osp.join(work, VIS_PREDICTIONS)
+        if not osp.exists(dump):
+            os.makedirs(out, exist_ok=True)
+            wrapper = osp.join(out, 'test_config.py')
+            with open(wrapper, 'w') as f:
+                f.write(f'_base_ = [{osp.join(ROOT, config)!r}]\n'
+                        "custom_imports = dict(imports=['mmsparse', "
+                        "'projects.composed.ytvis_dump_metric'], allow_failed_imports=False)\n"
+                        f"test_evaluator = dict(type='DumpingYouTubeVISAPMetric', "
+                        f'dump_file={dump!r})\n')
+            self.times[key] = run([sys.executable, 'tools/test.py', wrapper, ckpt, '--work-dir',
+                                   out, '--cfg-options'] + options,
+                                  osp.join(out, 'test_stdout.log'))
+        return video_records(read_json(dump))
+
+    def vis_row(self, row):
+        """Train (after the pre-training it starts from), test and, for ART,
+        export one VIS row; returns its result with the per-video records."""
+        a, kind, seed = self.args, row['kind'], row['seed']
+        source = 'slim' if kind == 'slim_vpp' else kind  # the pre-training it starts from
+        stage, pre = vis_stage(kind, seed), vis_stage(source, seed, pretrain=True)
+        if kind == ART:  # ART on the trained slim + VPP model
+            start = osp.join(self.work, vis_stage('slim_vpp', seed), f'iter_{a.finetune_iters}.pth')
+            ckpt = self.train_vis(kind, seed, a.art_iters, stage,
+                                  art_options(VIS[kind], a.art_iters), start)
+        else:
+            start = self.train_vis(source, seed, a.pretrain_iters, pre)
+            ckpt = self.train_vis(kind, seed, a.finetune_iters, stage, load_from=start)
+        work = osp.join(self.work, stage)
+        records = self.test_vis(VIS[kind], ckpt, work, self.vis_opts + self.backbone_options(kind),
+                                'test_' + stage)
+        result = dict(row, **records.stats(), records=records.to_dict(),
+                      train_seconds=self.times.total([stage] + [pre] * (kind in (
+                          'dense', 'slim', 'slim_uniform'))),
+                      test_seconds=self.times.get('test_' + stage))
+        if kind == ART:
+            dense = osp.join(self.work, vis_stage('dense', seed), f'iter_{a.finetune_iters}.pth')
+            result['sizes'] = stages.sparse_export_sizes(
+                run, ckpt, dense, osp.join(work, osp.basename(VIS[kind])), work, self.times,
+                f'export_sparse_seed{seed}')
+        return result
+
+    def run_row(self, row):
+        return self.classifiers(row) if row['kind'] == CLASSIFIERS else self.vis_row(row)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def video_records(dump):
+    """The predictions of a test dump matched once per video
+    (``YTVISVideoRecords``: AP on any resample of the videos)."""
+    return YTVISVideoRecords.from_predictions(dump['gt'], dump['predictions'])
+
+
+# ----------------------------------------------------------------------------- report
+def comparisons(rows):
+    """(row, reference) pairs of the report, from the VIS rows present."""
+    return [(r, 'dense') for r in rows[1:]] + [('slim_vpp', 'slim')] + \
+        [('slim', 'slim_uniform')] * ('slim_uniform' in rows) + [(ART, 'slim_vpp')] * (ART in rows)
+
+
+def summarize(store, args, times):
+    """The report's numbers from the finished rows (the seeds whose rows
+    are all finished), or None when there are none."""
+    found = sorted({r['seed'] for r in store.all() if 'seed' in r})
+    plan = plan_rows(argparse.Namespace(**dict(vars(args), seeds=found)))[1:]
+    seeds = [s for s in found if all(store.done(r['name']) for r in plan if r['seed'] == s)]
+    if not store.done(CLASSIFIERS) or not seeds:
+        return None
+    rows = vis_rows(args)
+    vis = {k: [store.read(vis_stage(k, s)) for s in seeds] for k in rows}
+    scores = {k: [cached_score(YTVISVideoRecords.from_dict(r['records']).score_fn('AP'))
+                  for r in vis[k]] for k in rows}
+    ap = {k: {s: r['AP'] for s, r in zip(seeds, vis[k])} for k in rows}
+    n = len(vis['dense'][0]['records']['video_ids'])
+    boot, boot_mean, seed_cis = {}, {}, {}
+    for a, b in comparisons(rows):
+        key = f'{a}-{b}'
+        boot[key] = {s: paired_bootstrap(scores[a][i], scores[b][i], n, n_boot=args.n_boot,
+                                         seed=s) for i, s in enumerate(seeds)}
+        c = paired_contrast(scores[a], scores[b], list(ap[a].values()), list(ap[b].values()),
+                            n, n_boot=args.n_boot)
+        boot_mean[key], seed_cis[key] = c['boot'], c['seeds']
+    cls = store.read(CLASSIFIERS)
+    report_args = {k: v for k, v in vars(args).items()
+                   if k not in ('dry_run', 'report_only', 'results_dir')}
+    return dict(args=dict(report_args, seeds=seeds), classifier_top1=cls['classifier_top1'],
+                p3b_keep_ratio=cls['p3b_keep_ratio'], ap=ap, bootstrap=boot,
+                bootstrap_seed_mean=boot_mean, seed_intervals=seed_cis,
+                checkpoint_bytes={s: r['sizes'] for s, r in zip(seeds, vis.get(ART, []))},
+                seconds=dict(times), total_seconds=round(sum(times.values()), 1))
+
+
+def render(summary):
+    """The markdown of a summary (as JSON reads it back: seeds as strings)."""
+    a, ap, acc = summary['args'], summary['ap'], summary['classifier_top1']
+    mean, cis = summary['bootstrap_seed_mean'], summary['seed_intervals']
+    rows, seeds = list(ap), [str(s) for s in a['seeds']]
+    several, ft, p3b = len(seeds) > 1, a['slim_finetune_epochs'], a['p3b_epochs']
+    lines = [
+        f"Toy YouTube-VIS (held-out videos, {next(iter(mean.values()))['n']} videos). "
+        f"Classifier top-1 on the toy-shape crops: dense {acc['dense']:.1f} %, P3B-slim (keep "
+        f"{summary['p3b_keep_ratio']:.3f} of the parameters, fine-tuned {ft} epochs) "
+        f"{acc['slim']:.1f} %" + (
+            ', uniform-slim (the same budget with one keep ratio per block, cut by weight norm '
+            f"from the dense classifier, fine-tuned {p3b + ft} epochs = P3B's {p3b} + {ft}) "
+            f"{acc['slim_uniform']:.1f} %" if 'slim_uniform' in rows else '')
+        + f". VIS: {a['pretrain_iters']} iterations from the classifier weights + "
+        f"{a['finetune_iters']} for every row (VPP keep {a['keep_ratio']} from block 1 in the "
+        f"last {a['finetune_iters']}" + (
+            f"; the ART row continues the slim + VPP model for {a['art_iters']} more iterations"
+            if ART in rows else '')
+        + '). AP in points; differences with 95 % paired-bootstrap intervals over the held-out '
+        'videos (the seed-mean of both rows on the same video draws)'
+        f'{" and the paired seed interval" if several else ""}.', '',
+        '| row | AP (mean over seeds) | per seed | vs dense (bootstrap over videos) '
+        '| vs dense (seeds) |', '|---|---|---|---|---|']
+    for row in rows:
+        cells = ['-', '-'] if row == 'dense' else [
+            format_diff(mean[f'{row}-dense'], 100, 1),
+            format_diff(cis[f'{row}-dense'], 100, 1) if several else '-']
+        lines.append(f"| {LABELS[row]} | {100 * float(np.mean([ap[row][s] for s in seeds])):.1f}"
+                     f" | {', '.join(f'{100 * ap[row][s]:.1f}' for s in seeds)} | "
+                     f'{cells[0]} | {cells[1]} |')
+    lines.append('\nslim + VPP vs slim (bootstrap over videos): '
+                 f"{format_diff(mean['slim_vpp-slim'], 100, 1)} AP points")
+    if 'slim_uniform' in rows:
+        lines.append('P3B-slim vs uniform-slim (bootstrap over videos): '
+                     f"{format_diff(mean['slim-slim_uniform'], 100, 1)} AP points" + (
+                         f"; seeds {format_diff(cis['slim-slim_uniform'], 100, 1)}"
+                         if several else ''))
+    if summary['checkpoint_bytes']:
+        z, mib = summary['checkpoint_bytes'][seeds[0]], 2 ** 20
+        lines.append(
+            f"ART ({a['art_iters']} iterations, 90 % sparsity) vs slim + VPP (bootstrap over "
+            f"videos): {format_diff(mean[f'{ART}-slim_vpp'], 100, 1)} AP points. Checkpoint: "
+            f"sparse export {z['sparse_file'] / mib:.2f} MiB vs the dense model's state dict "
+            f"{z['dense_row_state_dict'] / mib:.2f} MiB "
+            f"({z['sparse_file'] / z['dense_row_state_dict']:.3f}x; the ART model dense: "
+            f"{z['art_state_dict'] / mib:.2f} MiB).")
+    return '\n'.join(lines)
+
+
+def report(work, args):
+    """Write ``results.{md,json}`` (into the work dir and ``--results-dir``,
+    with the row files) from the finished rows, or re-render the
+    ``results.json`` of a work dir made before the rows were kept."""
+    store, legacy = RowStore(work), osp.join(work, 'results.json')
+    summary = summarize(store, args, stages.StageTimes(osp.join(work, 'seconds.json')))
+    if summary is None and not store.files() and osp.isfile(legacy):
+        summary = read_json(legacy)
+    if summary is None:
+        return print('no finished rows yet')
+    table = render(normalised(summary))
+    outs = [work] + ([osp.join(ROOT, args.results_dir)] if args.results_dir else [])
+    write_report(outs, 'results', table, summary, row_files=store.files(), json_indent=2)
+    print(table)
+    print('wrote ' + ' and '.join(osp.join(o, 'results.{md,json}') for o in outs))
+
+
+def dry_run(rows, store, args):
+    """Print the rows, which are finished, and the time left (a cost model
+    fitted on the finished VIS rows)."""
+    done = store.finished(r['name'] for r in rows)
+    cost = CostModel(SEC_PER_ITER, TEST_SECONDS).fit(
+        (r['train_seconds'], r['iters'], r['test_seconds'])
+        for r in map(store.read, sorted(done - {CLASSIFIERS})))
+    left = cost.left(r['iters'] for r in rows[1:] if r['name'] not in done)
+    left += 0 if CLASSIFIERS in done else CLASSIFIER_SECONDS
+    for r in rows:
+        print(f"{'done' if r['name'] in done else 'todo'}  {r['name']}")
+    print(f'{len(done)}/{len(rows)} rows finished; about {left / 3600:.1f} h left '
+          f'({cost.rate:.2f} s/iter, {cost.fixed:.0f} s per test); model options: '
+          f'{describe_options(args.cfg_options)}')
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog='run_toy_pipeline.py',
+                                     description=__doc__.split('\n')[0])
+    add = parser.add_argument
+    add('--work-dir', default='work_dirs/composed_toy')
+    add('--results-dir', help='also write the report and the row files there')
+    add('--vis-data', default='data/toy_ytvis21_composed/')
+    add('--cls-data', default='data/toy_shapes_cls/')
+    add('--vis-videos', type=int, default=120, help='toy VIS videos, when --vis-data is made here')
+    add('--heldout-ratio', type=float, default=0.5, help='held-out share of a new --vis-data')
+    add('--seeds', type=int, nargs='+', default=[0])
+    add('--cls-epochs', type=int, default=10)
+    add('--p3b-epochs', type=int, default=8)
+    add('--p3b-keep', type=float, default=0.5,
+        help='fraction of the classifier parameters P3B (and the uniform baseline) keeps')
+    add('--p3b-update-interval', type=int, default=20, help='iterations between P3B updates')
+    add('--slim-finetune-epochs', type=int, default=4)
+    add('--pretrain-iters', type=int, default=300)
+    add('--finetune-iters', type=int, default=150)
+    add('--keep-ratio', type=float, default=0.4, help='VPP keep ratio of the slim + VPP row')
+    add('--art-iters', type=int, default=300,
+        help='ART (90 %%) fine-tuning of the slim + VPP model; 0 leaves the row out')
+    add('--cls-train-videos', type=int, default=300)
+    add('--no-uniform', dest='uniform', action='store_false',
+        help='leave out the uniform-slim baseline rows')
+    add('--cfg-options', nargs='+', action=DictAction, default={},
+        help='KEY=VALUE overrides of the model of every VIS row (as in tools/train.py)')
+    add('--n-boot', type=int, default=1000)
+    add('--threads', type=int, default=1)
+    add('--reuse-dense', metavar='OTHER_WORK_DIR',
+        help='link the finished dense classifier and dense VIS rows of the requested seeds '
+        'from another work dir made with the same ' + ', '.join(
+            '--' + k.replace('_', '-') for k in DENSE_OPTIONS))
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument('--dry-run', action='store_true',
+                      help='print the rows, which are finished, and the time left')
+    mode.add_argument('--report-only', action='store_true',
+                      help='only rebuild the report from the finished rows')
+    return parser, parser.parse_args(argv)
+
+
+def check_args(args):
+    """Error text for arguments the rows cannot take, else None."""
+    if not 0 < args.p3b_keep < 1:
+        return f'--p3b-keep must be in (0, 1), got {args.p3b_keep}'
+    if min(args.cls_epochs, args.p3b_epochs, args.pretrain_iters,
+           args.finetune_iters) < 1 or args.p3b_epochs < 3:
+        return 'epochs / iterations must be >= 1 (--p3b-epochs >= 3)'
+    if args.cfg_options:
+        return check_cfg_options(
+            args.cfg_options, {VIS[r]: Config.fromfile(osp.join(ROOT, VIS[r]))
+                               for r in vis_rows(args)}, RESERVED_KEYS,
+            "use the script's arguments (data, iterations, seeds, keep ratios)")
     return None
 
 
-def locked_options_mismatch(work, current):
-    """Error text if ``work`` was started with other values of the options
-    its stages depend on (all but :data:`FREE_OPTIONS`), else None.
-
-    A finished stage is skipped by its marker whatever the options, so a
-    continued run with, say, another ``--p3b-keep`` would report rows made
-    with two settings as one; the first run's ``run_options.json`` decides.
-    """
-    saved = saved_options(work) if osp.isdir(work) else None
-    if saved is None:
-        return None
-    diffs = []
-    for key, value in current.items():
-        if key in FREE_OPTIONS or key not in saved:
-            continue
-        there, here = saved[key], value
-        if key in ('vis_data', 'cls_data'):
-            there, here = _dense_value(key, there), _dense_value(key, here)
-        if there != here:
-            diffs.append(f"--{key.replace('_', '-')} (there {saved[key]!r}, "
-                         f'here {value!r})')
-    if not diffs:
-        return None
-    return (f'work dir {work} was started with other options: '
-            f'{"; ".join(diffs)}; its finished stages would be mixed with new '
-            'ones. Use another --work-dir for these options (--reuse-dense '
-            'links its dense stages), or the same options to continue it.')
-
-
-def check_reuse_dense(args, work):
-    """The dense stages of ``--reuse-dense`` to link into ``work``, as
-    ``[(source, link)]``; raises ``ValueError`` naming the first reason
-    they cannot be reused (nothing is changed before)."""
-    other = osp.join(ROOT, args.reuse_dense)
-    where = f'--reuse-dense {args.reuse_dense}'
-    if not osp.isdir(other):
-        raise ValueError(f'{where}: not a directory')
-    if osp.realpath(other) == osp.realpath(work):
-        raise ValueError(f'{where}: is the --work-dir itself')
-    saved = saved_options(other)
-    if saved is None:
-        raise ValueError(f'{where}: has neither {RUN_OPTIONS} nor results.json, '
-                         'so the options its dense rows were made with are unknown')
-    for key in DENSE_OPTIONS:
-        flag = '--' + key.replace('_', '-')
-        if key not in saved:
-            raise ValueError(f'{where}: does not record {flag}, which the dense '
-                             'rows depend on')
-        there = _dense_value(key, saved[key])
-        here = _dense_value(key, getattr(args, key))
-        if there != here:
-            raise ValueError(f'{where}: {flag} differs (there {saved[key]!r}, here '
-                             f'{getattr(args, key)!r}); the dense rows depend on it')
-    pairs, missing = [], []
-    for stage, markers in dense_stages(args):
-        source = osp.join(other, stage)
-        lost = [m for m in markers if not osp.isfile(osp.join(source, m))]
-        if lost:
-            missing.append(f'{stage} ({", ".join(lost)})')
-        pairs.append((source, osp.join(work, stage)))
-    if missing:
-        raise ValueError(f'{where}: dense stages not finished there for --seeds '
-                         f'{" ".join(map(str, args.seeds))}: {"; ".join(missing)}')
-    for source, link in pairs:
-        if osp.lexists(link) and osp.realpath(link) != osp.realpath(source):
-            raise ValueError(f'{where}: {link} exists and is not a link to {source}; '
-                             'remove it or leave out --reuse-dense')
-    return pairs
-
-
-def link_dense(pairs, times):
-    """Symlink (relative) the checked dense stages; their step times are
-    copied from the other work dir's ``seconds.json``."""
-    other_times = {}
-    for source, link in pairs:
-        if not other_times:
-            other_times = StepTimes(osp.join(osp.dirname(source), 'seconds.json'))
-        if not osp.lexists(link):
-            os.makedirs(osp.dirname(link), exist_ok=True)
-            os.symlink(osp.relpath(source, osp.dirname(link)), link)
-        stage = osp.basename(link)
-        for key in (stage, 'test_' + stage):
-            if key in other_times and key not in times:
-                times[key] = other_times[key]
-
-
 def main(argv=None):
-    from mmsparse.utils.stats import (format_diff, paired_bootstrap,
-                                      paired_seed_interval)
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/composed_toy')
-    parser.add_argument('--vis-data', default='data/toy_ytvis21_composed/')
-    parser.add_argument('--cls-data', default='data/toy_shapes_cls/')
-    parser.add_argument('--vis-videos', type=int, default=120,
-                        help='toy VIS videos, when --vis-data is made here')
-    parser.add_argument('--heldout-ratio', type=float, default=0.5,
-                        help='held-out share, when --vis-data is made here')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
-    parser.add_argument('--cls-epochs', type=int, default=10)
-    parser.add_argument('--p3b-epochs', type=int, default=8)
-    parser.add_argument('--p3b-keep', type=float, default=0.5,
-                        help='fraction of the classifier parameters P3B (and '
-                        'the uniform baseline) keeps; a finished work dir keeps '
-                        'its value, so give another --work-dir with another keep')
-    parser.add_argument('--p3b-update-interval', type=int, default=20,
-                        help='iterations between P3B mask updates')
-    parser.add_argument('--slim-finetune-epochs', type=int, default=4)
-    parser.add_argument('--pretrain-iters', type=int, default=300)
-    parser.add_argument('--finetune-iters', type=int, default=150)
-    parser.add_argument('--keep-ratio', type=float, default=0.4,
-                        help='VPP keep ratio of the slim + VPP row')
-    parser.add_argument('--art-iters', type=int, default=300,
-                        help='ART (90 %%) fine-tuning of the slim + VPP '
-                        'model; 0 leaves the row out')
-    parser.add_argument('--cls-train-videos', type=int, default=300)
-    parser.add_argument('--no-uniform', dest='uniform', action='store_false',
-                        help='leave out the uniform-slim baseline rows')
-    parser.add_argument('--n-boot', type=int, default=1000)
-    parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument(
-        '--reuse-dense', metavar='OTHER_WORK_DIR',
-        help='link the finished dense classifier and dense VIS rows of the '
-        'requested seeds from another work dir (e.g. the first run, for '
-        'another --p3b-keep); refused unless the options they depend on are '
-        'the same there: ' + ', '.join(
-            '--' + k.replace('_', '-') for k in DENSE_OPTIONS))
-    args = parser.parse_args(argv)
-    if not 0 < args.p3b_keep < 1:
-        parser.error(f'--p3b-keep must be in (0, 1), got {args.p3b_keep}')
-    if min(args.cls_epochs, args.p3b_epochs, args.pretrain_iters,
-           args.finetune_iters) < 1 or args.p3b_epochs < 3:
-        parser.error('epochs / iterations must be >= 1 (--p3b-epochs >= 3)')
-    ENV['OMP_NUM_THREADS'] = str(args.threads)
-    work = osp.join(ROOT, args.work_dir)
-    if args.reuse_dense:
-        try:
-            reused = check_reuse_dense(args, work)
-        except ValueError as err:
-            parser.error(str(err))
-    error = locked_options_mismatch(work, vars(args))
+    parser, args = parse_args(argv)
+    RUNNER.env['OMP_NUM_THREADS'] = str(args.threads)
+    error = check_args(args)
     if error:
         parser.error(error)
-    times, start = StepTimes(osp.join(work, 'seconds.json')), time.time()
+    work, defaults = osp.join(ROOT, args.work_dir), vars(parser.parse_args([]))
+    lock, reused = PipelineLock(work, defaults), []
+    if args.reuse_dense and not args.report_only:
+        other = osp.join(ROOT, args.reuse_dense)
+        try:
+            reused = stages.reusable_stages(
+                f'--reuse-dense {args.reuse_dense}', other, work,
+                PipelineLock(other, defaults).saved(), lock.canonical(vars(args)), DENSE_OPTIONS,
+                dense_stages(args))
+        except ValueError as err:
+            parser.error(str(err))
+    error = lock.mismatch(vars(args))
+    if error:
+        parser.error(error)
+    rows, store = plan_rows(args), RowStore(work)
+    if args.dry_run:
+        return dry_run(rows, store, args)
+    if args.report_only:
+        return report(work, args)
     os.makedirs(work, exist_ok=True)
-    if not osp.exists(osp.join(work, RUN_OPTIONS)):
-        with open(osp.join(work, RUN_OPTIONS), 'w') as f:
-            json.dump(vars(args), f, indent=2)
-    if args.reuse_dense:
-        link_dense(reused, times)
-    results_file = osp.join(work, 'results.json')
-
-    # 1. data
-    vis_data = args.vis_data.rstrip('/') + '/'
-    cls_data = args.cls_data.rstrip('/') + '/'
-    if not osp.exists(osp.join(ROOT, vis_data, 'annotations',
-                               'youtube_vis_2021_heldout.json')):
-        run([sys.executable, 'tools/misc/make_toy_ytvis.py', '--out',
-             vis_data, '--convert', '--num-videos', str(args.vis_videos),
-             '--heldout-ratio', str(args.heldout_ratio)],
-            osp.join(work, 'make_vis_data.log'))
-    if not osp.isdir(osp.join(ROOT, cls_data, 'test')):
-        run([sys.executable, 'projects/composed/toy_shapes_cls.py', '--out',
-             cls_data, '--train-videos', str(args.cls_train_videos)],
-            osp.join(work, 'make_cls_data.log'))
-    cls_opts = [f'{dl}.dataset.data_root={cls_data}'
-                for dl in ('train_dataloader', 'val_dataloader',
-                           'test_dataloader')]
-    vis_opts = [f'{dl}.dataset.data_root={vis_data}'
-                for dl in ('train_dataloader', 'val_dataloader',
-                           'test_dataloader')]
-
-    # 2. classification: dense, P3B, slim fine-tune
-    dense_cls_dir = osp.join(work, DENSE_CLS)
-    dense_cls = train(
-        CLS, dense_cls_dir, osp.join(dense_cls_dir, cls_marker(args)),
-        cls_opts + epochs_options(args.cls_epochs), times, DENSE_CLS)
-    p3b_dir = osp.join(work, 'p3b_cls')
-    export = osp.join(p3b_dir, 'p3b')
-    train(P3B_CLS, p3b_dir, osp.join(export, 'slim_model.pth'),
-          cls_opts +
-          schedule_options(args.p3b_epochs, args.p3b_update_interval) +
-          [f'load_from={dense_cls}', f'custom_hooks.0.keep_ratio={args.p3b_keep}',
-           f'default_hooks.checkpoint.interval={args.p3b_epochs}'],
-          times, 'p3b_cls')
-    slim_weights = osp.join(export, 'slim_model.pth')
-    if args.slim_finetune_epochs:
-        ft_dir = osp.join(p3b_dir, 'finetune')
-        n = args.slim_finetune_epochs
-        slim_weights = train(
-            osp.join(export, 'finetune.py'), ft_dir,
-            osp.join(ft_dir, f'epoch_{n}.pth'),
-            cls_opts + epochs_options(n),
-            times, 'slim_cls_finetune')
-    acc = dict(
-        dense=test_classifier(CLS, dense_cls, dense_cls_dir, cls_opts,
-                              times, 'test_dense_cls'),
-        slim=test_classifier(osp.join(export, 'finetune.py'), slim_weights,
-                             osp.join(p3b_dir, 'slim_test'), cls_opts, times,
-                             'test_slim_cls'))
-    with open(osp.join(export, 'history.json')) as f:
-        p3b_keep = json.load(f)['history'][-1]['global_keep']
-
-    # the known-bad baseline: the same parameter budget with one keep ratio
-    # for every block, cut once from the dense classifier by weight norm,
-    # then fine-tuned for as many epochs as P3B ran plus its fine-tuning
-    uniform_dir = osp.join(work, 'uniform_cls')
-    uniform_export = osp.join(uniform_dir, 'p3b')
-    uniform_epochs = args.p3b_epochs + args.slim_finetune_epochs
-    if args.uniform:
-        if not osp.exists(osp.join(uniform_export, 'slim_model.pth')):
-            times['uniform_cut'] = run(
-                [sys.executable, 'projects/composed/uniform_slim_export.py',
-                 CLS, dense_cls, '--out', uniform_export, '--keep',
-                 str(p3b_keep), '--score', 'magnitude'],
-                osp.join(uniform_dir, 'uniform_cut.log'))
-        ft_dir = osp.join(uniform_dir, 'finetune')
-        uniform_weights = train(
-            osp.join(uniform_export, 'finetune.py'), ft_dir,
-            osp.join(ft_dir, f'epoch_{uniform_epochs}.pth'),
-            cls_opts + epochs_options(uniform_epochs),
-            times, 'uniform_cls_finetune')
-        acc['slim_uniform'] = test_classifier(
-            osp.join(uniform_export, 'finetune.py'), uniform_weights,
-            osp.join(uniform_dir, 'slim_test'), cls_opts, times,
-            'test_uniform_cls')
-
-    # 3. VIS rows per seed, 4. test
-    backbone_opts = dict(
-        dense=[f'model.backbone.init_cfg.checkpoint={dense_cls}'],
-        slim=[f'model.backbone.export={export}',
-              f'model.backbone.checkpoint={slim_weights}'],
-        slim_vpp=[f'model.backbone.backbone.export={export}',
-                  f'model.backbone.backbone.checkpoint={slim_weights}',
-                  f'model.backbone.keep_ratio={args.keep_ratio}'])
-    backbone_opts['slim_vpp_art'] = backbone_opts['slim_vpp']
-    rows = [r for r in VIS if (r != 'slim_vpp_art' or args.art_iters)
-            and (r != 'slim_uniform' or args.uniform)]
-    if args.uniform:
-        backbone_opts['slim_uniform'] = [
-            f'model.backbone.export={uniform_export}',
-            f'model.backbone.checkpoint={uniform_weights}']
-    dumps = {row: {} for row in rows}
-    sizes = {}
-    for seed in args.seeds:
-        seed_opts = vis_opts + [f'randomness.seed={seed}']
-        pre = {}
-        for row in [r for r in ('dense', 'slim', 'slim_uniform') if r in rows]:
-            stage = vis_stage(row, seed, pretrain=True)
-            d = osp.join(work, stage)
-            pre[row] = train(
-                VIS[row], d, osp.join(d, vis_marker(args.pretrain_iters)),
-                seed_opts + backbone_opts[row] +
-                vis_iters_options(args.pretrain_iters), times, stage)
-        ckpts = {}
-        for row in rows:
-            stage = vis_stage(row, seed)
-            d = osp.join(work, stage)
-            iters, extra = args.finetune_iters, []
-            if row == 'slim_vpp_art':  # ART on the trained slim + VPP model
-                start_from = ckpts['slim_vpp']
-                iters = args.art_iters
-                extra = art_options(VIS[row], iters)
-            else:
-                start_from = pre.get(row, pre['slim'])
-            ckpts[row] = train(
-                VIS[row], d, osp.join(d, vis_marker(iters)),
-                seed_opts + backbone_opts[row] + vis_iters_options(iters) +
-                extra + [f'load_from={start_from}'], times, stage)
-            dumps[row][seed] = test_vis(VIS[row], ckpts[row], d,
-                                        vis_opts + backbone_opts[row], times,
-                                        f'test_vis_{row}_seed{seed}')
-            if row == 'slim_vpp_art':
-                sizes[seed] = sparse_sizes(
-                    ckpts[row], ckpts['dense'],
-                    osp.join(d, osp.basename(VIS[row])), d, times,
-                    f'export_sparse_seed{seed}')
-
-    # AP table with intervals
-    scores = {row: {s: video_ap_fn(dumps[row][s]) for s in args.seeds}
-              for row in rows}
-    ap = {row: {s: scores[row][s][0](np.arange(scores[row][s][1]))
-                for s in args.seeds} for row in rows}
-    comparisons = [(r, 'dense') for r in rows[1:]] + [('slim_vpp', 'slim')]
-    if 'slim_uniform' in rows:
-        comparisons.append(('slim', 'slim_uniform'))
-    if 'slim_vpp_art' in rows:
-        comparisons.append(('slim_vpp_art', 'slim_vpp'))
-    boot, boot_mean, seed_cis = {}, {}, {}
-    n_videos = scores['dense'][args.seeds[0]][1]
-    for a, b in comparisons:
-        boot[f'{a}-{b}'] = {
-            s: paired_bootstrap(scores[a][s][0], scores[b][s][0],
-                                scores[a][s][1], n_boot=args.n_boot, seed=s)
-            for s in args.seeds}
-        # the seed-mean of both rows on the same video draws
-        boot_mean[f'{a}-{b}'] = paired_bootstrap(
-            _seed_mean([scores[a][s][0] for s in args.seeds]),
-            _seed_mean([scores[b][s][0] for s in args.seeds]), n_videos,
-            n_boot=args.n_boot, seed=0)
-        seed_cis[f'{a}-{b}'] = paired_seed_interval(
-            [ap[a][s] for s in args.seeds], [ap[b][s] for s in args.seeds])
-    s0 = args.seeds[0]
-    lines = [
-        f'Toy YouTube-VIS (held-out videos, {scores["dense"][s0][1]} '
-        f'videos). Classifier top-1 on the toy-shape crops: dense '
-        f'{acc["dense"]:.1f} %, P3B-slim (keep {p3b_keep:.3f} of the '
-        f'parameters, fine-tuned {args.slim_finetune_epochs} epochs) '
-        f'{acc["slim"]:.1f} %'
-        + (f', uniform-slim (the same budget with one keep ratio per block, '
-           f'cut by weight norm from the dense classifier, fine-tuned '
-           f'{uniform_epochs} epochs = P3B\'s {args.p3b_epochs} + '
-           f'{args.slim_finetune_epochs}) {acc["slim_uniform"]:.1f} %'
-           if 'slim_uniform' in rows else '')
-        + f'. VIS: {args.pretrain_iters} iterations from '
-        f'the classifier weights + {args.finetune_iters} for every row '
-        f'(VPP keep {args.keep_ratio} from block 1 in the last '
-        f'{args.finetune_iters}'
-        + (f'; the ART row continues the slim + VPP model for '
-           f'{args.art_iters} more iterations' if 'slim_vpp_art' in rows
-           else '')
-        + '). AP in points; differences with 95 % '
-        'paired-bootstrap intervals over the held-out videos (the '
-        'seed-mean of both rows on the same video draws)'
-        f'{" and the paired seed interval" if len(args.seeds) > 1 else ""}.',
-        '', '| row | AP (mean over seeds) | per seed | vs dense (bootstrap '
-        'over videos) | vs dense (seeds) |', '|---|---|---|---|---|'
-    ]
-    for row in rows:
-        per_seed = ', '.join(f'{100 * ap[row][s]:.1f}' for s in args.seeds)
-        mean = 100 * float(np.mean([ap[row][s] for s in args.seeds]))
-        if row == 'dense':
-            lines.append(f'| {LABELS[row]} | {mean:.1f} | {per_seed} | - | - |')
-            continue
-        key = f'{row}-dense'
-        lines.append(
-            f'| {LABELS[row]} | {mean:.1f} | {per_seed} | '
-            f'{format_diff(boot_mean[key], 100, 1)} | '
-            f'{format_diff(seed_cis[key], 100, 1) if len(args.seeds) > 1 else "-"} |')
-    lines.append(
-        '\nslim + VPP vs slim (bootstrap over videos): '
-        f'{format_diff(boot_mean["slim_vpp-slim"], 100, 1)} AP points')
-    if 'slim_uniform' in rows:
-        lines.append(
-            'P3B-slim vs uniform-slim (bootstrap over videos): '
-            f'{format_diff(boot_mean["slim-slim_uniform"], 100, 1)} AP points'
-            + (f'; seeds {format_diff(seed_cis["slim-slim_uniform"], 100, 1)}'
-               if len(args.seeds) > 1 else ''))
-    if sizes:
-        z = sizes[s0]
-        lines.append(
-            f'ART ({args.art_iters} iterations, 90 % sparsity) vs slim + VPP '
-            '(bootstrap over videos): '
-            f'{format_diff(boot_mean["slim_vpp_art-slim_vpp"], 100, 1)} AP '
-            f'points. Checkpoint: sparse export '
-            f'{z["sparse_file"] / 2**20:.2f} MiB vs the dense model\'s state '
-            f'dict {z["dense_row_state_dict"] / 2**20:.2f} MiB '
-            f'({z["sparse_file"] / z["dense_row_state_dict"]:.3f}x; the '
-            'ART model dense: '
-            f'{z["art_state_dict"] / 2**20:.2f} MiB).')
-    table = '\n'.join(lines)
-    print(table)
-    with open(osp.join(work, 'results.md'), 'w') as f:
-        f.write(table + '\n')
-    with open(results_file, 'w') as f:
-        json.dump(dict(args=vars(args), classifier_top1=acc,
-                       p3b_keep_ratio=p3b_keep, ap=ap, bootstrap=boot,
-                       bootstrap_seed_mean=boot_mean,
-                       seed_intervals=seed_cis, checkpoint_bytes=sizes,
-                       seconds=times,
-                       total_seconds=round(time.time() - start, 1)), f,
-                  indent=2, default=str)
-    print(f'wrote {results_file} and results.md')
+    if not osp.exists(lock.path):
+        lock.write(vars(args))
+    pipeline = Pipeline(args, work)
+    stages.link_stages(reused, pipeline.times, lambda entry: (entry, 'test_' + entry))
+    pipeline.make_data()
+    run_rows(rows, store, pipeline.run_row,
+             lambda r: f"AP {r['AP']:.3f}" if 'AP' in r else 'classifiers trained and tested')
+    report(work, args)
 
 
 if __name__ == '__main__':

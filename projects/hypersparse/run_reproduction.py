@@ -32,9 +32,12 @@ before any work, naming the options that differ:
    (``mmsparse.utils.stats``: t over seeds, bootstrap over test digits),
    ``results.json``, ``results.md``, ``accuracy.png``, ``diff_to_hs.png``.
 
-Usage (the full reproduction, one job on the 2-core machine):
+Usage (the full reproduction, one job on the 2-core machine; ``--jobs N``
+runs N rows at a time in forked processes through
+:func:`mmsparse.experiment.run_rows`):
     python projects/hypersparse/run_reproduction.py --jobs 2
     python projects/hypersparse/run_reproduction.py --dry-run   # plan + cost
+    python projects/hypersparse/run_reproduction.py --report-only  # = --stages summary
 Smaller: ``--seeds 0 --sparsities 0.98 --methods art_hs oneshot``;
 shorter schedule for a smoke test: ``--schedule warmup_epochs=1
 finetune_epochs=2 art_max_epochs=2 prune_window=1`` and
@@ -43,21 +46,23 @@ finetune_epochs=2 art_max_epochs=2 prune_window=1`` and
 import argparse
 import json
 import math
-import multiprocessing
 import os
 import os.path as osp
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List, Optional
 
-from mmengine.config import DictAction
+import numpy as np
+from mmengine.config import Config, DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from mmsparse.experiment import (OptionsLock, RowStore,  # noqa: E402
-                                 atomic_write_json, check_cfg_options)
+                                 artifacts, atomic_write_json,
+                                 check_cfg_options, items, markdown_table,
+                                 plan, plots, run_rows, tables)
+from mmsparse.utils.stats import format_diff  # noqa: E402
 
 CONFIG_DIR = osp.join('projects', 'hypersparse', 'configs')
 BASE_CONFIG = 'repro_resnet8_harddigits.py'
@@ -81,6 +86,7 @@ ART_METHODS = ('art_hs', 'art_l1', 'art_l2')
 PRUNING_METHODS = ART_METHODS + ('oneshot', 'gmp')
 SCHEDULE_KEYS = ('warmup_epochs', 'finetune_epochs', 'art_max_epochs',
                  'prune_window')
+STAGES = ('warmup', 'tune', 'main', 'summary')
 #: Cost of one training iteration (ms, batch 64, one thread per run, mmengine
 #: pipeline and hooks included), the calibration of the estimate before any
 #: run has finished (the measured costs are in the README, "Reproduction");
@@ -90,6 +96,9 @@ MS_PER_ITER = 31.0
 RESERVED_KEYS = ('work_dir', 'experiment_name', 'randomness', 'load_from',
                  'train_cfg.max_epochs', 'default_hooks.checkpoint',
                  'custom_hooks', 'param_scheduler')
+#: What the progress line of a finished run shows.
+BRIEF_KEYS = ('name', 'test_accuracy', 'val_accuracy', 'switch_reason',
+              'seconds', 'cpu_seconds')
 
 
 def parse_args(argv=None):
@@ -100,9 +109,8 @@ def parse_args(argv=None):
                         default=[0.9, 0.98, 0.995, 0.998])
     parser.add_argument('--methods', nargs='+', default=list(CONFIGS),
                         choices=list(CONFIGS))
-    parser.add_argument('--stages', nargs='+',
-                        default=['warmup', 'tune', 'main', 'summary'],
-                        choices=['warmup', 'tune', 'main', 'summary'])
+    parser.add_argument('--stages', nargs='+', default=list(STAGES),
+                        choices=list(STAGES))
     parser.add_argument('--tune-seed', type=int, default=100,
                         help='training seed of the λ0 tuning runs')
     parser.add_argument('--tune-sparsity', type=float, default=0.98)
@@ -140,12 +148,17 @@ def parse_args(argv=None):
         'so that every row of a partial reproduction averages the same seeds')
     parser.add_argument('--dry-run', action='store_true',
                         help='print the plan and the cost estimate only')
-    return parser.parse_args(argv)
+    parser.add_argument('--report-only', action='store_true',
+                        help='only the summary of the finished runs '
+                        '(= --stages summary)')
+    args = parser.parse_args(argv)
+    if args.report_only:
+        args.stages = ['summary']
+    return args
 
 
 def load_schedule(overrides: Dict) -> Dict:
     """The schedule of the base config, with overrides (epochs)."""
-    from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, CONFIG_DIR, BASE_CONFIG))
     schedule = {k: cfg[k] for k in SCHEDULE_KEYS}
     schedule.update(
@@ -186,7 +199,6 @@ def warmup_checkpoint(work_dir: str, seed: int, schedule: Dict) -> str:
 # --------------------------------------------------------------- one run
 def build_config(spec: Dict):
     """The mmengine config of one run (warm-up, tuning or main row)."""
-    from mmengine.config import Config
     schedule = spec['schedule']
     method, kind = spec['method'], spec['kind']
     path = BASE_CONFIG if kind == 'warmup' else CONFIGS[method]
@@ -235,38 +247,22 @@ def build_config(spec: Dict):
     return cfg
 
 
-def predict(runner, dataloader_cfg) -> Dict:
-    """Per-image correctness of the runner's model on a dataloader."""
-    import numpy as np
-    import torch
-    from mmengine.runner import Runner
-    loader = Runner.build_dataloader(dataloader_cfg)
-    model = runner.model
-    model.eval()
-    correct = []
-    with torch.no_grad():
-        for data in loader:
-            for sample in model.test_step(data):
-                correct.append(
-                    int(sample.pred_label.flatten()[0]) == int(
-                        sample.gt_label.flatten()[0]))
-    dataset = loader.dataset
-    digit = [dataset.get_data_info(i)['digit_index']
-             for i in range(len(dataset))]
-    correct = np.asarray(correct, dtype=np.int64)
-    return dict(
-        accuracy=float(100.0 * correct.mean()),
-        correct=''.join(str(c) for c in correct),
-        digit_index=digit)
-
-
-def _prunable_sparsity(model) -> Dict:
-    from mmsparse.art import prunable_weights
-    weights = prunable_weights(model)
-    total = sum(w.numel() for w in weights.values())
-    zeros = sum(int((w == 0).sum()) for w in weights.values())
-    return dict(prunable_weights=total, zero_weights=zeros,
-                final_sparsity=zeros / total)
+def _switch(runner) -> Dict:
+    """The pruning hook's switch (epoch, reason, ART history), if any."""
+    hooks = [h for h in runner.hooks if hasattr(h, 'target_sparsity')]
+    if not hooks:
+        return {}
+    hook = hooks[0]
+    out = dict(switch_epoch=hook.switch_unit)
+    info = getattr(hook, 'switch_info', None)
+    if info:
+        out.update(
+            switch_reason=info['reason'],
+            forced=info['reason'] != 'criterion',
+            art_epochs=len(hook.history),
+            model_step=info['model_step'],
+            art_history=hook.history)
+    return out
 
 
 def run_one(spec: Dict) -> Dict:
@@ -275,6 +271,7 @@ def run_one(spec: Dict) -> Dict:
     from mmengine.runner import Runner
 
     import mmsparse  # noqa: F401
+    from mmsparse.art import prunable_weights
     torch.set_num_threads(spec['threads'])
     cfg = build_config(spec)
     start, cpu_start = time.time(), time.process_time()
@@ -295,121 +292,79 @@ def run_one(spec: Dict) -> Dict:
         return result
     model = runner.model.module if hasattr(runner.model, 'module') \
         else runner.model
-    result.update(_prunable_sparsity(model))
-    val = predict(runner, cfg.val_dataloader)
-    result['val_accuracy'] = val['accuracy']
+    result.update(artifacts.weight_sparsity(prunable_weights(model)))
+    result['val_accuracy'] = items.image_correctness(
+        runner, cfg.val_dataloader)['accuracy']
     if spec['kind'] == 'main':
-        test = predict(runner, cfg.test_dataloader)
+        test = items.image_correctness(runner, cfg.test_dataloader, 'digit_index')
         result.update(test_accuracy=test['accuracy'],
                       test_correct=test['correct'],
-                      test_digit_index=test['digit_index'])
-    hooks = [h for h in runner.hooks if hasattr(h, 'target_sparsity')]
-    if hooks:
-        hook = hooks[0]
-        result['switch_epoch'] = hook.switch_unit
-        info = getattr(hook, 'switch_info', None)
-        if info:
-            result.update(
-                switch_reason=info['reason'],
-                forced=info['reason'] != 'criterion',
-                art_epochs=len(hook.history),
-                model_step=info['model_step'],
-                art_history=hook.history)
+                      test_digit_index=test['items'])
+    result.update(_switch(runner))
     result['seconds'] = round(time.time() - start, 1)
     # CPU time of this process: the cost on a loaded machine
     result['cpu_seconds'] = round(time.process_time() - cpu_start, 1)
     return result
 
 
-def weights_digest(checkpoint: str) -> str:
-    """SHA-256 of a checkpoint's model weights (names and bytes, sorted):
-    tells whether a re-run warm-up reproduced the one its rows used."""
-    import hashlib
-
-    import torch
-    state = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    state = state.get('state_dict', state)
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(key.encode())
-        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+def _stages_of(spec: Dict) -> artifacts.CheckpointStages:
+    """The warm-ups: done when their result file *and* their checkpoint
+    exist (the result files live in the tracked out dir, the checkpoints in
+    the work dir, which a new machine does not have); a warm-up run again
+    records whether it reproduced the first run's weights, which the
+    finished rows of its seed were trained from."""
+    return artifacts.CheckpointStages(
+        RowStore(spec['out_dir'], 'runs'),
+        lambda s: warmup_checkpoint(s['work_dir'], s['seed'], s['schedule'])
+        if s['kind'] == 'warmup' else None, tag='warmup', what='warm-up')
 
 
-def _warmup_needs_run(spec: Dict, path: str, previous: Dict,
-                      ckpt: str) -> bool:
-    """Whether the finished warm-up ``previous`` must run again.
-
-    A warm-up is done when its result file *and* its checkpoint exist: the
-    result files live in the (tracked) out dir, the checkpoint in the work
-    dir, which a new machine does not have. Then the warm-up runs again and
-    its weights are compared with the digest of the first run (rows already
-    finished for that seed were trained from the first one)."""
-    if osp.exists(ckpt):
-        if 'weights_sha256' not in previous:  # files from before the digest
-            previous['weights_sha256'] = weights_digest(ckpt)
-            atomic_write_json(path, previous)
-        return False
-    print(f"[warmup] {spec['name']}: {ckpt} is missing (new work dir?); "
-          'running the warm-up again', flush=True)
-    return True
+def _needs_run(spec: Dict) -> bool:
+    return _stages_of(spec).todo(spec)
 
 
-def _job(spec: Dict) -> Dict:
-    path = RowStore(spec['out_dir'], 'runs').path(spec['name'])
-    warmup = spec['kind'] == 'warmup'
-    ckpt = warmup_checkpoint(spec['work_dir'], spec['seed'],
-                             spec['schedule']) if warmup else None
-    previous = {}
-    if osp.exists(path):
-        with open(path) as f:
-            previous = json.load(f)
-        if not warmup or not _warmup_needs_run(spec, path, previous, ckpt):
-            return previous
+def _run_spec(spec: Dict) -> Dict:
+    """:func:`run_one`, a warm-up with its weights digest."""
+    stages = _stages_of(spec)
+    previous = stages.previous(spec)
     os.chdir(ROOT)
-    result = run_one(spec)
-    if warmup:
-        result['weights_sha256'] = weights_digest(ckpt)
-        old = previous.get('weights_sha256')
-        if old is not None:
-            result['reproduces_previous'] = old == result['weights_sha256']
-            if not result['reproduces_previous']:
-                print(f"[warmup] WARNING {spec['name']}: the re-run warm-up "
-                      'differs from the one the finished rows of this seed '
-                      'used (weights digest); their pairing with new rows '
-                      'is no longer exact', flush=True)
-    atomic_write_json(path, result)  # the done-marker
-    keys = ('name', 'test_accuracy', 'val_accuracy', 'switch_reason',
-            'seconds', 'cpu_seconds')
-    brief = {k: result.get(k) for k in keys}
-    print(f'[done] {brief}', flush=True)
-    return result
+    return stages.stamp(spec, run_one(spec), previous)
+
+
+def _brief(result: Dict) -> str:
+    return str({k: result.get(k) for k in BRIEF_KEYS})
 
 
 def run_jobs(specs: List[Dict], jobs: int) -> List[Dict]:
-    """Run specs: in this process with ``jobs=1``, otherwise in ``jobs``
-    forked worker processes (each run builds its own Runner)."""
+    """Run the specs that need it (:func:`_needs_run`): in this process
+    with ``jobs=1``, otherwise in ``jobs`` forked worker processes (each
+    run builds its own Runner); returns the results of all specs."""
     if not specs:
         return []
-    if jobs <= 1:
-        return [_job(spec) for spec in specs]
-    with ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=multiprocessing.get_context('fork')) as pool:
-        return list(pool.map(_job, specs))
+    store = RowStore(specs[0]['out_dir'], 'runs')
+    run_rows(specs, store, _run_spec, _brief, jobs=jobs, processes=True,
+             todo=_needs_run, line='[done] {text}', skipped=None)
+    return [store.read(spec['name']) for spec in specs]
+
+
+def _job(spec: Dict) -> Dict:
+    """One spec through :func:`run_jobs`; its result."""
+    return run_jobs([spec], 1)[0]
 
 
 # ----------------------------------------------------------------- plan
 def current_eta(schedule: Dict, growth: str, cfg_options: Dict) -> Dict:
     """η per epoch from the actual training set size."""
-    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
 
     import mmsparse  # noqa: F401
     from mmsparse.registry import DATASETS
     cfg = Config.fromfile(osp.join(ROOT, CONFIG_DIR, BASE_CONFIG))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    # the config's registry scope, whatever scope the caller initialised
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        dataset = DATASETS.build(cfg.train_dataloader.dataset)
     iters = math.ceil(len(dataset) / cfg.train_dataloader.batch_size)
     ref_iters = schedule['ref_iters_per_epoch']
     # one epoch here stands for this many reference epochs
@@ -457,6 +412,54 @@ def select_lambda(results: List[Dict], regularizer_method: str) -> Dict:
         ])
 
 
+def stage_specs(args, schedule: Dict, stage: str,
+                tuning: Optional[Dict] = None) -> List[Dict]:
+    """The runs of one stage, in run order. Main rows take λ0 from
+    ``tuning`` (None where it is not known yet: enough for names and
+    estimates, as λ0 is not part of a main row's name)."""
+    art = [m for m in ART_METHODS if m in args.methods]
+    eta = schedule['eta']
+    if stage == 'warmup':
+        seeds = list(args.seeds)
+        if 'tune' in args.stages and art and args.tune_seed not in seeds:
+            seeds.append(args.tune_seed)
+        return [make_spec(args, schedule, 'warmup', 'dense', s)
+                for s in seeds]
+    if stage == 'tune':
+        return [make_spec(args, schedule, 'tune', m, args.tune_seed,
+                          args.tune_sparsity, lam, eta)
+                for m in art for lam in args.lambda_grid]
+    specs = []
+    for seed in args.seeds:  # seed-major: partial results are paired
+        if 'dense' in args.methods:
+            specs.append(make_spec(args, schedule, 'main', 'dense', seed))
+        for sparsity in args.sparsities:
+            for method in args.methods:
+                if method == 'dense':
+                    continue
+                lam = (tuning or {}).get(method, {}).get('lambda_init') \
+                    if method in ART_METHODS else None
+                specs.append(make_spec(
+                    args, schedule, 'main', method, seed, sparsity, lam,
+                    eta if method in ART_METHODS else None))
+    return specs
+
+
+def run_iterations(schedule: Dict, spec: Dict) -> float:
+    """Upper bound of one run's iterations (+ criterion passes)."""
+    ipe = schedule['iters_per_epoch']
+    ft, cap = schedule['finetune_epochs'], schedule['art_max_epochs']
+    if spec['kind'] == 'warmup':
+        return schedule['warmup_epochs'] * ipe
+    if spec['method'] in ART_METHODS:
+        # a criterion pass = an eval forward over the training set,
+        # about a third of a training epoch
+        return (cap + ft) * ipe + cap * ipe / 3
+    if spec['method'] == 'dense':
+        return ft * ipe
+    return (schedule['prune_window'] + ft) * ipe
+
+
 def estimate_iterations(schedule: Dict, args) -> Dict:
     """Upper bound of training iterations (+ criterion passes) per stage."""
     est = {stage: round(sum(run_iterations(schedule, spec)
@@ -467,19 +470,59 @@ def estimate_iterations(schedule: Dict, args) -> Dict:
     return est
 
 
+def print_status(args, schedule: Dict) -> None:
+    """``--dry-run``: per stage the finished and pending runs, and the time
+    left (upper bound) at the speed measured by this out dir's finished
+    runs (median CPU ms per training iteration of the warm-up and dense runs,
+    which have no criterion passes), else at ``MS_PER_ITER``."""
+    import statistics
+    done = load_runs(args.out_dir)
+    # CPU time, not wall time: a run that shared its core with other work
+    # took longer, not more CPU (one thread per run, --jobs <= cores)
+    rates = [1000.0 * r['cpu_seconds'] / r['iterations']
+             for r in done.values() if r.get('method') == 'dense'
+             and r.get('cpu_seconds') and r.get('iterations')]
+    ms = round(statistics.median(rates), 1) if rates else MS_PER_ITER
+    source = (f'median CPU time of {len(rates)} finished warm-up / dense '
+              'runs' if rates else 'calibration, no finished run yet')
+    left = plan.stage_status(
+        {stage: stage_specs(args, schedule, stage)
+         for stage in ('warmup', 'tune', 'main') if stage in args.stages},
+        done, lambda spec: run_iterations(schedule, spec), noun='runs')
+    print(f'time left (upper bound): {left:,.0f} iterations at {ms:g} '
+          f'ms/iteration ({source}), --jobs {args.jobs}: '
+          f'{left * ms / 1000 / 3600 / max(args.jobs, 1):.2f} h', flush=True)
+
+
+def run_options(args, schedule: Dict) -> Dict:
+    """The options the run files depend on and their names leave out: the
+    epochs of the schedule, ``--lambda-growth``, ``--cfg-options`` and the
+    training set size they give (η and the iterations follow from them)."""
+    return dict(locked_options(schedule), cfg_options=args.cfg_options or {})
+
+
+def locked_options(schedule: Dict) -> Dict:
+    """The locked options that a resolved schedule holds."""
+    return dict(schedule={k: schedule[k] for k in SCHEDULE_KEYS},
+                lambda_growth=schedule['lambda_growth'],
+                train_images=schedule['train_images'])
+
+
+def options_lock(args) -> OptionsLock:
+    """The options lock of ``--out-dir`` (where the run files are). An out
+    dir made before ``run_options.json`` was kept gives the schedule of its
+    first run file; its ``--cfg-options`` were not recorded, so the current
+    ones are taken for them (the schedule holds the training set size)."""
+    return plan.rows_lock(RowStore(args.out_dir, 'runs'), legacy=lambda first: dict(
+        locked_options(first['schedule']), cfg_options=args.cfg_options or {}))
+
+
 # -------------------------------------------------------------- summary
 def load_runs(out_dir: str) -> Dict[str, Dict]:
     """The finished runs' result files of ``out_dir``, by run name (sorted)."""
     store = RowStore(out_dir, 'runs')
     names = [osp.basename(path)[:-len('.json')] for path in store.files()]
     return {name: store.read(name) for name in names}
-
-
-def complete_seeds(specs: List[Dict], done: Dict[str, Dict]) -> List[int]:
-    """Seeds of ``specs`` (planned runs, ``stage_specs``) whose planned runs
-    all have a result in ``done`` (``load_runs``, by run name)."""
-    pending = {sp['seed'] for sp in specs if sp['name'] not in done}
-    return sorted({sp['seed'] for sp in specs} - pending)
 
 
 def _main_runs(args, schedule: Dict, done: Dict[str, Dict]):
@@ -492,7 +535,7 @@ def _main_runs(args, schedule: Dict, done: Dict[str, Dict]):
                            f'summarize in {runs_dir}')
     all_seeds = sorted({r['seed'] for r in main})
     if args.complete_seeds:
-        keep = complete_seeds(stage_specs(args, schedule, 'main'), done)
+        keep = tables.complete_seeds(stage_specs(args, schedule, 'main'), done)
         if not keep:
             raise RuntimeError(
                 'run_reproduction: --complete-seeds: no seed has all main '
@@ -503,58 +546,36 @@ def _main_runs(args, schedule: Dict, done: Dict[str, Dict]):
     return main, all_seeds
 
 
-def _per_digit(run_list: List[Dict]):
-    """Correctness per test digit (mean over variants and runs)."""
-    import numpy as np
-    digits = np.asarray(run_list[0]['test_digit_index'])
-    uniq, inv = np.unique(digits, return_inverse=True)
-    total = np.zeros(len(uniq))
-    for r in run_list:
-        c = np.frombuffer(r['test_correct'].encode(), np.uint8) - 48
-        total += np.bincount(inv, weights=c, minlength=len(uniq))
-    return total / (len(run_list) * np.bincount(inv))
-
-
 def _method_row(method: str, sparsity: float, runs: Dict[int, Dict],
                 ref: Dict[int, Dict], n_boot: int) -> Dict:
     """One row of the summary: the runs of ``method`` at ``sparsity``
     by seed, and their paired differences to ART + HyperSparse
-    (``ref``, by seed)."""
-    import numpy as np
-
-    from mmsparse.utils.stats import paired_bootstrap, paired_seed_interval
-    acc = [runs[s]['test_accuracy'] for s in sorted(runs)]
-    row = dict(method=method, sparsity=sparsity,
-               seeds=sorted(runs), accuracy=acc,
-               mean=float(np.mean(acc)),
-               std=float(np.std(acc, ddof=1))
-               if len(acc) > 1 else 0.0,
-               iterations=[runs[s]['iterations']
-                           for s in sorted(runs)])
+    (``ref``, by seed; bootstrap over test digits of the seed-averaged
+    correctness)."""
+    seeds = sorted(runs)
+    ordered = [runs[s] for s in seeds]
+    acc = [r['test_accuracy'] for r in ordered]
+    mean, std = tables.mean_std(acc)
+    row = dict(method=method, sparsity=sparsity, seeds=seeds, accuracy=acc,
+               mean=mean, std=std,
+               iterations=[r['iterations'] for r in ordered])
     if method in ART_METHODS:
+        # training accuracies at the switch: a criterion switch can also
+        # come from a collapsing dense model
+        last = [(r.get('art_history') or [{}])[-1] for r in ordered]
         row.update(
             lambda_init=runs[min(runs)]['lambda_init'],
             forced=sum(bool(r.get('forced')) for r in runs.values()),
-            art_epochs=[r.get('art_epochs') for r in
-                        (runs[s] for s in sorted(runs))],
-            # training accuracies at the switch: a criterion switch
-            # can also come from a collapsing dense model
-            dense_at_switch=[(r.get('art_history') or [{}])[-1].get(
-                'dense') for r in (runs[s] for s in sorted(runs))],
-            best_mean_at_switch=[
-                (r.get('art_history') or [{}])[-1].get('best_mean')
-                for r in (runs[s] for s in sorted(runs))])
-    common = sorted(set(runs) & set(ref))
-    if method != 'art_hs' and common:
-        a = [runs[s]['test_accuracy'] for s in common]
-        b = [ref[s]['test_accuracy'] for s in common]
-        pa = _per_digit([runs[s] for s in common])
-        pb = _per_digit([ref[s] for s in common])
-        row['diff_seeds'] = paired_seed_interval(a, b)
-        row['diff_bootstrap'] = paired_bootstrap(
-            lambda idx: 100.0 * pa[idx].mean(),
-            lambda idx: 100.0 * pb[idx].mean(), len(pa),
-            n_boot=n_boot, seed=0)
+            art_epochs=[r.get('art_epochs') for r in ordered],
+            dense_at_switch=[h.get('dense') for h in last],
+            best_mean_at_switch=[h.get('best_mean') for h in last])
+    if method != 'art_hs':
+        diff = tables.contrast(
+            runs, ref, items.item_mean_score('test_correct', 'test_digit_index'),
+            len(set(ordered[0]['test_digit_index'])), 'test_accuracy', n_boot)
+        if diff is not None:
+            row['diff_seeds'] = diff['seed_interval']
+            row['diff_bootstrap'] = diff['boot']
     return row
 
 
@@ -563,15 +584,9 @@ def summary_of(args, schedule: Dict, tuning: Dict) -> Dict:
     done = load_runs(args.out_dir)
     results = list(done.values())
     main, all_seeds = _main_runs(args, schedule, done)
-
-    def rows(method, sparsity=None):
-        return {r['seed']: r for r in main if r['method'] == method and (
-            method == 'dense' or r['sparsity'] == sparsity)}
-
+    groups = tables.by_seed(main, lambda r: (r['method'], r['sparsity']))
     seeds = sorted({r['seed'] for r in main})
-    dense = rows('dense')
-    dense_acc = [dense[s]['test_accuracy'] for s in sorted(dense)]
-    n_test = len(main[0]['test_correct'])
+    dense = groups.get(('dense', None), {})
     sparsities = sorted({r['sparsity'] for r in main
                          if r['sparsity'] is not None})
     methods = [m for m in PRUNING_METHODS
@@ -581,19 +596,21 @@ def summary_of(args, schedule: Dict, tuning: Dict) -> Dict:
         wall_seconds=round(sum(r.get('seconds') or r.get('train_seconds', 0)
                                for r in results), 1),
         cpu_seconds=round(sum(r.get('cpu_seconds', 0) for r in results), 1))
-    summary = dict(schedule=schedule, tuning=tuning, n_test_images=n_test,
+    summary = dict(schedule=schedule, tuning=tuning,
+                   n_test_images=len(main[0]['test_correct']),
                    cost=cost, seeds=seeds,
                    seeds_left_out=sorted(set(all_seeds) - set(seeds)),
                    n_test_digits=len(set(main[0]['test_digit_index'])),
-                   dense=dict(seeds=sorted(dense), accuracy=dense_acc),
+                   dense=dict(seeds=sorted(dense), accuracy=[
+                       dense[s]['test_accuracy'] for s in sorted(dense)]),
                    rows=[])
     for method in methods:
         for sparsity in sparsities:
-            runs = rows(method, sparsity)
+            runs = groups.get((method, sparsity))
             if runs:
                 summary['rows'].append(_method_row(
-                    method, sparsity, runs, rows('art_hs', sparsity),
-                    args.n_boot))
+                    method, sparsity, runs,
+                    groups.get(('art_hs', sparsity), {}), args.n_boot))
     return summary
 
 
@@ -603,66 +620,53 @@ def _find(summary: Dict, method: str, sparsity: float) -> Optional[Dict]:
                  and r['sparsity'] == sparsity), None)
 
 
+def _accuracy_cell(row: Optional[Dict]) -> str:
+    if row is None:
+        return '–'
+    text = f"{row['mean']:.2f} ± {row['std']:.2f}"
+    if row.get('forced'):
+        text += f" ({row['forced']}/{len(row['seeds'])} forced)"
+    return text
+
+
+def _diff_cell(row: Optional[Dict]) -> str:
+    if row is None or 'diff_seeds' not in row:
+        return '–'
+    return (format_diff(row['diff_seeds']) + ' / ' +
+            format_diff(row['diff_bootstrap']).split(' ', 1)[1])
+
+
 def _table_lines(summary: Dict) -> List[str]:
     """The accuracy table and the table of differences to ART +
     HyperSparse."""
-    import numpy as np
-
-    from mmsparse.utils.stats import format_diff
     sparsities, methods = _columns(summary)
-    seeds, n_test = summary['seeds'], summary['n_test_images']
-    dense_acc = summary['dense']['accuracy']
+    dense_acc, left_out = summary['dense']['accuracy'], summary['seeds_left_out']
+    header = ['method'] + [f'{100 * s:g} %' for s in sparsities]
+    align = 'l' + 'r' * len(sparsities)
 
-    def cell(row):
-        if row is None:
-            return '–'
-        text = f"{row['mean']:.2f} ± {row['std']:.2f}"
-        if row.get('forced'):
-            text += f" ({row['forced']}/{len(row['seeds'])} forced)"
-        return text
+    def table(cell, shown):
+        return markdown_table(header, [
+            [LABELS[m]] + [cell(_find(summary, m, s)) for s in sparsities]
+            for m in shown], align)
 
-    left_out = summary['seeds_left_out']
-    head = '| method | ' + ' | '.join(
-        f'{100 * s:g} %' for s in sparsities) + ' |'
-    rule = '|---|' + '---:|' * len(sparsities)
-    lines = [
-        f'Test accuracy (%) on {n_test} test images '
+    caption = (
+        f"Test accuracy (%) on {summary['n_test_images']} test images "
         f"({summary['n_test_digits']} held-out digits), mean ± sample std "
-        f'(ddof 1) over seeds {seeds}' + (
+        f"(ddof 1) over seeds {summary['seeds']}" + (
             f' (complete seeds only; partial seeds {left_out} left out)'
             if left_out else '') + '. Dense (same fine-tune schedule): '
         + (f'{np.mean(dense_acc):.2f} ± {np.std(dense_acc, ddof=1):.2f}'
            if len(dense_acc) > 1 else
-           (f'{dense_acc[0]:.2f}' if dense_acc else '–')) + '.', '', head,
-        rule
-    ]
-    for method in methods:
-        lines.append(f'| {LABELS[method]} | ' + ' | '.join(
-            cell(_find(summary, method, s)) for s in sparsities) + ' |')
-    lines += [
+           (f'{dense_acc[0]:.2f}' if dense_acc else '–')) + '.')
+    return [caption, ''] + table(_accuracy_cell, methods) + [
         '', 'Difference to ART + HyperSparse (percentage points), 95 % '
         'intervals: t over paired seeds / paired bootstrap over test '
-        'digits (seed-averaged correctness).', '', head, rule
-    ]
-    for method in methods:
-        if method == 'art_hs':
-            continue
-        cells = []
-        for s in sparsities:
-            row = _find(summary, method, s)
-            if row is None or 'diff_seeds' not in row:
-                cells.append('–')
-            else:
-                cells.append(
-                    format_diff(row['diff_seeds']) + ' / ' +
-                    format_diff(row['diff_bootstrap']).split(' ', 1)[1])
-        lines.append(f'| {LABELS[method]} | ' + ' | '.join(cells) + ' |')
-    return lines
+        'digits (seed-averaged correctness).', ''] + table(
+            _diff_cell, [m for m in methods if m != 'art_hs'])
 
 
 def _notes_lines(summary: Dict, args, tuning: Dict) -> List[str]:
     """ART (λ0, forced switches, epochs), the λ0 tuning and the cost."""
-    import numpy as np
     sparsities, _ = _columns(summary)
     cost = summary['cost']
     lines = ['', 'ART: λ0 (tuned), switches forced / runs, ART epochs '
@@ -726,9 +730,9 @@ def summarize(args, schedule: Dict, tuning: Dict) -> str:
 
 
 def _plots(summary: Dict, out_dir: str, sparsities, methods) -> None:
-    import numpy as np
-
-    from mmsparse.utils.pruning_plots import _pyplot, plot_comparison
+    """``accuracy.png`` (accuracy vs sparsity) and ``diff_to_hs.png``
+    (the paired differences to ART + HyperSparse, t intervals)."""
+    from mmsparse.utils.pruning_plots import plot_comparison
     by_method = {}
     for row in summary['rows']:
         by_method.setdefault(LABELS[row['method']],
@@ -738,24 +742,17 @@ def _plots(summary: Dict, out_dir: str, sparsities, methods) -> None:
         dense=summary['dense']['accuracy'],
         title='hard digits, ResNet-8 (77k prunable weights), '
         f"{summary['n_test_images']} test images")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plots.pyplot().subplots(figsize=(7, 4.5))
     others = [m for m in methods if m != 'art_hs']
     width = 0.8 / max(len(others), 1)
     for k, method in enumerate(others):
-        xs, ys, lo, hi = [], [], [], []
-        for i, s in enumerate(sparsities):
-            row = next((r for r in summary['rows'] if r['method'] == method
-                        and r['sparsity'] == s and 'diff_seeds' in r), None)
-            if row is None:
-                continue
-            d = row['diff_seeds']
-            xs.append(i + (k - (len(others) - 1) / 2) * width)
-            ys.append(d['diff'])
-            lo.append(d['diff'] - d['low'] if np.isfinite(d['low']) else 0)
-            hi.append(d['high'] - d['diff'] if np.isfinite(d['high']) else 0)
-        ax.errorbar(xs, ys, yerr=[lo, hi], fmt='o', capsize=3,
-                    label=LABELS[method])
+        found = [(i, _find(summary, method, s))
+                 for i, s in enumerate(sparsities)]
+        found = [(i, r) for i, r in found if r and 'diff_seeds' in r]
+        plots.interval_errorbar(
+            ax, [plots.dodge(i, k, len(others), width) for i, _ in found],
+            [r['diff_seeds'] for _, r in found], fmt='o', capsize=3,
+            label=LABELS[method])
     ax.axhline(0, color='k', lw=0.8)
     ax.set_xticks(range(len(sparsities)))
     ax.set_xticklabels([f'{100 * s:g} %' for s in sparsities])
@@ -764,125 +761,35 @@ def _plots(summary: Dict, out_dir: str, sparsities, methods) -> None:
     ax.set_title('paired difference per seed, 95 % t interval')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(osp.join(out_dir, 'diff_to_hs.png'), dpi=120)
-    plt.close(fig)
-
-
-# ----------------------------------------------------------------- plan
-def stage_specs(args, schedule: Dict, stage: str,
-                tuning: Optional[Dict] = None) -> List[Dict]:
-    """The runs of one stage, in run order. Main rows take λ0 from
-    ``tuning`` (None where it is not known yet: enough for names and
-    estimates, as λ0 is not part of a main row's name)."""
-    art = [m for m in ART_METHODS if m in args.methods]
-    eta = schedule['eta']
-    if stage == 'warmup':
-        seeds = list(args.seeds)
-        if 'tune' in args.stages and art and args.tune_seed not in seeds:
-            seeds.append(args.tune_seed)
-        return [make_spec(args, schedule, 'warmup', 'dense', s)
-                for s in seeds]
-    if stage == 'tune':
-        return [make_spec(args, schedule, 'tune', m, args.tune_seed,
-                          args.tune_sparsity, lam, eta)
-                for m in art for lam in args.lambda_grid]
-    specs = []
-    for seed in args.seeds:  # seed-major: partial results are paired
-        if 'dense' in args.methods:
-            specs.append(make_spec(args, schedule, 'main', 'dense', seed))
-        for sparsity in args.sparsities:
-            for method in args.methods:
-                if method == 'dense':
-                    continue
-                lam = (tuning or {}).get(method, {}).get('lambda_init') \
-                    if method in ART_METHODS else None
-                specs.append(make_spec(
-                    args, schedule, 'main', method, seed, sparsity, lam,
-                    eta if method in ART_METHODS else None))
-    return specs
-
-
-def run_iterations(schedule: Dict, spec: Dict) -> float:
-    """Upper bound of one run's iterations (+ criterion passes)."""
-    ipe = schedule['iters_per_epoch']
-    ft, cap = schedule['finetune_epochs'], schedule['art_max_epochs']
-    if spec['kind'] == 'warmup':
-        return schedule['warmup_epochs'] * ipe
-    if spec['method'] in ART_METHODS:
-        # a criterion pass = an eval forward over the training set,
-        # about a third of a training epoch
-        return (cap + ft) * ipe + cap * ipe / 3
-    if spec['method'] == 'dense':
-        return ft * ipe
-    return (schedule['prune_window'] + ft) * ipe
-
-
-def print_status(args, schedule: Dict) -> None:
-    """``--dry-run``: per stage the finished and pending runs, and the time
-    left (upper bound) at the speed measured by this out dir's finished
-    runs (median CPU ms per training iteration of the warm-up and dense runs,
-    which have no criterion passes), else at ``MS_PER_ITER``."""
-    import statistics
-    done = load_runs(args.out_dir)
-    # CPU time, not wall time: a run that shared its core with other work
-    # took longer, not more CPU (one thread per run, --jobs <= cores)
-    rates = [1000.0 * r['cpu_seconds'] / r['iterations']
-             for r in done.values() if r.get('method') == 'dense'
-             and r.get('cpu_seconds') and r.get('iterations')]
-    ms = round(statistics.median(rates), 1) if rates else MS_PER_ITER
-    source = (f'median CPU time of {len(rates)} finished warm-up / dense '
-              'runs' if rates else 'calibration, no finished run yet')
-    left = 0.0
-    for stage in ('warmup', 'tune', 'main'):
-        if stage not in args.stages:
-            continue
-        specs = stage_specs(args, schedule, stage)
-        pending = [sp for sp in specs if sp['name'] not in done]
-        left += sum(run_iterations(schedule, sp) for sp in pending)
-        print(f'{stage}: {len(specs) - len(pending)} of {len(specs)} runs '
-              f'finished' + (f"; next: {pending[0]['name']}"
-                             if pending else ''))
-    print(f'time left (upper bound): {left:,.0f} iterations at {ms:g} '
-          f'ms/iteration ({source}), --jobs {args.jobs}: '
-          f'{left * ms / 1000 / 3600 / max(args.jobs, 1):.2f} h', flush=True)
-
-
-def run_options(args, schedule: Dict) -> Dict:
-    """The options the run files depend on and their names leave out: the
-    epochs of the schedule, ``--lambda-growth``, ``--cfg-options`` and the
-    training set size they give (η and the iterations follow from them)."""
-    return dict(locked_options(schedule), cfg_options=args.cfg_options or {})
-
-
-def locked_options(schedule: Dict) -> Dict:
-    """The locked options that a resolved schedule holds."""
-    return dict(schedule={k: schedule[k] for k in SCHEDULE_KEYS},
-                lambda_growth=schedule['lambda_growth'],
-                train_images=schedule['train_images'])
-
-
-def options_lock(args) -> OptionsLock:
-    """The options lock of ``--out-dir`` (where the run files are). An out
-    dir made before ``run_options.json`` was kept gives the schedule of its
-    first run file; its ``--cfg-options`` were not recorded, so the current
-    ones are taken for them (the schedule holds the training set size)."""
-    store = RowStore(args.out_dir, 'runs')
-
-    def legacy() -> Optional[Dict]:
-        files = store.files()
-        if not files:
-            return None
-        with open(files[0]) as f:
-            first = json.load(f)
-        return dict(locked_options(first['schedule']),
-                    cfg_options=args.cfg_options or {})
-
-    return OptionsLock(args.out_dir, legacy=legacy,
-                       holds_work=lambda: bool(store.files()))
+    plots.save_figure(fig, osp.join(out_dir, 'diff_to_hs.png'), dpi=120)
 
 
 # ----------------------------------------------------------------- main
+def _stages(args, schedule: Dict) -> Dict:
+    """Run the warm-up, tuning and main stages of ``--stages``; returns the
+    λ0 tuning (``tuning.json``)."""
+    art = [m for m in ART_METHODS if m in args.methods]
+    if 'warmup' in args.stages:
+        run_jobs(stage_specs(args, schedule, 'warmup'), args.jobs)
+    tuning_path = osp.join(args.out_dir, 'tuning.json')
+    tuning = {}
+    if osp.exists(tuning_path):
+        with open(tuning_path) as f:
+            tuning = json.load(f)
+    if 'tune' in args.stages and art:
+        results = run_jobs(stage_specs(args, schedule, 'tune'), args.jobs)
+        tuning = {m: select_lambda(results, m) for m in art}
+        atomic_write_json(tuning_path, tuning, indent=1)
+    if 'main' in args.stages:
+        missing = [m for m in art if m not in tuning]
+        if missing:
+            raise RuntimeError(
+                f'run_reproduction: no tuned λ0 for {missing} in '
+                f'{tuning_path}; run the tune stage first')
+        run_jobs(stage_specs(args, schedule, 'main', tuning), args.jobs)
+    return tuning
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     os.chdir(ROOT)
@@ -910,25 +817,7 @@ def main(argv=None) -> None:
     os.makedirs(osp.join(args.out_dir, 'runs'), exist_ok=True)
     if {'warmup', 'tune', 'main'} & set(args.stages):
         lock.write(current)
-    art = [m for m in ART_METHODS if m in args.methods]
-    if 'warmup' in args.stages:
-        run_jobs(stage_specs(args, schedule, 'warmup'), args.jobs)
-    tuning_path = osp.join(args.out_dir, 'tuning.json')
-    tuning = {}
-    if osp.exists(tuning_path):
-        with open(tuning_path) as f:
-            tuning = json.load(f)
-    if 'tune' in args.stages and art:
-        results = run_jobs(stage_specs(args, schedule, 'tune'), args.jobs)
-        tuning = {m: select_lambda(results, m) for m in art}
-        atomic_write_json(tuning_path, tuning, indent=1)
-    if 'main' in args.stages:
-        missing = [m for m in art if m not in tuning]
-        if missing:
-            raise RuntimeError(
-                f'run_reproduction: no tuned λ0 for {missing} in '
-                f'{tuning_path}; run the tune stage first')
-        run_jobs(stage_specs(args, schedule, 'main', tuning), args.jobs)
+    tuning = _stages(args, schedule)
     if 'summary' in args.stages:
         print(summarize(args, schedule, tuning))
 

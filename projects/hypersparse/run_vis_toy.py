@@ -61,25 +61,18 @@ videos and the start-up; measured times are in
 ``projects/hypersparse/README.md`` ("ART on the toy VIS model").
 """
 import argparse
-import glob
-import json
 import math
 import os.path as osp
 import sys
 
-import numpy as np
-
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from mmsparse.evaluation.functional.ytvis_bootstrap import \
-    YTVISVideoRecords  # noqa: E402
-from mmsparse.experiment import (OptionsLock, RowStore,  # noqa: E402
-                                 ToolRunner, cached_score, run_rows, seed_mean,
-                                 vis, write_report)
+from mmsparse.experiment import (RowStore, ToolRunner, artifacts,  # noqa: E402
+                                 items, markdown_table, plan, plots, run_rows,
+                                 tables, vis, write_report)
 from mmsparse.experiment.vis import data_options, heldout_gt  # noqa: E402
-from mmsparse.utils.stats import (format_diff, paired_bootstrap,  # noqa: E402
-                                  paired_seed_interval)
+from mmsparse.utils.stats import format_diff  # noqa: E402
 
 #: The dense hard-toy config (of the VPP toy benchmark).
 DENSE = 'configs/toy/mask2former_vit_toy-ytvis21_hard.py'
@@ -164,20 +157,8 @@ def pruning_info(ckpt, method):
     spec = METHODS[method]
     if spec['hook'] is None:
         return {}
-    import torch
-    checkpoint = torch.load(ckpt, map_location='cpu', weights_only=False)
-    state = checkpoint.get(spec['state_key'])
-    if state is None or state.get('masks') is None:
-        raise RuntimeError(f'{ckpt}: no masks under "{spec["state_key"]}": the run '
-                           'never pruned')
-    masks = state['masks']
-    weights = checkpoint['state_dict']
-    total = sum(m.numel() for m in masks.values())
-    kept = sum(int(m.sum()) for m in masks.values())
-    zeros = sum(int((weights[n] == 0).sum()) for n in masks)
-    info = dict(sparsity=(total - kept) / total, zero_share=zeros / total,
-                prunable_weights=total, pruned_weights=total - kept, zero_weights=zeros,
-                switch_iter=state.get('switch_unit'))
+    state, info = artifacts.pruning_state(ckpt, spec['state_key'])
+    info['switch_iter'] = state.get('switch_unit')
     if method == 'art':
         switch = state.get('switch_info') or {}
         info.update(
@@ -192,17 +173,8 @@ def pruning_info(ckpt, method):
 def reg_log(run_dir):
     """λ, λ·‖∇R‖ and the task gradient norm (before clipping) logged over
     the ART phase, from mmengine's ``vis_data/scalars.json`` files."""
-    points = {}
-    for path in sorted(glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))):
-        with open(path) as f:
-            for line in f:
-                entry = json.loads(line)
-                if 'art_reg_grad' in entry and 'iter' in entry:
-                    points[entry['iter']] = dict(
-                        iter=entry['iter'], art_lambda=entry.get('art_lambda'),
-                        art_reg_grad=entry['art_reg_grad'],
-                        grad_norm=entry.get('grad_norm'))
-    return [points[k] for k in sorted(points)]
+    return artifacts.logged_scalars(run_dir, 'art_reg_grad',
+                                    ('art_lambda', 'art_reg_grad', 'grad_norm'))
 
 
 def run_row(row, args, data_root, dense_ckpt, gt, work):
@@ -211,58 +183,39 @@ def run_row(row, args, data_root, dense_ckpt, gt, work):
     ckpt, train_time = vis.train_iters(RUNNER, row['config'], run_dir, args.iters, opts,
                                        row['seed'], load_from=dense_ckpt)
     info = pruning_info(ckpt, row['method'])
-    metrics, predictions, test_time = vis.test_predictions(RUNNER, ROOT, row['config'], ckpt,
-                                                           run_dir, opts)
-    records = YTVISVideoRecords.from_predictions(gt, predictions)
-    stats = records.stats()
-    ap_metric = metrics['youtube_vis/segm_mAP']
-    if abs(stats['AP'] - ap_metric) > 6e-4:  # the metric rounds to 3 decimals
-        raise RuntimeError(f'{row["name"]}: AP from the saved predictions '
-                           f'{stats["AP"]:.4f} != evaluator AP {ap_metric:.3f}')
+    _, records, stats, test_time = items.scored_video_test(
+        RUNNER, ROOT, row['config'], ckpt, run_dir, opts, gt, row['name'])
     if row['method'] == 'art':
         info['reg_log'] = reg_log(run_dir)
     return dict(row, iters=args.iters, dense_ckpt=dense_ckpt, **stats, **info,
-                train_seconds=None if train_time is None else round(train_time, 1),
-                test_seconds=round(test_time, 1), records=records.to_dict())
+                **items.timings(train_time, test_time), records=records.to_dict())
 
 
 # ----------------------------------------------------------------------------- report
 def summarize(results, n_boot):
     """Means over seeds, differences to ART and to dense with paired intervals."""
-    by_method = {}
-    for r in results:
-        by_method.setdefault(r['method'], {})[r['seed']] = r
-    records = {r['name']: YTVISVideoRecords.from_dict(r['records']) for r in results}
-    scores = {name: cached_score(lambda idx, rec=rec: rec.stats(idx)['AP'])
-              for name, rec in records.items()}
+    by_method = tables.by_seed(results, 'method')
+    records, scores = items.video_scores(results)
+    score = tables.mean_row_scores(scores)
     groups = []
     for method in [m for m in METHODS if m in by_method]:
         per_seed = by_method[method]
         seeds = sorted(per_seed)
         g = dict(method=method, label=METHODS[method]['label'], seeds=seeds,
-                 **{k: float(np.mean([per_seed[s][k] for s in seeds])) for k in METRICS})
+                 **tables.seed_means(per_seed, METRICS))
         if METHODS[method]['hook'] is not None:
-            g['sparsity'] = float(np.mean([per_seed[s]['sparsity'] for s in seeds]))
-            g['zero_share'] = float(np.mean([per_seed[s]['zero_share'] for s in seeds]))
+            g.update(tables.seed_means(per_seed, ('sparsity', 'zero_share')))
         if method == 'art':
             g['forced'] = sum(bool(per_seed[s]['forced']) for s in seeds)
             g['switch_iters'] = [per_seed[s]['switch_iter'] for s in seeds]
         for ref, key in ((REFERENCE, 'art'), ('dense', 'dense')):
-            other = by_method.get(ref, {})
-            paired = [s for s in seeds if s in other]
-            if method == ref or not paired:
-                continue
-            names = [per_seed[s]['name'] for s in paired]
-            rnames = [other[s]['name'] for s in paired]
-            n = records[names[0]].num_videos
-            g[f'diff_{key}_boot'] = paired_bootstrap(
-                seed_mean([scores[x] for x in names]),
-                seed_mean([scores[x] for x in rnames]), n, n_boot=n_boot)
-            g[f'diff_{key}_seeds'] = paired_seed_interval(
-                [per_seed[s]['AP'] for s in paired], [other[s]['AP'] for s in paired])
-            g[f'per_seed_{key}'] = {
-                s: paired_bootstrap(scores[per_seed[s]['name']], scores[other[s]['name']],
-                                    n, n_boot=n_boot) for s in paired}
+            diff = None if method == ref else tables.contrast(
+                per_seed, by_method.get(ref, {}), score,
+                lambda r: records[r['name']].num_videos, 'AP', n_boot, per_seed=True)
+            if diff is not None:
+                g[f'diff_{key}_boot'] = diff['boot']
+                g[f'diff_{key}_seeds'] = diff['seed_interval']
+                g[f'per_seed_{key}'] = diff['per_seed']
         groups.append(g)
     return groups
 
@@ -278,6 +231,25 @@ def _reg_summary(r):
     return ', '.join(parts)
 
 
+def _row_cells(r, per_seed, pct):
+    """The cells of one row of the per-row table."""
+    sparsity = (f"{100 * r['sparsity']:.2f} / {100 * r['zero_share']:.2f} %"
+                if 'sparsity' in r else '')
+    switch = ''
+    if r['method'] == 'art':
+        how = f"forced ({r['switch_reason']})" if r['forced'] else 'criterion'
+        switch = (f"{how} at "
+                  f"iter {r['switch_iter']}, model of ART step {r['switch_model_step']} "
+                  f"of {r['art_steps']}; {_reg_summary(r)}")
+    elif r['method'] in ('gmp', 'oneshot'):
+        switch = f"final mask at iter {r['switch_iter']}"
+    diff = per_seed.get((r['method'], r['seed']))
+    return [r['name'], f"{100 * r['AP']:.1f}", f"{100 * r['AP50']:.1f}",
+            f"{100 * r['AP75']:.1f}", sparsity, switch,
+            format_diff(diff, **pct) if diff else '', r['train_seconds'] or '',
+            r['test_seconds']]
+
+
 def render_tables(groups, results, meta):
     pct = dict(scale=100, digits=1)
     lines = [
@@ -289,50 +261,31 @@ def render_tables(groups, results, meta):
         'layers of the ViT blocks). AP columns: mean over seeds. Differences in AP '
         'points with 95 % intervals: paired bootstrap over held-out videos '
         f"({meta['n_boot']} draws, seed-mean of both rows on each draw) and Student-t over "
-        'seeds.', '',
-        '| method | seeds | sparsity | ART switch forced | AP | AP50 | AP75 '
-        '| AP - ART [bootstrap over videos] | AP - ART [t over seeds] '
-        '| AP - dense [bootstrap over videos] |',
-        '|---|---|---|---|---|---|---|---|---|---|']
+        'seeds.', '']
+    table = []
     for g in groups:
-        sparsity = f"{100 * g['sparsity']:.2f} %" if 'sparsity' in g else '0'
-        forced = f"{g['forced']}/{len(g['seeds'])}" if 'forced' in g else ''
-        cells = [format_diff(g[k], **pct) if k in g else ''
-                 for k in ('diff_art_boot', 'diff_art_seeds', 'diff_dense_boot')]
-        lines.append(
-            f"| {g['label']} | {len(g['seeds'])} | {sparsity} | {forced} | "
-            f"{100 * g['AP']:.1f} | {100 * g['AP50']:.1f} | {100 * g['AP75']:.1f} | "
-            + ' | '.join(cells) + ' |')
-    lines += ['', 'Per row (AP - ART of the same seed: paired bootstrap over videos):', '',
-              '| row | AP | AP50 | AP75 | sparsity (masks / zero weights) | switch '
-              '| AP - ART | train s | test s |',
-              '|---|---|---|---|---|---|---|---|---|']
+        table.append([g['label'], len(g['seeds']),
+                      f"{100 * g['sparsity']:.2f} %" if 'sparsity' in g else '0',
+                      f"{g['forced']}/{len(g['seeds'])}" if 'forced' in g else '',
+                      f"{100 * g['AP']:.1f}", f"{100 * g['AP50']:.1f}", f"{100 * g['AP75']:.1f}"]
+                     + [format_diff(g[k], **pct) if k in g else ''
+                        for k in ('diff_art_boot', 'diff_art_seeds', 'diff_dense_boot')])
+    lines += markdown_table(
+        ['method', 'seeds', 'sparsity', 'ART switch forced', 'AP', 'AP50', 'AP75',
+         'AP - ART [bootstrap over videos]', 'AP - ART [t over seeds]',
+         'AP - dense [bootstrap over videos]'], table)
     per_seed = {(g['method'], s): v for g in groups
                 for s, v in g.get('per_seed_art', {}).items()}
-    for r in sorted(results, key=lambda r: (list(METHODS).index(r['method']), r['seed'])):
-        sparsity = (f"{100 * r['sparsity']:.2f} / {100 * r['zero_share']:.2f} %"
-                    if 'sparsity' in r else '')
-        switch = ''
-        if r['method'] == 'art':
-            how = f"forced ({r['switch_reason']})" if r['forced'] else 'criterion'
-            switch = (f"{how} at "
-                      f"iter {r['switch_iter']}, model of ART step {r['switch_model_step']} "
-                      f"of {r['art_steps']}; {_reg_summary(r)}")
-        elif r['method'] in ('gmp', 'oneshot'):
-            switch = f"final mask at iter {r['switch_iter']}"
-        diff = per_seed.get((r['method'], r['seed']))
-        lines.append(
-            f"| {r['name']} | {100 * r['AP']:.1f} | {100 * r['AP50']:.1f} | "
-            f"{100 * r['AP75']:.1f} | {sparsity} | {switch} | "
-            f"{format_diff(diff, **pct) if diff else ''} | {r['train_seconds'] or ''} | "
-            f"{r['test_seconds']} |")
+    ordered = sorted(results, key=lambda r: (list(METHODS).index(r['method']), r['seed']))
+    lines += ['', 'Per row (AP - ART of the same seed: paired bootstrap over videos):', '']
+    lines += markdown_table(
+        ['row', 'AP', 'AP50', 'AP75', 'sparsity (masks / zero weights)', 'switch',
+         'AP - ART', 'train s', 'test s'], [_row_cells(r, per_seed, pct) for r in ordered])
     return '\n'.join(lines)
 
 
 def plot(groups, results, out_file):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     ax, ax2, ax3 = axes
     for i, g in enumerate(groups):
@@ -340,17 +293,12 @@ def plot(groups, results, out_file):
         seeds = [100 * r['AP'] for r in results if r['method'] == g['method']]
         ax.plot([i] * len(seeds), seeds, 'k.')
         if 'diff_art_boot' in g:
-            d = g['diff_art_boot']
-            ax2.errorbar([i], [100 * d['diff']],
-                         yerr=[[100 * (d['diff'] - d['low'])], [100 * (d['high'] - d['diff'])]],
-                         fmt='o', capsize=4, color=f'C{i}')
-            per = [100 * v['diff'] for v in g['per_seed_art'].values()]
-            ax2.plot([i] * len(per), per, '.', color=f'C{i}', alpha=0.5)
+            plots.interval_errorbar(ax2, [i], [g['diff_art_boot']], scale=100, fmt='o',
+                                    capsize=4, color=f'C{i}')
+            plots.seed_dots(ax2, i, g['per_seed_art'].values(), scale=100, color=f'C{i}')
     for a in (ax, ax2):
-        a.set_xticks(range(len(groups)))
-        a.set_xticklabels([g['label'].replace(' + ', '\n+ ').replace(' (', '\n(')
-                           for g in groups], fontsize=8)
-        a.grid(alpha=0.3, axis='y')
+        plots.category_axis(a, [g['label'].replace(' + ', '\n+ ').replace(' (', '\n(')
+                                for g in groups], fontsize=8)
     ax.set_ylabel('AP (held-out videos, %; dots: seeds)')
     ax.set_title(f'Hard toy VIS, {100 * SPARSITY:g} % sparsity, equal iterations')
     ax2.axhline(0, color='k', ls='--', lw=1)
@@ -373,9 +321,7 @@ def plot(groups, results, out_file):
     ax3.grid(alpha=0.3)
     if ax3.lines:
         ax3.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
+    plots.save_figure(fig, out_file)
 
 
 def report(work, results_dir, args):
@@ -393,11 +339,8 @@ def report(work, results_dir, args):
                 heldout_videos=len(results[0]['records']['video_ids']),
                 schedules={m: hook_schedule(m, results[0]['iters']) for m in METHODS})
     table = render_tables(groups, results, meta)
-    seconds = [r['train_seconds'] for r in results if r['train_seconds']] + \
-        [r['test_seconds'] for r in results]
-    summary = dict(meta=meta, groups=groups,
-                   rows=[{k: v for k, v in r.items() if k != 'records'} for r in results],
-                   row_seconds_total=round(float(np.sum(seconds)), 1))
+    summary = dict(meta=meta, groups=groups, rows=tables.without(results),
+                   row_seconds_total=tables.seconds_total(results))
     write_report([work, results_dir], 'vis_toy', table, summary,
                  plot=lambda path: plot(groups, results, path), row_files=files)
     print(table)
@@ -406,6 +349,7 @@ def report(work, results_dir, args):
 
 def estimate(rows, done, args, work):
     """Seconds left, from the finished rows' timings (or the defaults)."""
+    import numpy as np
     per_iter, test_s = {}, []
     for r in map(RowStore(work).read, done):
         test_s.append(r['test_seconds'])
@@ -425,25 +369,17 @@ def estimate(rows, done, args, work):
 
 # ----------------------------------------------------------------------------- λ for AdamW
 def calibrate(args):
-    """Measure ``ρ_i = |∂R/∂w_i| / √v̂_i`` on the dense checkpoint.
-
-    ``v̂`` is AdamW's bias-corrected second moment of the (clipped) task
-    gradient saved with the dense model: the per-weight scale AdamW divides
-    by. With the regularizer's gradient added after clipping, a weight's
-    update is driven by the regularizer once ``λ·ρ_i`` exceeds ~1, so
-    ``1 / median(ρ)`` over the weights below the κ-quantile is the λ at
-    which ART starts to move them, and over the largest 10 % the λ at which
-    it starts to erode the weights that should stay.
-    """
+    """Measure ``ρ_i = |∂R/∂w_i| / √v̂_i`` (the regularizer's gradient over
+    AdamW's per-weight scale) on the dense checkpoint for the ART config's
+    λ0 / η (:mod:`mmsparse.utils.art_calibration`)."""
     import torch
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
 
-    from mmsparse.art import (DEFAULT_EXCLUDE, global_magnitude_masks,
-                              hypersparse_grad, hypersparse_stats,
-                              layers_above, prunable_weights)
+    from mmsparse.art import DEFAULT_EXCLUDE, prunable_weights
     from mmsparse.registry import MODELS
+    from mmsparse.utils.art_calibration import calibration_report
     cfg = Config.fromfile(osp.join(ROOT, METHODS['art']['config']))
     hook = next(h for h in cfg.custom_hooks if h['type'] == 'ARTHook')
     init_default_scope(cfg.get('default_scope', 'mmdet'))
@@ -452,51 +388,15 @@ def calibrate(args):
     model.load_state_dict(checkpoint['state_dict'])
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     wrapper.optimizer.load_state_dict(checkpoint['optimizer'])
-    beta2 = wrapper.optimizer.param_groups[0]['betas'][1]
-    eps = wrapper.optimizer.param_groups[0]['eps']
     exclude = hook.get('exclude')
     weights = prunable_weights(model, DEFAULT_EXCLUDE if exclude is None else exclude,
                                include_frozen=hook.get('include_frozen', False),
                                prune_only=hook.get('prune_only'))
-    grads = hypersparse_grad(list(weights.values()), SPARSITY)
-    rho, mags = [], []
-    for w, g in zip(weights.values(), grads):
-        state = wrapper.optimizer.state[w]
-        step = float(state['step'])
-        v_hat = state['exp_avg_sq'] / (1 - beta2 ** step)
-        rho.append((g.abs() / (v_hat.sqrt() + eps)).flatten())
-        mags.append(w.detach().abs().flatten())
-    rho, mags = torch.cat(rho), torch.cat(mags)
-    order = mags.argsort()
-    n = len(mags)
-    small = rho[order[:int(SPARSITY * n)]]
-    large = rho[order[int(0.9 * n):]]
-    stats = hypersparse_stats(list(weights.values()), SPARSITY)
-    steps = ART_STEPS
-    lam0, eta = hook['lambda_init'], hook['eta']
-    lam_end = lam0 * eta ** (steps - 1)
-    print(f'{n} prunable weights, κ = {SPARSITY}, AdamW step {step:.0f} of the dense model')
-    print(f"HyperSparse: q_κ = {stats['quantile']:.4g}, gain s·‖w‖₁/T = {stats['gain']:.3f}, "
-          f"‖∇R‖ = {stats['grad_norm']:.4g}")
-    for name, part in (('below the κ-quantile', small), ('largest 10 %', large)):
-        q = torch.quantile(part[torch.randperm(len(part))[:1_000_000]],
-                           torch.tensor([0.1, 0.5, 0.9])).tolist()
-        print(f'ρ = |∂R/∂w| / √v̂, {name}: 10/50/90 % = {q[0]:.4g} / {q[1]:.4g} / {q[2]:.4g}'
-              f' -> λ·ρ = 1 at the median for λ = {1 / q[1]:.3g}')
-        for label, lam in (('λ0', lam0), (f'λ at ART step {steps - 1}', lam_end)):
-            print(f'    {label} = {lam:.3g}: median λ·ρ = {lam * q[1]:.3g}')
-    print(f"λ·‖∇R‖ at λ0 = {lam0 * stats['grad_norm']:.3g}, at λ_end = "
-          f"{lam_end * stats['grad_norm']:.3g} (the task gradient is clipped to norm "
-          f"{(cfg.optim_wrapper.get('clip_grad') or {}).get('max_norm')})")
-    for label, names in (('the config\'s exclude', weights),
-                         ('the hooks\' default exclusions only',
-                          prunable_weights(model, DEFAULT_EXCLUDE, include_frozen=False))):
-        masks = global_magnitude_masks(names, SPARSITY)
-        above = layers_above(masks, 0.99)
-        print(f'global magnitude masks at {SPARSITY:g} on the dense model, {label}: '
-              f'{len(above)} of {len(masks)} layers pruned above 99 %'
-              + (': ' + ', '.join(f'{k} ({100 * v:.1f} %)' for k, v in above.items())
-                 if above else ''))
+    defaults = prunable_weights(model, DEFAULT_EXCLUDE, include_frozen=False)
+    print('\n'.join(calibration_report(
+        weights, wrapper.optimizer, SPARSITY, hook['lambda_init'], hook['eta'], ART_STEPS,
+        max_norm=(cfg.optim_wrapper.get('clip_grad') or {}).get('max_norm'),
+        other_weights={'the hooks\' default exclusions only': defaults})))
 
 
 def _progress_line(result):
@@ -508,7 +408,7 @@ def _progress_line(result):
     return f"AP {result['AP']:.3f}{extra}"
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/hypersparse_vis_toy')
     parser.add_argument('--results-dir', default='projects/hypersparse/results/vis_toy')
@@ -533,9 +433,25 @@ def main(argv=None):
                         help='print the regularizer-to-AdamW gradient ratio on the dense '
                         'checkpoint for the ART config\'s λ0/η')
     args = parser.parse_args(argv)
-    RUNNER.env['OMP_NUM_THREADS'] = str(args.threads)
     if args.iters < 4:
         parser.error('--iters must be >= 4 (ART needs an ART step and fine-tuning)')
+    return parser, args
+
+
+def dry_run(rows, done, args, work, dense_ckpt):
+    left, test_s = estimate(rows, done, args, work)
+    plan.print_rows(rows, done, lambda r: f"{r['config']}  " + ' '.join(r['options']))
+    ckpt_note = '' if osp.exists(dense_ckpt) else \
+        f' (missing: {args.dense_ckpt}; run projects/vpp/run_toy_comparison.py first)'
+    print(f'dense checkpoint {args.dense_ckpt}{ckpt_note}')
+    print(f'{len(done)}/{len(rows)} rows finished; about {left / 60:.0f} min left '
+          f'({args.iters} iterations per row at {args.sec_per_iter:.2f} s/iter, '
+          f'{test_s:.0f} s per test and start-up)')
+
+
+def main(argv=None):
+    parser, args = parse_args(argv)
+    RUNNER.env['OMP_NUM_THREADS'] = str(args.threads)
     work = osp.join(ROOT, args.work_dir)
     results_dir = osp.join(ROOT, args.results_dir)
     data_root = osp.join(args.data_root, '')
@@ -544,29 +460,16 @@ def main(argv=None):
         calibrate(argparse.Namespace(dense_ckpt=dense_ckpt))
         return
     store = RowStore(work)
-    lock = OptionsLock(work, legacy=lambda: dict(iters=store.read(
-        osp.basename(store.files()[0])[:-len('.json')])['iters']) if store.files() else None,
-        holds_work=lambda: bool(store.files()))
+    lock = plan.rows_lock(store, legacy=lambda first: dict(iters=first['iters']))
     error = lock.mismatch(dict(iters=args.iters))
     if error:
         parser.error(error)
     rows = plan_rows(args)
     done = store.finished(r['name'] for r in rows)
     if args.dry_run:
-        left, test_s = estimate(rows, done, args, work)
-        for r in rows:
-            print(f"{'done' if r['name'] in done else 'todo'}  {r['name']}  {r['config']}  "
-                  + ' '.join(r['options']))
-        ckpt_note = '' if osp.exists(dense_ckpt) else \
-            f' (missing: {args.dense_ckpt}; run projects/vpp/run_toy_comparison.py first)'
-        print(f'dense checkpoint {args.dense_ckpt}{ckpt_note}')
-        print(f'{len(done)}/{len(rows)} rows finished; about {left / 60:.0f} min left '
-              f'({args.iters} iterations per row at {args.sec_per_iter:.2f} s/iter, '
-              f'{test_s:.0f} s per test and start-up)')
-        return
+        return dry_run(rows, done, args, work, dense_ckpt)
     if args.report_only:
-        report(work, results_dir, args)
-        return
+        return report(work, results_dir, args)
     heldout = osp.join(ROOT, data_root, 'annotations', 'youtube_vis_2021_heldout.json')
     for path, what in ((heldout, 'the hard toy set'), (dense_ckpt, 'the dense checkpoint')):
         if not osp.exists(path):

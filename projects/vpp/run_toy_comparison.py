@@ -1,7 +1,8 @@
 """VPP toy benchmark: dense vs VPP (temporal) vs image-only vs random patch selection.
 
-    python projects/vpp/run_toy_comparison.py [--work-dir DIR] [--results-dir DIR]
-        [--seeds 0 1 2] [--pretrain-iters 2000] [--finetune-iters 200]
+    python projects/vpp/run_toy_comparison.py [--toy {hard,closure}]
+        [--work-dir DIR] [--results-dir DIR] [--data-root DIR] [--seeds 0 1 2]
+        [--pretrain-iters 2000] [--finetune-iters 200]
         [--schedules [paper single]] [--selectors [temporal image random]]
         [--truncate [K ...]] [--cfg-options KEY=VALUE ...]
         [--n-boot 1000] [--threads 1] [--dry-run | --report-only]
@@ -10,7 +11,12 @@ The protocol follows the paper (dense training, then sparse fine-tuning from
 the dense weights) at toy scale, with the user-facing tools only, on the
 *hard* toy set (``tools/misc/make_toy_ytvis.py --mode hard``: objects,
 background clutter and moving look-alike distractors in the same colours and
-texture, so early-block patches do not tell objects from background):
+texture, so early-block patches do not tell objects from background). With
+``--toy closure`` the same protocol runs on the closure set (``--mode
+closure``: objects told only by closed outlines) with the 12-block toy ViT
+(``configs/toy/*closure*.py``) and the schedules ``closure_paper`` /
+``closure_pkr0.4`` (blocks 1 / 3 / 6 / 9) and ``closure_single`` (keep 0.4
+at block 1: its object pixels kept are those of the block-1 selection):
 
 1. ``tools/train.py configs/toy/mask2former_vit_toy-ytvis21_hard.py`` for
    ``--pretrain-iters`` (the dense model every row starts from, seed 0);
@@ -61,22 +67,20 @@ import copy
 import glob
 import os.path as osp
 import sys
+import textwrap
 
-import numpy as np
 from mmengine.config import Config, DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from mmsparse.evaluation.functional.ytvis_bootstrap import \
-    YTVISVideoRecords  # noqa: E402
-from mmsparse.experiment import (CostModel, OptionsLock,  # noqa: E402
-                                 RowStore, ToolRunner, cached_score,
+from mmsparse.experiment import (CostModel, RowStore, ToolRunner,  # noqa: E402
                                  check_cfg_options, describe_options,
-                                 format_option, normalised, paired_contrast,
-                                 run_rows, vis, write_report)
-from mmsparse.experiment.vis import data_options, heldout_gt  # noqa: E402,F401
-from mmsparse.utils.stats import format_diff, paired_bootstrap  # noqa: E402
+                                 format_option, items, markdown_table,
+                                 normalised, plan, plots, run_rows, tables,
+                                 vis, write_report)
+from mmsparse.experiment.vis import data_options, heldout_gt  # noqa: E402
+from mmsparse.utils.stats import format_diff  # noqa: E402
 
 DENSE = 'configs/toy/mask2former_vit_toy-ytvis21_hard.py'
 _CONFIGS = {}
@@ -107,9 +111,30 @@ SCHEDULES = {
     'paper_imagedec': dict(
         config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper_image-decoder.py',
         label='paper + image-score decoder'),
+    # the closure toy (--toy closure): 12-block ViT, the paper's blocks
+    'closure_paper': dict(
+        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_closure_paper.py',
+        label='paper (0.7/0.56/0.448/0.358 at blocks 1/3/6/9)', toy='closure'),
+    'closure_pkr0.4': dict(
+        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_closure_pkr0.4.py',
+        label='PKR ~0.4 (0.6/0.42/0.294/0.206 at blocks 1/3/6/9)', toy='closure'),
+    'closure_single': dict(
+        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_closure.py',
+        label='single stage (0.4 at block 1 of 12)', toy='closure'),
 }
 #: Schedules run when --schedules is not given.
 DEFAULT_SCHEDULES = ('paper', 'single')
+#: Toy sets (``--toy``, the generator's ``--mode``): dense config, default
+#: schedules and folders; a schedule belongs to the toy its ``toy`` names
+#: (``'hard'`` when it names none).
+TOYS = dict(
+    hard=dict(dense=DENSE, schedules=DEFAULT_SCHEDULES, data_root='data/toy_ytvis21_hard/',
+              work_dir='work_dirs/vpp_toy_benchmark',
+              results_dir='projects/vpp/results/toy_hard'),
+    closure=dict(dense='configs/toy/mask2former_vit_toy-ytvis21_closure.py',
+                 schedules=('closure_paper', 'closure_pkr0.4'),
+                 data_root='data/toy_ytvis21_closure/', work_dir='work_dirs/vpp_toy_closure',
+                 results_dir='projects/vpp/results/toy_closure'))
 #: Pixel-decoder contrasts (schedule a - schedule b, temporal selector both).
 DECODER_CONTRASTS = (('paper_keepset', 'paper'), ('paper_reuse', 'paper'),
                      ('paper_imagedec', 'paper'), ('paper_keepset', 'paper_imagedec'))
@@ -132,7 +157,7 @@ def schedule_label(schedule, depth):
 
 
 METRICS = ('AP', 'AP50', 'AP75')
-# Data of the benchmark (tools/misc/make_toy_ytvis.py --mode hard).
+# Data of the benchmark (tools/misc/make_toy_ytvis.py --mode <toy>): 200 held-out videos.
 DATA = dict(num_videos=400, num_frames=6, heldout_ratio=0.5, seed=0)
 
 RUNNER = ToolRunner(ROOT)
@@ -179,10 +204,10 @@ def check_model_options(configs, cfg_options):
                                       move=move_key)
 
 
-def model_shape(cfg_options):
+def model_shape(cfg_options, dense=DENSE):
     """(ViT depth, embed dim, pixel-decoder encoder layers) of the dense
-    config with ``cfg_options`` merged."""
-    cfg = copy.deepcopy(load_config(DENSE))
+    config ``dense`` with ``cfg_options`` merged."""
+    cfg = copy.deepcopy(load_config(dense))
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
     arch = cfg.model.backbone.arch
@@ -203,15 +228,11 @@ def train(config, work, iters, options, seed, load_from=None):
     return vis.train_iters(run, config, work, iters, options, seed, load_from)
 
 
-def test(config, ckpt, work, options):
-    """tools/test.py with a second evaluator that writes the predictions."""
-    return vis.test_predictions(run, ROOT, config, ckpt, work, options)
-
-
 def plan_rows(args):
     """The rows of the run; ``options`` of a row: the ``--cfg-options`` (for
     its config), then the row's own (which win: selector, truncation)."""
     cfg_options = getattr(args, 'cfg_options', None) or {}
+    dense = TOYS[getattr(args, 'toy', 'hard')]['dense']
     rows = []
 
     def add(name, schedule, selector, seed, config, options):
@@ -219,14 +240,14 @@ def plan_rows(args):
                          config=config, cfg_options=cfg_options,
                          options=model_options(config, cfg_options) + options))
     for seed in args.seeds:
-        add(f'dense_seed{seed}', 'dense', 'dense', seed, DENSE, [])
+        add(f'dense_seed{seed}', 'dense', 'dense', seed, dense, [])
         for schedule in args.schedules:
             for sel in args.selectors:
                 add(f'{schedule}_{sel}_seed{seed}', schedule, sel, seed,
                     SCHEDULES[schedule]['config'], [f'model.backbone.selector={sel}'])
         for blocks in args.truncate:
             add(f'{TRUNCATED}{blocks}_seed{seed}', f'{TRUNCATED}{blocks}', 'truncated', seed,
-                DENSE, [f'model.backbone.arch.num_layers={blocks}'])
+                dense, [f'model.backbone.arch.num_layers={blocks}'])
     return rows
 
 
@@ -234,24 +255,19 @@ def run_options(args):
     """What a work dir's rows depend on beyond their own row (JSON-normalised)."""
     return normalised(dict(cfg_options=args.cfg_options or {},
                            pretrain_iters=args.pretrain_iters,
-                           finetune_iters=args.finetune_iters))
+                           finetune_iters=args.finetune_iters, toy=args.toy))
 
 
 def options_lock(work):
     """The work dir's option lock; a work dir of the script before it wrote
     ``run_options.json`` is read from its first row file (iterations, no
     --cfg-options); only rows or checkpoints lock it."""
-    store = RowStore(work)
-
-    def legacy():
-        files = store.files()
-        if not files:
-            return None
-        row = store.read(osp.basename(files[0])[:-len('.json')])
-        return dict(cfg_options=row.get('cfg_options', {}),
-                    pretrain_iters=row['pretrain_iters'], finetune_iters=row['finetune_iters'])
-    return OptionsLock(work, legacy=legacy, holds_work=lambda: bool(
-        store.files() or glob.glob(osp.join(work, '*', '*.pth'))))
+    return plan.rows_lock(
+        RowStore(work), legacy=lambda row: dict(
+            cfg_options=row.get('cfg_options', {}), pretrain_iters=row['pretrain_iters'],
+            finetune_iters=row['finetune_iters']),
+        holds_work=lambda: bool(glob.glob(osp.join(work, '*', '*.pth'))),
+        defaults=dict(toy='hard'))
 
 
 def run_row(row, args, data_root, pre_ckpt, gt, work):
@@ -259,83 +275,57 @@ def run_row(row, args, data_root, pre_ckpt, gt, work):
     opts = data_options(data_root) + row['options']
     ckpt, train_time = train(row['config'], run_dir, args.finetune_iters, opts,
                              row['seed'], load_from=pre_ckpt)
-    metrics, predictions, test_time = test(row['config'], ckpt, run_dir, opts)
-    records = YTVISVideoRecords.from_predictions(gt, predictions)
-    stats = records.stats()
-    ap_metric = metrics['youtube_vis/segm_mAP']
-    if abs(stats['AP'] - ap_metric) > 6e-4:  # the metric rounds to 3 decimals
-        raise RuntimeError(f'{row["name"]}: AP from the saved predictions '
-                           f'{stats["AP"]:.4f} != evaluator AP {ap_metric:.3f}')
+    metrics, records, stats, test_time = items.scored_video_test(
+        run, ROOT, row['config'], ckpt, run_dir, opts, gt, row['name'])
     return dict(
         row, finetune_iters=args.finetune_iters, pretrain_iters=args.pretrain_iters,
         **stats, pkr=metrics.get('vpp_pkr', 1.0), keep=metrics.get('vpp_keep', 1.0),
-        fg_recall=metrics.get('vpp_fg_recall', 1.0),
-        train_seconds=None if train_time is None else round(train_time, 1),
-        test_seconds=round(test_time, 1), records=records.to_dict())
+        fg_recall=metrics.get('vpp_fg_recall', 1.0), **items.timings(train_time, test_time),
+        records=records.to_dict())
 
 
 # ----------------------------------------------------------------------------- report
-def _records_score(records, metric='AP'):
-    """``records.stats(idx)[metric]``, memoised on the draw (rows share draws)."""
-    return cached_score(lambda idx: records.stats(idx)[metric])
-
-
 def _group_order(item):
     (schedule, selector), _ = item
     return (schedule != 'dense', schedule.startswith(TRUNCATED), schedule != 'paper', schedule,
             (('dense',) + SELECTORS + ('truncated',)).index(selector))
 
 
-def _contrast(rows_a, rows_b, paired, scores, records, n_boot, **head):
-    """``rows_a`` - ``rows_b`` (rows by seed) on the seeds ``paired``, as a
-    report entry (``head`` first)."""
-    c = paired_contrast([scores[rows_a[s]['name']] for s in paired],
-                        [scores[rows_b[s]['name']] for s in paired],
-                        [rows_a[s]['AP'] for s in paired], [rows_b[s]['AP'] for s in paired],
-                        records[rows_a[paired[0]]['name']].num_videos, n_boot=n_boot)
-    return dict(head, boot=c['boot'], seed_interval=c['seeds'])
-
-
 def summarize(results, n_boot):
     """Aggregate finished rows: means over seeds and paired intervals."""
-    by_key = {}
-    for r in results:
-        by_key.setdefault((r['schedule'], r['selector']), {})[r['seed']] = r
-    records = {r['name']: YTVISVideoRecords.from_dict(r['records']) for r in results}
-    scores = {name: _records_score(rec) for name, rec in records.items()}
+    by_key = tables.by_seed(results, lambda r: (r['schedule'], r['selector']))
+    records, scores = items.video_scores(results)
+
+    def diff(a, b, per_seed=False):  # rows by seed, on the seeds both have
+        return tables.contrast(a, b, tables.mean_row_scores(scores),
+                               lambda row: records[row['name']].num_videos, 'AP', n_boot,
+                               per_seed=per_seed)
+
     dense = by_key.get(('dense', 'dense'), {})
     groups = []
     for (schedule, selector), per_seed in sorted(by_key.items(), key=_group_order):
         seeds = sorted(per_seed)
         g = dict(schedule=schedule, selector=selector, seeds=seeds,
-                 **{k: float(np.mean([per_seed[s][k] for s in seeds]))
-                    for k in METRICS + ('pkr', 'keep', 'fg_recall')})
-        paired = [s for s in seeds if s in dense]
-        if selector != 'dense' and paired:
-            c = _contrast(per_seed, dense, paired, scores, records, n_boot)
-            g['diff_boot'], g['diff_seeds'] = c['boot'], c['seed_interval']
-            n = records[per_seed[paired[0]]['name']].num_videos
-            g['per_seed'] = {s: paired_bootstrap(scores[per_seed[s]['name']],
-                                                 scores[dense[s]['name']], n, n_boot=n_boot)
-                             for s in paired}
+                 **tables.seed_means(per_seed, METRICS + ('pkr', 'keep', 'fg_recall')),
+                 fg_recall_per_seed={s: per_seed[s]['fg_recall'] for s in seeds})
+        c = diff(per_seed, dense, per_seed=True) if selector != 'dense' else None
+        if c is not None:
+            g['diff_boot'], g['diff_seeds'], g['per_seed'] = (
+                c['boot'], c['seed_interval'], c['per_seed'])
         groups.append(g)
+    pairs = [(s, 'temporal', s, other, {}) for s in SCHEDULES for other in ('image', 'random')]
+    pairs += [(a, 'temporal', b, 'temporal', dict(
+        schedule=f'{a} - {b}', label=f"{SCHEDULES[a]['label']} - {SCHEDULES[b]['label']}"))
+        for a, b in DECODER_CONTRASTS]
     contrasts = []
-    for schedule in SCHEDULES:
-        for other in ('image', 'random'):
-            a, b = by_key.get((schedule, 'temporal'), {}), by_key.get((schedule, other), {})
-            seeds = sorted(set(a) & set(b))
-            if seeds:
-                contrasts.append(_contrast(a, b, seeds, scores, records, n_boot,
-                                           schedule=schedule, a='temporal', b=other,
-                                           seeds=seeds))
-    for sched_a, sched_b in DECODER_CONTRASTS:
-        a, b = by_key.get((sched_a, 'temporal'), {}), by_key.get((sched_b, 'temporal'), {})
-        seeds = sorted(set(a) & set(b))
-        if seeds:
-            contrasts.append(_contrast(
-                a, b, seeds, scores, records, n_boot, schedule=f'{sched_a} - {sched_b}',
-                a='temporal', b='temporal', seeds=seeds,
-                label=f"{SCHEDULES[sched_a]['label']} - {SCHEDULES[sched_b]['label']}"))
+    for sched_a, sel_a, sched_b, sel_b, head in pairs:
+        c = diff(by_key.get((sched_a, sel_a), {}), by_key.get((sched_b, sel_b), {}))
+        if c is not None:
+            entry = dict(schedule=head.get('schedule', sched_a), a=sel_a, b=sel_b,
+                         seeds=c['seeds'])
+            if 'label' in head:
+                entry['label'] = head['label']
+            contrasts.append(dict(entry, boot=c['boot'], seed_interval=c['seed_interval']))
     return groups, contrasts
 
 
@@ -344,7 +334,8 @@ def render_tables(groups, contrasts, meta):
     depth = meta['vit_depth']
     options = ' '.join(f'`{format_option(k, v)}`' for k, v in meta.get('cfg_options', {}).items())
     lines = [
-        f"Hard toy YouTube-VIS ({meta['heldout_videos']} held-out videos x "
+        f"{meta.get('toy', 'hard').capitalize()} toy YouTube-VIS "
+        f"({meta['heldout_videos']} held-out videos x "
         f"{meta['num_frames']} frames, 320x192), ViT {depth} blocks dim "
         f"{meta.get('embed_dims', 192)}, pixel decoder with "
         f"{meta.get('decoder_layers', 2)} deformable-attention encoder layers; model options "
@@ -354,49 +345,58 @@ def render_tables(groups, contrasts, meta):
         'frame of each video dense. AP columns: mean over seeds. Differences to the dense '
         'rows of the same seeds, AP points with 95 % intervals: paired bootstrap over '
         f"held-out videos ({meta['n_boot']} draws, seed-mean of both rows on each draw) "
-        'and Student-t over seeds.', '',
-        '| schedule | selection | seeds | PKR (test) | object pixels kept | AP | AP50 | AP75 '
-        '| AP - dense [bootstrap over videos] | AP - dense [t over seeds] |',
-        '|---|---|---|---|---|---|---|---|---|---|']
-    for g in groups:
-        sched = schedule_label(g['schedule'], depth)
-        boot = format_diff(g['diff_boot'], **pct) if 'diff_boot' in g else ''
-        seeds = format_diff(g['diff_seeds'], **pct) if 'diff_seeds' in g else ''
-        lines.append(
-            f"| {sched} | {LABELS[g['selector']]} | {len(g['seeds'])} | {g['pkr']:.3f} | "
-            f"{g['fg_recall']:.3f} | {100 * g['AP']:.1f} | {100 * g['AP50']:.1f} | "
-            f"{100 * g['AP75']:.1f} | {boot} | {seeds} |")
-    lines += ['', 'Per seed (AP - dense of the same seed, paired bootstrap over videos):', '',
-              '| schedule | selection | ' + ' | '.join(
-                  f'seed {s}' for s in meta['seeds']) + ' |',
-              '|---|---|' + '---|' * len(meta['seeds'])]
-    for g in groups:
-        if 'per_seed' not in g:
-            continue
-        cells = [format_diff(g['per_seed'][s], **pct) if s in g['per_seed'] else ''
-                 for s in meta['seeds']]
-        lines.append(f"| {g['schedule']} | {LABELS[g['selector']]} | " + ' | '.join(cells)
-                     + ' |')
+        'and Student-t over seeds.', '']
+    lines += markdown_table(
+        ['schedule', 'selection', 'seeds', 'PKR (test)', 'object pixels kept', 'AP', 'AP50',
+         'AP75', 'AP - dense [bootstrap over videos]', 'AP - dense [t over seeds]'],
+        [[schedule_label(g['schedule'], depth), LABELS[g['selector']], len(g['seeds']),
+          f"{g['pkr']:.3f}", f"{g['fg_recall']:.3f}", f"{100 * g['AP']:.1f}",
+          f"{100 * g['AP50']:.1f}", f"{100 * g['AP75']:.1f}"]
+         + [format_diff(g[k], **pct) if k in g else '' for k in ('diff_boot', 'diff_seeds')]
+         for g in groups])
+    lines += ['', 'Per seed (AP - dense of the same seed, paired bootstrap over videos):', '']
+    lines += markdown_table(
+        ['schedule', 'selection'] + [f'seed {s}' for s in meta['seeds']],
+        [[g['schedule'], LABELS[g['selector']]]
+         + [format_diff(g['per_seed'][s], **pct) if s in g['per_seed'] else ''
+            for s in meta['seeds']] for g in groups if 'per_seed' in g])
     if contrasts:
-        lines += ['', 'Selector contrasts (AP points, seed-mean, 95 % intervals):', '',
-                  '| schedule | contrast | seeds | bootstrap over videos | t over seeds |',
-                  '|---|---|---|---|---|']
-        for c in contrasts:
-            what = c.get('label', f"{LABELS[c['a']]} - {LABELS[c['b']]}")
-            lines.append(f"| {c['schedule']} | {what} | "
-                         f"{len(c['seeds'])} | {format_diff(c['boot'], **pct)} | "
-                         f"{format_diff(c['seed_interval'], **pct)} |")
-    return '\n'.join(lines)
+        lines += ['', 'Selector contrasts (AP points, seed-mean, 95 % intervals):', '']
+        lines += markdown_table(
+            ['schedule', 'contrast', 'seeds', 'bootstrap over videos', 't over seeds'],
+            [[c['schedule'], c.get('label', f"{LABELS[c['a']]} - {LABELS[c['b']]}"),
+              len(c['seeds']), format_diff(c['boot'], **pct),
+              format_diff(c['seed_interval'], **pct)] for c in contrasts])
+    return '\n'.join(lines + fg_recall_lines(groups, meta['seeds']))
 
 
-def plot(groups, out_file, depth):
+def fg_recall_lines(groups, seeds):
+    """Table of the object pixels kept per seed by the pruned rows, with
+    temporal - image-only per schedule (on a single-stage schedule: the
+    selection at its one block)."""
+    pruned = [g for g in groups if g['selector'] in SELECTORS]
+    by_key = {(g['schedule'], g['selector']): g['fg_recall_per_seed'] for g in pruned}
+    rows = [[g['schedule'], LABELS[g['selector']]]
+            + [f"{g['fg_recall_per_seed'][s]:.3f}" if s in g['fg_recall_per_seed'] else ''
+               for s in seeds] for g in pruned]
+    for schedule in dict.fromkeys(g['schedule'] for g in pruned):
+        a, b = by_key.get((schedule, 'temporal'), {}), by_key.get((schedule, 'image'), {})
+        if set(a) & set(b):
+            rows.append([schedule, 'temporal - image-only']
+                        + [f'{a[s] - b[s]:+.3f}' if s in a and s in b else '' for s in seeds])
+    if not rows:
+        return []
+    return ['', 'Object pixels kept in the pruned frames (share of ground-truth object pixels '
+            'whose patch survived the last stage), per seed:', ''] + markdown_table(
+                ['schedule', 'selection'] + [f'seed {s}' for s in seeds], rows)
+
+
+def plot(groups, out_file, depth, toy='hard'):
     """AP - dense (bootstrap interval, seeds as dots) and object pixels kept,
     one column per schedule (and per truncation), one colour per selection;
-    ``depth``: ViT blocks of the dense model (see :func:`model_shape`)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ``depth``: ViT blocks of the dense model (see :func:`model_shape`),
+    ``toy``: the toy set (title)."""
+    fig, (ax, ax2) = plots.pyplot().subplots(1, 2, figsize=(11, 4))
     kinds = SELECTORS + ('truncated',)
     columns = []
     for g in groups:
@@ -410,33 +410,27 @@ def plot(groups, out_file, depth):
         j = kinds.index(g['selector'])
         in_column = [h['selector'] for h in groups
                      if h['schedule'] == g['schedule'] and 'diff_boot' in h]
-        x = columns.index(g['schedule']) + \
-            (in_column.index(g['selector']) - (len(in_column) - 1) / 2) * width
-        d = g['diff_boot']
+        x = plots.dodge(columns.index(g['schedule']), in_column.index(g['selector']),
+                        len(in_column), width)
         label = None if g['selector'] in labelled else LABELS[g['selector']]
         labelled.add(g['selector'])
-        ax.errorbar([x], [100 * d['diff']], yerr=[[100 * (d['diff'] - d['low'])],
-                                                  [100 * (d['high'] - d['diff'])]],
-                    fmt='o', capsize=4, color=f'C{j}', label=label)
-        per_seed = [100 * v['diff'] for v in g['per_seed'].values()]
-        ax.plot([x] * len(per_seed), per_seed, '.', color=f'C{j}', alpha=0.5)
+        plots.interval_errorbar(ax, [x], [g['diff_boot']], scale=100, fmt='o', capsize=4,
+                                color=f'C{j}', label=label)
+        plots.seed_dots(ax, x, g['per_seed'].values(), scale=100, color=f'C{j}')
         ax2.bar([x], [g['fg_recall']], width=width * 0.9, color=f'C{j}', label=label)
     ax.axhline(0, color='k', ls='--', lw=1)
     ax.set_ylabel('AP - dense (points; 95 % bootstrap over videos)')
-    ax.set_title('Hard toy VIS: AP cost of the patch selection')
+    ax.set_title(f'{toy.capitalize()} toy VIS: AP cost of the patch selection')
     ax2.set_ylabel('object pixels whose patch was kept')
     ax2.set_ylim(0, 1.02)
     ax2.set_title('Foreground kept in the pruned frames')
     for a in (ax, ax2):
-        a.set_xticks(range(len(columns)))
-        a.set_xticklabels([SCHEDULES[s]['label'] if s in SCHEDULES else schedule_label(s, depth)
-                           for s in columns], fontsize=8)
-        a.grid(alpha=0.3, axis='y')
+        plots.category_axis(a, [textwrap.fill(SCHEDULES[s]['label'] if s in SCHEDULES
+                                              else schedule_label(s, depth), 22)
+                                for s in columns], fontsize=8)
         if labelled:
             a.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
+    plots.save_figure(fig, out_file)
 
 
 def report(work, results_dir, args, meta):
@@ -451,13 +445,11 @@ def report(work, results_dir, args, meta):
                 pretrain_iters=results[0]['pretrain_iters'],
                 heldout_videos=len(results[0]['records']['video_ids']))
     table = render_tables(groups, contrasts, meta)
-    seconds = [r['train_seconds'] for r in results if r['train_seconds']] + \
-        [r['test_seconds'] for r in results]
-    summary = dict(meta=meta, groups=groups, contrasts=contrasts,
-                   rows=[{k: v for k, v in r.items() if k != 'records'} for r in results],
-                   row_seconds_total=round(float(np.sum(seconds)), 1))
+    summary = dict(meta=meta, groups=groups, contrasts=contrasts, rows=tables.without(results),
+                   row_seconds_total=tables.seconds_total(results))
     write_report([work, results_dir], 'comparison', table, summary,
-                 plot=lambda path: plot(groups, path, meta['vit_depth']), row_files=files)
+                 plot=lambda path: plot(groups, path, meta['vit_depth'], meta.get('toy', 'hard')),
+                 row_files=files)
     print(table)
     print(f'wrote {results_dir}/comparison.{{md,json,png}} and rows/')
 
@@ -479,16 +471,24 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog='run_toy_comparison.py',
                                      description=__doc__.split('\n')[0])
     config_depth = model_shape({})[0]  # ViT blocks of the dense toy config
-    parser.add_argument('--work-dir', default='work_dirs/vpp_toy_benchmark')
-    parser.add_argument('--results-dir', default='projects/vpp/results/toy_hard')
-    parser.add_argument('--data-root', default='data/toy_ytvis21_hard/')
+    parser.add_argument('--toy', choices=list(TOYS), default='hard',
+                        help='toy set: its dense config, data and default schedules and '
+                        "folders ('closure': the 12-block ViT on "
+                        '`make_toy_ytvis.py --mode closure`, schedules closure_*); kept in '
+                        '<work-dir>/run_options.json')
+    parser.add_argument('--work-dir', help='default: the toy\'s (work_dirs/vpp_toy_benchmark '
+                        'for hard, work_dirs/vpp_toy_closure for closure)')
+    parser.add_argument('--results-dir', help='default: projects/vpp/results/toy_<toy>')
+    parser.add_argument('--data-root', help='default: data/toy_ytvis21_<toy>/ (made when '
+                        'missing; an existing set must be of the toy\'s mode)')
     parser.add_argument('--pretrain-iters', type=int, default=2000)
     parser.add_argument('--finetune-iters', type=int, default=200)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--schedules', nargs='*', default=list(DEFAULT_SCHEDULES),
-                        choices=list(SCHEDULES),
+    parser.add_argument('--schedules', nargs='*', choices=list(SCHEDULES),
                         help='VPP schedules of the pruned rows (default: '
-                        f"{' '.join(DEFAULT_SCHEDULES)}; the paper_* pixel-decoder variants with "
+                        f"{' '.join(DEFAULT_SCHEDULES)}, with --toy closure "
+                        f"{' '.join(TOYS['closure']['schedules'])}; the paper_* pixel-decoder "
+                        'variants with '
                         '--selectors temporal); with no value, no pruned rows (e.g. only the '
                         'dense rows and --truncate)')
     parser.add_argument('--selectors', nargs='*', default=list(SELECTORS),
@@ -515,7 +515,14 @@ def parse_args(argv):
                         help='print the rows, which are finished, and the time left')
     parser.add_argument('--report-only', action='store_true',
                         help='only rebuild the report from the finished rows')
-    return parser, parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    toy = TOYS[args.toy]
+    for key in ('work_dir', 'results_dir', 'data_root'):
+        if getattr(args, key) is None:
+            setattr(args, key, toy[key])
+    if args.schedules is None:
+        args.schedules = list(toy['schedules'])
+    return parser, args
 
 
 def check_args(args):
@@ -523,11 +530,17 @@ def check_args(args):
     model shape (ViT depth, embed dim, decoder layers) too."""
     if args.pretrain_iters < 1 or args.finetune_iters < 1:
         return 'iterations must be >= 1', None
-    configs = [DENSE] + [SCHEDULES[sched]['config'] for sched in args.schedules]
+    other = [s for s in args.schedules if SCHEDULES[s].get('toy', 'hard') != args.toy]
+    if other:
+        return (f'--schedules {" ".join(other)}: not of --toy {args.toy} (its schedules: '
+                f"{' '.join(s for s in SCHEDULES if SCHEDULES[s].get('toy', 'hard') == args.toy)}"
+                ')'), None
+    dense = TOYS[args.toy]['dense']
+    configs = [dense] + [SCHEDULES[sched]['config'] for sched in args.schedules]
     error = check_model_options(configs, args.cfg_options)
     if error:
         return error, None
-    shape = model_shape(args.cfg_options)
+    shape = model_shape(args.cfg_options, dense)
     depth = shape[0]
     for sched in args.schedules:
         layers = load_config(SCHEDULES[sched]['config']).model.backbone.prune_layer
@@ -543,19 +556,16 @@ def check_args(args):
 
 def dry_run(rows, done, args, work, current):
     left, per_iter, test_s = estimate(rows, done, args, work)
-    for r in rows:
-        print(f"{'done' if r['name'] in done else 'todo'}  {r['name']}")
+    plan.print_rows(rows, done)
     print(f'{len(done)}/{len(rows)} rows finished; about {left / 3600:.1f} h left '
           f'({per_iter:.2f} s/iter, {test_s:.0f} s per test); model options: '
           f"{describe_options(current['cfg_options'])}")
 
 
-def make_data(data_root, work):
-    if not osp.exists(osp.join(ROOT, data_root, 'annotations', 'youtube_vis_2021_heldout.json')):
-        run([sys.executable, 'tools/misc/make_toy_ytvis.py', '--mode', 'hard', '--out',
-             data_root, '--num-videos', str(DATA['num_videos']), '--num-frames',
-             str(DATA['num_frames']), '--seed', str(DATA['seed']), '--heldout-ratio',
-             str(DATA['heldout_ratio']), '--convert'], osp.join(work, 'make_data.log'))
+def make_data(data_root, work, toy='hard'):
+    """The ``toy`` set at ``data_root``: made (``DATA``) when missing, else
+    checked to be of that mode."""
+    vis.toy_data(run, ROOT, data_root, toy, DATA, osp.join(work, 'make_data.log'))
 
 
 def main(argv=None):
@@ -574,7 +584,7 @@ def main(argv=None):
     depth, embed_dims, decoder_layers = shape
     meta = dict(num_frames=DATA['num_frames'], n_boot=args.n_boot, data=DATA,
                 cfg_options=current['cfg_options'], vit_depth=depth, embed_dims=embed_dims,
-                decoder_layers=decoder_layers)
+                decoder_layers=decoder_layers, toy=args.toy)
     rows, store = plan_rows(args), RowStore(work)
     done = store.finished(r['name'] for r in rows)
     if args.dry_run:
@@ -582,10 +592,14 @@ def main(argv=None):
     if args.report_only:
         return report(work, results_dir, args, meta)
     lock.write(current)
-    make_data(data_root, work)
+    try:
+        make_data(data_root, work, args.toy)
+    except ValueError as err:
+        parser.error(str(err))
     gt = heldout_gt(osp.join(ROOT, data_root))
-    pre_ckpt, _ = train(DENSE, osp.join(work, 'dense_pretrain'), args.pretrain_iters,
-                        data_options(data_root) + model_options(DENSE, args.cfg_options),
+    dense = TOYS[args.toy]['dense']
+    pre_ckpt, _ = train(dense, osp.join(work, 'dense_pretrain'), args.pretrain_iters,
+                        data_options(data_root) + model_options(dense, args.cfg_options),
                         seed=0)
     run_rows(rows, store, lambda row: run_row(row, args, data_root, pre_ckpt, gt, work),
              lambda result: f"AP {result['AP']:.3f} PKR {result['pkr']:.3f} "

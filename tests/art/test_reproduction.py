@@ -11,6 +11,8 @@ from mmengine.config import Config
 from script_loader import load_script
 
 from mmsparse.datasets.digits import HardDigitsDataset
+from mmsparse.experiment.artifacts import weights_digest
+from mmsparse.experiment.tables import complete_seeds
 
 CFG_DIR = 'projects/hypersparse/configs'
 
@@ -219,12 +221,12 @@ def test_warmup_digest_backfilled_for_old_run_files(tmp_path):
     with open(path, 'w') as f:
         json.dump(dict(name='warmup_dense_seed0'), f)
     result = script._job(spec)
-    assert result['weights_sha256'] == script.weights_digest(ckpt)
+    assert result['weights_sha256'] == weights_digest(ckpt)
     with open(path) as f:
         assert json.load(f)['weights_sha256'] == result['weights_sha256']
     # another weight, another digest
     torch.save(dict(state_dict={'w': torch.arange(4.) + 1}), ckpt)
-    assert script.weights_digest(ckpt) != result['weights_sha256']
+    assert weights_digest(ckpt) != result['weights_sha256']
 
 
 def test_complete_seeds_needs_dense_and_every_row():
@@ -248,11 +250,10 @@ def test_complete_seeds_needs_dense_and_every_row():
                (1, 'oneshot', 0.9)]
     no_dense = [(2, m, s) for m in methods[1:] for s in sparsities]
     finished = done(*full, *partial, *no_dense)
-    assert script.complete_seeds(plan(methods, sparsities), finished) == [0]
+    assert complete_seeds(plan(methods, sparsities), finished) == [0]
     # without dense among the methods, seed 2 is complete too
-    assert script.complete_seeds(plan(methods[1:], sparsities),
-                                 finished) == [0, 2]
+    assert complete_seeds(plan(methods[1:], sparsities), finished) == [0, 2]
     # completeness is relative to the sparsities asked for: seed 1 lacks
     # only one-shot at 98 %
-    assert script.complete_seeds(plan(methods, [0.9]), finished) == [0, 1]
-    assert script.complete_seeds(plan(methods, [0.98]), done(*partial)) == []
+    assert complete_seeds(plan(methods, [0.9]), finished) == [0, 1]
+    assert complete_seeds(plan(methods, [0.98]), done(*partial)) == []

@@ -93,6 +93,26 @@ def test_options_lock_refuses_other_options_naming_the_keys(tmp_path):
     assert '--iters: 5 in the work dir, 6 now' in lock2.mismatch(dict(iters=6))
 
 
+def test_options_lock_defaults_fill_options_added_later(tmp_path):
+    """A work dir saved before an option existed ran with its default: the
+    default continues it, another value is refused."""
+    work = str(tmp_path / 'w')
+    OptionsLock(work).write(dict(iters=100))
+    lock = OptionsLock(work, defaults=dict(toy='hard'))
+    assert lock.saved() == dict(iters=100, toy='hard')
+    assert lock.mismatch(dict(iters=100, toy='hard')) is None
+    assert '--toy: hard in the work dir, closure now' in lock.mismatch(
+        dict(iters=100, toy='closure'))
+    assert OptionsLock(work).mismatch(dict(iters=100, toy='hard')) is not None
+    # a saved value wins over the default
+    OptionsLock(work).write(dict(iters=100, toy='closure'))
+    assert lock.mismatch(dict(iters=100, toy='closure')) is None
+    # and from a legacy work dir's rows
+    legacy = OptionsLock(str(tmp_path / 'v'), legacy=lambda: dict(iters=5),
+                         defaults=dict(toy='hard'))
+    assert legacy.saved() == dict(iters=5, toy='hard')
+
+
 def test_cost_model_fits_on_finished_rows():
     cost = CostModel(rate=2.0, fixed=100.)
     assert cost.left([10, 10]) == 240.

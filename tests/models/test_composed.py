@@ -335,7 +335,8 @@ def test_pipeline_bootstrap_recomputes_ap_on_resampled_videos():
                   segmentations=[rle(1), rle(2)]) for v in (11, 12)]
     preds.append(dict(video_id=13, category_id=1, score=0.95,
                       segmentations=[rle(5), rle(5)]))  # a miss
-    score, n = script.video_ap_fn(dict(gt=gt, predictions=preds))
+    records = script.video_records(dict(gt=gt, predictions=preds))
+    score, n = records.score_fn('AP'), records.num_videos
     assert n == 3
     assert score(np.arange(3)) == pytest.approx(
         evaluate_ytvis(gt, preds)['AP'])

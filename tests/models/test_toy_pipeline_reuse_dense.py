@@ -87,9 +87,10 @@ def test_reuse_dense_links_the_finished_dense_stages(setup):
     (['--vis-videos', '60'], '--vis-videos differs'),
     (['--cls-train-videos', '200'], '--cls-train-videos differs'),
     (['--vis-data', 'elsewhere'], '--vis-data differs'),
-    (['--seeds', '0', '1', '2'], 'dense stages not finished there for --seeds 0 1 2: '
+    (['--seeds', '0', '1', '2'], 'stages not finished there: '
      'vis_dense_pretrain_seed2 (iter_300.pth); vis_dense_seed2 (iter_150.pth, '
      'test/predictions.json)'),
+    (['--cfg-options', 'model.track_head.num_queries=5'], '--cfg-options differs'),
 ])
 def test_reuse_dense_refuses_before_any_work(setup, capsys, change, message):
     script, tmp_path, other, argv = setup
@@ -114,11 +115,13 @@ def test_reuse_dense_refusals_of_the_work_dirs(setup, capsys):
             'not a directory')
     refused(argv + ['--work-dir', str(other)], 'is the --work-dir itself')
     assert not (tmp_path / 'second').exists()
-    # the options recorded there are needed
+    # the options recorded there are needed; those it does not record (an
+    # option added to the script later) had their defaults
     (other / 'results.json').unlink()
-    refused(argv + ['--seeds', '0'], 'has neither run_options.json nor results.json')
+    refused(argv + ['--seeds', '0'], 'the options its stages were made with are unknown')
     (other / 'run_options.json').write_text(json.dumps(dict(cls_epochs=10)))
-    refused(argv + ['--seeds', '0'], 'does not record --vis-data')
+    refused(argv + ['--seeds', '0'], "--vis-data differs (there '"
+            + osp.join(script.ROOT, 'data', 'toy_ytvis21_composed'))
     # a dense stage of its own in the new work dir is not replaced
     saved = dict(vis_data=argv[1], cls_data=argv[3], vis_videos=120, heldout_ratio=0.5,
                  cls_train_videos=300, cls_epochs=10, pretrain_iters=300,
@@ -141,9 +144,9 @@ def test_a_work_dir_keeps_the_options_it_was_started_with(setup, capsys):
     with pytest.raises(SystemExit):
         script.main(argv + ['--p3b-keep', '0.5', '--art-iters', '100'])
     err = capsys.readouterr().err
-    assert f'work dir {work} was started with other options' in err
-    assert '--p3b-keep (there 0.25, here 0.5)' in err
-    assert '--art-iters (there 300, here 100)' in err
+    assert f'work dir {work} was made with other options' in err
+    assert '--p3b-keep: 0.25 in the work dir, 0.5 now' in err
+    assert '--art-iters: 300 in the work dir, 100 now' in err
     assert (work / 'run_options.json').read_text() == saved
     # free options change nothing that is stored: the run goes on
     with pytest.raises(ToolRun) as tool:
@@ -151,6 +154,6 @@ def test_a_work_dir_keeps_the_options_it_was_started_with(setup, capsys):
     assert script.P3B_CLS in tool.value.args[0]
     assert (work / 'run_options.json').read_text() == saved
     # a data root given relative or absolute is the same option
-    assert script.locked_options_mismatch(
-        str(work), dict(json.loads(saved), vis_data=osp.relpath(
+    assert script.PipelineLock(str(work), {}).mismatch(
+        dict(json.loads(saved), vis_data=osp.relpath(
             json.loads(saved)['vis_data'], script.ROOT))) is None

@@ -90,15 +90,18 @@ def test_tiny_rows_run_and_resume_skips(tmp_path, monkeypatch, capsys):
     assert osp.isfile(osp.join(work, 'results.md'))
     assert osp.isfile(osp.join(work, 'benefit_over_training.png'))
 
+    # every stage ran in a process of its own, its output in logs/
+    assert sorted(p.name for p in (tmp_path / 'exp' / 'logs').iterdir()) == [
+        'P3B-frozen_kr0.5_s0.log', 'dense_kr1_s0.log', 'source.log']
+
     # resume: finished rows are skipped (a rerun would fail here)
     def fail(*args, **kwargs):
-        raise AssertionError('a finished row ran again')
+        raise AssertionError('a finished stage ran again')
 
-    monkeypatch.setattr(rt, 'prune_stage', fail)
-    monkeypatch.setattr(rt, 'source_stage', lambda args: 'unused')
+    monkeypatch.setattr(rt, 'run_stage', fail)
     capsys.readouterr()
     rt.main(['--work-dir', work] + TINY)
-    assert capsys.readouterr().out.count('(done before, skipped)') == 2
+    assert capsys.readouterr().out.count(': finished, skipped') == 2
 
 
 def test_paired_comparison_uses_shared_stats():
@@ -150,7 +153,7 @@ def test_dry_run_prints_plan_status_and_time_left(tmp_path, monkeypatch,
         raise AssertionError('--dry-run ran a stage')
 
     for stage in ('source_stage', 'prune_stage', 'finetune_stage',
-                  'run_row', 'build_runner', 'write_report'):
+                  'row_stage', 'run_stage', 'report'):
         monkeypatch.setattr(rt, stage, fail)
     plan = ['--seeds', '0', '1', '--keep-ratios', '0.5', '--methods', 'P3B',
             'uniform', '--jobs', '2', '--dry-run']
@@ -228,8 +231,8 @@ def test_a_work_dir_refuses_other_settings(tmp_path, monkeypatch, capsys):
     first finished row's settings): other values are refused before any
     stage runs, naming the keys."""
     rt = load_script(SCRIPT)
-    monkeypatch.setattr(rt, 'run_all', lambda args: None)
-    monkeypatch.setattr(rt, 'write_report', lambda args, rows: None)
+    monkeypatch.setattr(rt, 'run_all', lambda args, argv: None)
+    monkeypatch.setattr(rt, 'report', lambda args, rows: None)
     work = tmp_path / 'exp'
     rt.main(['--work-dir', str(work), '--prune-epochs', '30'])
     saved = json.loads((work / 'run_options.json').read_text())
@@ -240,8 +243,10 @@ def test_a_work_dir_refuses_other_settings(tmp_path, monkeypatch, capsys):
             k: v for k, v in saved.items() if k != 'cfg_options'})))
     for argv, said in ((['--prune-epochs', '40'],
                         '--prune-epochs: 30 in the work dir, 40 now'),
-                       (['--prune-epochs', '30', '--cfg-options', 'a=1'],
-                        "--cfg-options: [] in the work dir, ['a=1'] now")):
+                       (['--prune-epochs', '30', '--cfg-options',
+                         'train_dataloader.batch_size=16'],
+                        "--cfg-options: [] in the work dir, "
+                        "['train_dataloader.batch_size=16'] now")):
         with pytest.raises(SystemExit, match='run_transfer_v2.py: error: '
                            'work dir .* other options') as err:
             rt.main(['--work-dir', str(work), '--dry-run'] + argv)

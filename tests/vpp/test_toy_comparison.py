@@ -10,6 +10,8 @@ from mmengine.config import DictAction
 from script_loader import load_script
 from vis_helpers import ROOT, synthetic_video_records
 
+from mmsparse.evaluation.functional.ytvis_bootstrap import YTVISVideoRecords
+
 
 @pytest.fixture(scope='module')
 def script():
@@ -147,7 +149,7 @@ def test_cfg_options_reach_every_command_and_lock_the_work_dir(script, tmp_path,
     run, records = _fake_tools(commands)
     monkeypatch.setattr(script, 'run', run)
     monkeypatch.setattr(script, 'heldout_gt', lambda root: {})
-    monkeypatch.setattr(script.YTVISVideoRecords, 'from_predictions',
+    monkeypatch.setattr(YTVISVideoRecords, 'from_predictions',
                         staticmethod(lambda gt, predictions: records))
     work = tmp_path / 'work'
     argv = ['--work-dir', str(work), '--results-dir', str(tmp_path / 'res'), '--data-root',
@@ -186,7 +188,8 @@ def test_cfg_options_reach_every_command_and_lock_the_work_dir(script, tmp_path,
         'model.track_head.pixel_decoder.encoder.num_layers': 1,
         'model.backbone.arch.num_layers': 4}
     assert json.loads((work / 'run_options.json').read_text()) == dict(
-        cfg_options=summary['meta']['cfg_options'], pretrain_iters=3, finetune_iters=2)
+        cfg_options=summary['meta']['cfg_options'], pretrain_iters=3, finetune_iters=2,
+        toy='hard')
 
     # Same work dir, other options: refused before any work, naming both values.
     for change, said in (

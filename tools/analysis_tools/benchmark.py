@@ -16,10 +16,11 @@ Prints a markdown table and writes JSON. These are the dense numbers every
 pruning method is compared against; several configs given at once are
 measured side by side, in the same run.
 
-Given a VPP config (backbone ``VPPBackbone``), it hands over to
-``benchmark_vpp.py`` (same flags, plus ``--schedules dense config 1:0.4 ...``
-and ``--keep-ratios``): dense vs VPP schedules side by side, streaming and
-offline, with the FLOPs ratio beside the measured one.
+Given a VPP config (backbone ``VPPBackbone``), it hands over to the command
+line of ``benchmark_vpp.py`` (:mod:`mmsparse.utils.vpp_benchmark_cli`; same
+flags, plus ``--schedules dense config 1:0.4 ...`` and ``--keep-ratios``):
+dense vs VPP schedules side by side, streaming and offline, with the FLOPs
+ratio beside the measured one.
 
 Quiet by default: while models are built, mmengine's logger stays at WARNING
 (:func:`mmsparse.utils.vis_benchmark.quiet_model_logs`, used by every tool
@@ -30,7 +31,6 @@ keeps it.
 import argparse
 import os.path as osp
 import platform
-import runpy
 import sys
 
 import torch
@@ -40,6 +40,7 @@ import mmsparse  # noqa: F401
 from mmsparse.utils.benchmark import format_table, time_call, write_json
 from mmsparse.utils.vis_benchmark import (add_verbose_argument, build,
                                           make_track_sample, model_flops)
+from mmsparse.utils.vpp_benchmark_cli import main as vpp_main
 
 
 def benchmark_model(model, name: str, num_frames: int, h: int, w: int,
@@ -84,9 +85,7 @@ def is_vpp_config(path: str) -> bool:
 def main():
     if {'--keep-ratios', '--schedules'} & set(sys.argv) or any(
             is_vpp_config(a) for a in sys.argv[1:] if a.endswith('.py')):
-        runpy.run_path(
-            osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_vpp.py'),
-            run_name='__main__')
+        vpp_main(sys.argv[1:])
         return
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+', help='one or more configs')

@@ -121,13 +121,20 @@ class ModuleTimer:
     inside a timed run to split it (on a GPU, synchronise in the caller: the
     hooks read the host clock).
 
+    :attr:`calls` counts the (outermost) calls per part.
+
     Args:
         parts (dict[str, Sequence[nn.Module]]): Part name -> the modules
             whose calls count for it.
+        clock (callable): Returns the time in seconds. Defaults to
+            ``time.perf_counter``.
     """
 
-    def __init__(self, parts: Dict[str, Sequence[nn.Module]]) -> None:
+    def __init__(self, parts: Dict[str, Sequence[nn.Module]],
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
         self.seconds = dict.fromkeys(parts, 0.0)
+        self.calls = dict.fromkeys(parts, 0)
         self._start = dict.fromkeys(parts, 0.0)
         self._depth = dict.fromkeys(parts, 0)
         self._handles = []
@@ -142,7 +149,8 @@ class ModuleTimer:
 
         def hook(module, args) -> None:
             if self._depth[name] == 0:
-                self._start[name] = time.perf_counter()
+                self.calls[name] += 1
+                self._start[name] = self.clock()
             self._depth[name] += 1
 
         return hook
@@ -152,13 +160,14 @@ class ModuleTimer:
         def hook(module, args, output) -> None:
             self._depth[name] -= 1
             if self._depth[name] == 0:
-                self.seconds[name] += time.perf_counter() - self._start[name]
+                self.seconds[name] += self.clock() - self._start[name]
 
         return hook
 
     def reset(self) -> None:
-        """Zero every part."""
+        """Zero every part (seconds and calls)."""
         self.seconds = dict.fromkeys(self.seconds, 0.0)
+        self.calls = dict.fromkeys(self.calls, 0)
 
     def remove(self) -> None:
         """Remove the hooks."""

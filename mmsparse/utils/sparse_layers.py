@@ -17,8 +17,19 @@ Kernels (``kernel=``; see :data:`KERNELS`):
 
 * ``'csr'``: ``torch.sparse_csr`` with int32 indices, ``torch.addmm``
   (MKL's sparse BLAS in the official CPU wheels, multi-threaded);
+* ``'csr_keep_layout'``: the same CSR matrix and MKL product, but a linear
+  layer never transposes its input by a copy: an input in rows (the usual
+  layout) is multiplied in MKL's column-major order and the output comes
+  out in rows; an input that is the transposed view a previous layer
+  returned takes the ``'csr'`` path (see :class:`SparseLinear`);
+* ``'csr_contiguous_rows'``: ``'csr'``, except in the layers that must
+  return contiguous rows (``contiguous_output``, e.g. ``qkv``): there an
+  input in rows is multiplied as with ``'csr_keep_layout'`` instead of
+  transposing the input and then the output;
 * ``'coo'``: ``torch.sparse_coo`` with ``torch.sparse.mm``;
 * ``'scipy'``: ``scipy.sparse.csr_matrix @ ndarray`` (single-threaded).
+
+Convolutions run the same product for every CSR kernel.
 
 The layers are inference-only (no gradient reaches the weights) and plain
 PyTorch; they save and load the *dense* ``weight`` key, so the state dict of
@@ -39,7 +50,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-KERNELS = ('csr', 'coo', 'scipy')
+KERNELS = ('csr', 'coo', 'scipy', 'csr_keep_layout', 'csr_contiguous_rows')
+#: Kernels that store the weight as an MKL-ready CSR matrix (int32 indices).
+CSR_KERNELS = ('csr', 'csr_keep_layout', 'csr_contiguous_rows')
 #: Checkpoint keys under which the pruning hooks keep their masks.
 MASK_STATE_KEYS = ('art_state', 'pruning_state', 'gmp_pruning_state',
                    'oneshot_pruning_state')
@@ -78,7 +91,7 @@ class _SparseMatrix:
         self.shape = tuple(dense.shape)
         self.dtype, self.device = dense.dtype, dense.device
         self.nnz = int(torch.count_nonzero(dense))
-        if kernel == 'csr':
+        if kernel in CSR_KERNELS:
             with warnings.catch_warnings():  # 'CSR support is in beta'
                 warnings.simplefilter('ignore', UserWarning)
                 csr = dense.to_sparse_csr()
@@ -94,7 +107,7 @@ class _SparseMatrix:
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         """``self @ x`` for a dense (cols, n) ``x``; (rows, n)."""
-        if self.kernel == 'csr':
+        if self.kernel in CSR_KERNELS:
             # addmm with beta=0 writes the product into a fresh tensor;
             # torch.mm adds it to a zero-filled result (one more pass)
             out = x.new_empty(self.shape[0], x.shape[1])
@@ -103,6 +116,25 @@ class _SparseMatrix:
             return torch.sparse.mm(self.mat, x)
         out = self.mat @ x.detach().cpu().contiguous().numpy()
         return torch.from_numpy(out).to(x.device)
+
+    def mm_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """``x @ self^T`` for a dense (n, cols) ``x``; (n, rows), in rows.
+
+        CSR kernels only. The product is written through the transposed
+        view of the (n, rows) result, so MKL runs in column-major order:
+        ``x`` is then passed as ``x^T`` in column-major order too, which
+        torch copies as it is (rows to rows, no transposition) and the
+        result needs no transposition either.
+        """
+        if self.kernel not in CSR_KERNELS:
+            raise ValueError(f'sparse matrix: mm_rows needs a kernel of '
+                             f'{CSR_KERNELS}, got {self.kernel!r}')
+        if self.shape[0] == 1:  # (n, 1) and (1, n) rows: no order to pick
+            return self.mm(x.t().contiguous()).view(x.shape[0], 1)
+        out = x.new_empty(x.shape[0], self.shape[0])
+        out_t = out.t()
+        torch.addmm(out_t, self.mat, x.t(), beta=0, out=out_t)
+        return out
 
     def __deepcopy__(self, memo) -> '_SparseMatrix':
         # sparse CSR tensors cannot be deep-copied; the zeros define the
@@ -190,6 +222,18 @@ class SparseLinear(_SparseLayer):
     an MLP's second layer after the activation). With
     ``contiguous_output=True`` it is copied to contiguous rows instead, for
     consumers that need them (fused attention after a ``qkv`` layer).
+    The inputs are copied to (in, n) rows first unless they already are
+    such a transposed view.
+
+    With ``kernel='csr_keep_layout'`` an input that is not such a transposed
+    view (an input in rows, e.g. after a layer norm or attention) is not
+    transposed: ``x W^T`` is computed with ``x`` and the (n, out) result in
+    rows (:meth:`_SparseMatrix.mm_rows`; torch copies ``x`` once, rows to
+    rows), and the result is returned in rows, so ``contiguous_output``
+    needs no copy. A transposed-view input takes the path above (no input
+    copy, transposed-view output). ``kernel='csr_contiguous_rows'`` does the
+    same only when ``contiguous_output`` is set, and is ``'csr'``
+    otherwise.
 
     Args:
         weight (Tensor): Dense weight (out_features, in_features).
@@ -222,9 +266,17 @@ class SparseLinear(_SparseLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
+        rows = x.reshape(-1, self.in_features)
+        rows_path = self.kernel == 'csr_keep_layout' or (
+            self.kernel == 'csr_contiguous_rows' and self.contiguous_output)
+        if rows_path and not rows.t().is_contiguous():
+            out = self._matrix.mm_rows(rows)
+            if self.bias is not None:
+                out.add_(self.bias)
+            return out.reshape(*lead, self.out_features)
         # (in, n) columns: free when x is the transposed view this layer
         # returns (e.g. the MLP's second layer after an activation)
-        cols = x.reshape(-1, self.in_features).t().contiguous()
+        cols = rows.t().contiguous()
         out = self._matrix.mm(cols)
         if self.bias is not None:
             out.add_(self.bias[:, None])

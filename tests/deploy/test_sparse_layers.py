@@ -4,6 +4,7 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 
 from mmsparse.art import (DEFAULT_EXCLUDE, global_magnitude_masks,
@@ -11,8 +12,9 @@ from mmsparse.art import (DEFAULT_EXCLUDE, global_magnitude_masks,
 from mmsparse.art.state_io import pack_masks
 from mmsparse.registry import MODELS
 from mmsparse.utils.sparse_checkpoint import save_sparse_checkpoint
-from mmsparse.utils.sparse_layers import (KERNELS, SparseConv2d, SparseLinear,
-                                          load_sparse_model, sparsify_model)
+from mmsparse.utils.sparse_layers import (CSR_KERNELS, KERNELS, SparseConv2d,
+                                          SparseLinear, load_sparse_model,
+                                          sparsify_model)
 
 VIT_CLS = dict(
     type='ImageClassifier',
@@ -81,6 +83,85 @@ def test_sparse_linear_equals_dense(kernel):
     torch.testing.assert_close(no_bias(x), x @ w.t(), atol=1e-5, rtol=0)
 
 
+def _column_major(t):
+    """A (n, d) tensor stored as the transposed view of a (d, n) one."""
+    return t.stride(-2) == 1 and t.stride(-1) == t.shape[-2]
+
+
+def test_keep_layout_kernel_keeps_the_input_layout():
+    """'csr_keep_layout': rows in -> rows out (also with a contiguous
+    output requested); the transposed view a 'csr' layer returns -> the
+    same kind of view out; 'csr' returns the transposed view either way."""
+    w1, w2 = _sparse_weight((48, 40), 0.9), _sparse_weight((24, 48), 0.9, 1)
+    b1, b2 = torch.randn(48), torch.randn(24)
+    x = torch.randn(2, 7, 40)
+    ref = F.linear(F.gelu(F.linear(x, w1, b1)), w2, b2)
+    for first, second in [('csr', 'csr'), ('csr_keep_layout',) * 2,
+                          ('csr', 'csr_keep_layout'),
+                          ('csr_keep_layout', 'csr')]:
+        fc1 = SparseLinear(w1, b1, first)
+        fc2 = SparseLinear(w2, b2, second)
+        with torch.no_grad():
+            h = fc1(x)
+            assert h.is_contiguous() == (first == 'csr_keep_layout')
+            assert _column_major(h.reshape(14, 48)) == (first == 'csr')
+            out = fc2(F.gelu(h))
+        # keep_layout after 'csr' (a transposed view in) and 'csr' give a
+        # transposed view; keep_layout after keep_layout gives rows
+        assert out.is_contiguous() == (first == second == 'csr_keep_layout')
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    qkv = SparseLinear(w1, b1, 'csr_keep_layout', contiguous_output=True)
+    with torch.no_grad():
+        for inp in (x, x.reshape(14, 40).t().contiguous().t().reshape(
+                2, 7, 40)):
+            out = qkv(inp)
+            assert out.is_contiguous()
+            torch.testing.assert_close(out, F.linear(x, w1, b1), atol=1e-5,
+                                       rtol=0)
+
+
+@pytest.mark.parametrize('kernel', CSR_KERNELS)
+@pytest.mark.parametrize('contiguous_output', [False, True])
+def test_which_inputs_take_the_rows_product(kernel, contiguous_output):
+    """The product in rows (mm_rows) runs for inputs in rows with
+    'csr_keep_layout', and with 'csr_contiguous_rows' only for a layer that
+    returns contiguous rows; never with 'csr' or for a transposed view."""
+    w, b = _sparse_weight((24, 40), 0.9), torch.randn(24)
+    layer = SparseLinear(w, b, kernel, contiguous_output)
+    calls = []
+    mm_rows = layer._matrix.mm_rows
+    layer._matrix.mm_rows = lambda x: calls.append(1) or mm_rows(x)
+    x = torch.randn(2, 7, 40)
+    # the transposed view a 'csr' layer returns
+    view = x.reshape(14, 40).t().contiguous().t().reshape(2, 7, 40)
+    expect = kernel == 'csr_keep_layout' or (
+        kernel == 'csr_contiguous_rows' and contiguous_output)
+    with torch.no_grad():
+        for inp, rows in ((x, True), (view, False)):
+            calls.clear()
+            out = layer(inp)
+            assert len(calls) == (1 if rows and expect else 0)
+            assert out.is_contiguous() == (
+                contiguous_output or (rows and expect))
+            torch.testing.assert_close(out, F.linear(x, w, b), atol=1e-5,
+                                       rtol=0)
+
+
+@pytest.mark.parametrize('shape', [(1, 40), (24, 1), (1, 1)])
+@pytest.mark.parametrize('sparsity', [0.5, 1.0])
+def test_csr_kernels_at_edge_shapes(shape, sparsity):
+    """One output, one input feature, one token, an all-zero weight."""
+    w = _sparse_weight(shape, sparsity, 2)
+    b = torch.randn(shape[0])
+    for kernel in CSR_KERNELS:
+        layer = SparseLinear(w, b, kernel)
+        for n in (1, 5):
+            x = torch.randn(n, shape[1])
+            with torch.no_grad():
+                torch.testing.assert_close(layer(x), F.linear(x, w, b),
+                                           atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize('conv_args', [
     dict(kernel_size=3, padding=1),
     dict(kernel_size=3, stride=2, padding=1, bias=False),
@@ -99,11 +180,12 @@ def test_sparse_conv_equals_dense(conv_args, batch):
         torch.testing.assert_close(layer(x), conv(x), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize('kernel', CSR_KERNELS)
 @pytest.mark.parametrize('cfg', [VIT_CLS, RESNET_CLS], ids=['vit', 'resnet'])
-def test_sparsified_model_equals_masked_dense(cfg):
+def test_sparsified_model_equals_masked_dense(cfg, kernel):
     dense, _ = _build(cfg, 0.9)
     sparse = copy.deepcopy(dense)
-    swapped = sparsify_model(sparse, min_sparsity=0.5,
+    swapped = sparsify_model(sparse, min_sparsity=0.5, kernel=kernel,
                              layers=('linear', 'conv'))
     kinds = {s['kind'] for s in swapped}
     assert kinds == ({'linear'} if cfg is VIT_CLS else {'linear', 'conv'})

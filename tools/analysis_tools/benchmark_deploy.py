@@ -5,6 +5,9 @@
         [--rounds-large 3] [--batch 64]
         [--sparsities 0.5 0.7 0.8 0.9 0.98 0.995]
         [--large-sparsities 0.9 0.98 0.995] [--vpp-shape 368 640]
+        [--kernels csr coo scipy csr_keep_layout csr_contiguous_rows]
+        [--art-models vit-s resnet32-w2] [--art-kernels csr]
+        [--profile [--profile-rounds N] [--profile-target 3]]
         [--out-dir work_dirs/benchmark_deploy]
 
 Three sections, each a table (markdown on stdout and in
@@ -13,8 +16,11 @@ Three sections, each a table (markdown on stdout and in
 * ``kernels``: one ViT-S linear layer (in x out: 384x1152 qkv, 384x384
   proj, 384x1536 fc1, 1536x384 fc2) on 197 tokens (batch 1) and
   ``197 * batch`` tokens, weights at 90 / 98 / 99.5 % random sparsity:
-  the dense ``F.linear`` against each sparse kernel of
-  :data:`mmsparse.utils.sparse_layers.KERNELS` (the layer's own forward).
+  the dense ``F.linear`` against each sparse kernel of ``--kernels``
+  (default :data:`mmsparse.utils.sparse_layers.KERNELS`; the layer's own
+  forward on an input in rows, returning the kernel's layout: here
+  ``csr_contiguous_rows`` runs as ``csr``, it differs only in layers that
+  return contiguous rows, such as a model's ``qkv``).
 * ``art``: whole models with global magnitude masks (one threshold over
   the prunable weights, drawn from one normal distribution first): a DeiT-S
   classifier (every ``nn.Linear``, 224x224) and ResNet-32-w2 (every
@@ -26,6 +32,24 @@ Three sections, each a table (markdown on stdout and in
   the largest difference of the logits and backbone features, and the
   break-even sparsity
   (linear interpolation of the speed-up between the measured sparsities).
+  ``--art-models`` picks the models, an empty ``--large-sparsities`` skips
+  the ``--batch`` rows; ``--art-kernels`` times the sparse model once per
+  kernel in the same rounds (a ``kernel`` column then tells the rows apart).
+  ``--profile`` adds a table (and fields of the same rows in the json):
+  ``--profile-rounds`` more interleaved rounds of the same models with a
+  :class:`~mmsparse.utils.benchmark.ModuleTimer` on the prunable layers
+  (the layers swapped in any sparse model of the group, at the same names
+  in the dense model), each forward split into the time inside them and
+  the rest (attention products, softmax, norms, activations, patch
+  embedding, copies between layers, Python). Of the round whose total is
+  the median (the lower one for an even count): ``*_prof_ms`` (total under
+  the hooks; their own cost falls in the rest), ``*_prunable_ms``,
+  ``*_rest_ms``; ``prunable_speedup`` (dense / sparse prunable time),
+  ``amdahl_bound`` = dense total / dense rest (the whole-model speed-up
+  with infinitely fast prunable layers) and ``need_for_3x`` (for
+  ``--profile-target 3``): the speed-up over the dense prunable layers
+  that would give the target with the sparse model's own rest
+  (``unreachable`` when the rest alone exceeds dense total / target).
 * ``onnx``: PyTorch eager against onnxruntime (CPU, fp32, the same
   threads), dense against pruned: a DeiT-S classifier (``--cls-batch``) and its
   P3B-slim version at keep 0.5 (uniform block budget, random scores,
@@ -46,11 +70,14 @@ import os.path as osp
 import platform
 import statistics
 import tempfile
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from mmsparse.utils.benchmark import (count_flops, format_table,
+from mmsparse.utils.benchmark import (ModuleTimer, count_flops, format_table,
                                       time_interleaved, write_json)
 from mmsparse.utils.sparse_layers import KERNELS, SparseLinear, sparsify_model
 
@@ -58,6 +85,7 @@ VIT_LINEARS = ((384, 1152, 'qkv'), (384, 384, 'proj'), (384, 1536, 'fc1'),
                (1536, 384, 'fc2'))
 VPP_SCHEDULE = dict(prune_layer=[1, 3, 6, 9],
                     keep_ratio=[0.7, 0.56, 0.448, 0.358])
+ART_MODELS = ('vit-s', 'resnet32-w2')
 
 
 def parse_args(argv=None):
@@ -73,10 +101,27 @@ def parse_args(argv=None):
     parser.add_argument('--batch', type=int, default=64)
     parser.add_argument('--sparsities', type=float, nargs='+',
                         default=[0.5, 0.7, 0.8, 0.9, 0.98, 0.995])
-    parser.add_argument('--large-sparsities', type=float, nargs='+',
-                        default=[0.9, 0.98, 0.995])
+    parser.add_argument('--large-sparsities', type=float, nargs='*',
+                        default=[0.9, 0.98, 0.995],
+                        help='art sparsities at --batch (none: no such rows)')
     parser.add_argument('--kernel-sparsities', type=float, nargs='+',
                         default=[0.9, 0.98, 0.995])
+    parser.add_argument('--kernels', nargs='+', choices=KERNELS,
+                        default=list(KERNELS),
+                        help='sparse kernels of the kernels section')
+    parser.add_argument('--art-models', nargs='+', choices=ART_MODELS,
+                        default=list(ART_MODELS))
+    parser.add_argument('--art-kernels', nargs='+', choices=KERNELS,
+                        default=['csr'],
+                        help='sparse kernels of the art section, timed in '
+                        'the same rounds')
+    parser.add_argument('--profile', action='store_true',
+                        help='art: split each forward into the prunable '
+                        'layers and the rest (extra rounds, ModuleTimer)')
+    parser.add_argument('--profile-rounds', type=int, default=None,
+                        help='profiled rounds (default: as many as timed)')
+    parser.add_argument('--profile-target', type=float, default=3.0,
+                        help='whole-model speed-up for need_for_<T>x')
     parser.add_argument('--vpp-shape', type=int, nargs=2, default=[368, 640])
     parser.add_argument('--cls-batch', type=int, default=1,
                         help='batch of the classifier rows of onnx')
@@ -110,7 +155,7 @@ def bench_kernels(args) -> list:
                 fns = {'dense': lambda w=w, b=b: F.linear(x, w, b)}
                 ref = F.linear(x, w, b)
                 diffs = {}
-                for kernel in KERNELS:
+                for kernel in args.kernels:
                     layer = SparseLinear(w, b, kernel)
                     fns[kernel] = lambda m=layer: m(x)
                     diffs[kernel] = float((layer(x) - ref).abs().max())
@@ -119,20 +164,21 @@ def bench_kernels(args) -> list:
                 row = dict(layer=f'{name} {fan_in}x{fan_out}', tokens=tokens,
                            sparsity=sparsity,
                            dense_ms=_median_ms(times['dense']))
-                for kernel in KERNELS:
+                for kernel in args.kernels:
                     row[f'{kernel}_ms'] = _median_ms(times[kernel])
                     row[f'{kernel}_speedup'] = row['dense_ms'] / \
                         row[f'{kernel}_ms']
                 row['max_abs_diff'] = max(diffs.values())
                 row['times'] = times
                 rows.append(row)
-                print(format_table([row], _kernel_cols())[-1:], flush=True)
+                print(format_table([row], _kernel_cols(
+                    args.kernels)).splitlines()[-1], flush=True)
     return rows
 
 
-def _kernel_cols():
+def _kernel_cols(kernels: Sequence[str] = KERNELS) -> List[str]:
     cols = ['layer', 'tokens', 'sparsity', 'dense_ms']
-    for kernel in KERNELS:
+    for kernel in kernels:
         cols += [f'{kernel}_ms', f'{kernel}_speedup']
     return cols + ['max_abs_diff']
 
@@ -217,53 +263,196 @@ def _break_even(points):
     return f'> {points[-1][0]:g}' if points else None
 
 
+ProfiledFn = Tuple[Callable[[], object], Sequence[nn.Module]]
+
+
+def profile_split(fns: Dict[str, ProfiledFn],
+                  rounds: int,
+                  warmup: int = 1,
+                  clock: Callable[[], float] = time.perf_counter
+                  ) -> Dict[str, Dict[str, list]]:
+    """Each forward split into its prunable layers and the rest.
+
+    Interleaved as :func:`time_interleaved` (every round calls each entry
+    once, in order), with a :class:`ModuleTimer` on the entry's modules;
+    the hooks are removed at the end.
+
+    Args:
+        fns (dict): Name -> (callable running one forward, the modules
+            whose calls are the prunable part).
+        rounds (int): Recorded rounds.
+        warmup (int): Unrecorded rounds first. Defaults to 1.
+        clock (callable): The clock (seconds). Defaults to
+            ``time.perf_counter``.
+
+    Returns:
+        dict: Name -> ``total`` and ``prunable`` (seconds, one per round)
+        and ``calls`` (calls of the prunable modules, one per round).
+    """
+    if rounds < 1:
+        raise ValueError(f'profile_split: rounds must be >= 1, got {rounds}')
+    timers = {k: ModuleTimer({'prunable': list(mods)}, clock)
+              for k, (_, mods) in fns.items()}
+    out = {k: dict(total=[], prunable=[], calls=[]) for k in fns}
+    try:
+        for r in range(warmup + rounds):
+            for k, (fn, _) in fns.items():
+                timer = timers[k]
+                timer.reset()
+                start = clock()
+                fn()
+                total = clock() - start
+                if r >= warmup:
+                    out[k]['total'].append(total)
+                    out[k]['prunable'].append(timer.seconds['prunable'])
+                    out[k]['calls'].append(timer.calls['prunable'])
+    finally:
+        for timer in timers.values():
+            timer.remove()
+    return out
+
+
+def split_ms(split: Dict[str, list]) -> Dict[str, float]:
+    """``total`` / ``prunable`` / ``rest`` ms and ``calls`` of the round
+    whose total is the median (the lower median for an even count), so
+    that the parts add up to the total."""
+    totals = split['total']
+    i = sorted(range(len(totals)), key=totals.__getitem__)[
+        (len(totals) - 1) // 2]
+    total, prunable = 1e3 * totals[i], 1e3 * split['prunable'][i]
+    return dict(total=total, prunable=prunable, rest=total - prunable,
+                calls=split['calls'][i])
+
+
+def profile_fields(dense: Dict[str, list], sparse: Dict[str, list],
+                   target: float = 3.0) -> dict:
+    """The profile columns of one row from two :func:`profile_split`
+    entries (the dense model's and the sparse model's)."""
+    d, s = split_ms(dense), split_ms(sparse)
+    budget = d['total'] / target - s['rest']
+    need = d['prunable'] / budget if budget > 0 else 'unreachable'
+    return {
+        'dense_prof_ms': d['total'], 'dense_prunable_ms': d['prunable'],
+        'dense_rest_ms': d['rest'], 'sparse_prof_ms': s['total'],
+        'sparse_prunable_ms': s['prunable'], 'sparse_rest_ms': s['rest'],
+        'prunable_speedup': d['prunable'] / s['prunable'],
+        'amdahl_bound': d['total'] / d['rest'],
+        f'need_for_{target:g}x': need,
+        'prunable_calls': dict(dense=d['calls'], sparse=s['calls'])}
+
+
+def art_rows(name: str, base: nn.Module, x: torch.Tensor,
+             sparsities: Sequence[float], rounds: int,
+             linear_only: bool, kernels: Sequence[str] = ('csr', ),
+             profile_rounds: int = 0, target: float = 3.0) -> List[dict]:
+    """The art rows of one model at one batch (the rows of ``x``).
+
+    Args:
+        name (str): Model name for the rows.
+        base (nn.Module): The dense classifier (copied, not changed).
+        x (Tensor): The input batch.
+        sparsities (Sequence[float]): Global magnitude sparsities.
+        rounds (int): Timed interleaved rounds.
+        linear_only (bool): Mask only ``nn.Linear`` weights.
+        kernels (Sequence[str]): Sparse kernels; each sparse model is timed
+            once per kernel. Defaults to ('csr', ).
+        profile_rounds (int): Profiled rounds after the timed ones (0: no
+            profile). Defaults to 0.
+        target (float): Whole-model speed-up of ``need_for_<T>x``.
+            Defaults to 3.0.
+
+    Returns:
+        list[dict]: One row per sparsity and kernel.
+    """
+    batch = x.shape[0]
+    several = list(kernels) != ['csr']
+    fns, info, models, prunable = {}, {}, {}, []
+    for s in sparsities:
+        dense = copy.deepcopy(base)
+        real = mask_globally(dense, s, linear_only=linear_only)
+        if not fns:
+            fns['dense'] = lambda m=dense: m(x, mode='tensor')
+            models['dense'] = dense
+        for kernel in kernels:
+            sparse = copy.deepcopy(dense)
+            swapped = sparsify_model(sparse, min_sparsity=0.25,
+                                     kernel=kernel, layers=('linear', 'conv'))
+            diff = _max_diff(dense, sparse, x[:min(batch, 4)])
+            key = f'sparse {s:g} {kernel}' if several else f'sparse {s:g}'
+            fns[key] = lambda m=sparse: m(x, mode='tensor')
+            models[key] = sparse
+            prunable += [e['name'] for e in swapped
+                         if e['name'] not in prunable]
+            info[key] = dict(sparsity=s, kernel=kernel, real=real, diff=diff,
+                             layers=len(swapped))
+    with torch.no_grad():
+        times = time_interleaved(fns, rounds)
+        split = None
+        if profile_rounds:
+            split = profile_split(
+                {k: (fn, _modules(models[k], prunable))
+                 for k, fn in fns.items()}, profile_rounds)
+    rows = []
+    for key, inf in info.items():
+        med, lo, hi = _ratio_interval(times['dense'], times[key])
+        row = dict(model=name, batch=batch, sparsity=inf['sparsity'])
+        if several:
+            row['kernel'] = inf['kernel']
+        row.update(
+            real_sparsity=inf['real'], layers=inf['layers'],
+            dense_ms=_median_ms(times['dense']),
+            sparse_ms=_median_ms(times[key]),
+            speedup=_median_ms(times['dense']) / _median_ms(times[key]),
+            round_ratio_range=f'[{lo:.2f}, {hi:.2f}]',
+            max_abs_diff=inf['diff'],
+            times=dict(dense=times['dense'], sparse=times[key]))
+        if split is not None:
+            row.update(profile_fields(split['dense'], split[key], target))
+            row['times'].update(dense_profile=split['dense'],
+                                sparse_profile=split[key])
+        rows.append(row)
+        print(format_table([row], _art_cols(several)).splitlines()[-1],
+              flush=True)
+    return rows
+
+
+def _modules(model: nn.Module, names: Sequence[str]) -> List[nn.Module]:
+    found = dict(model.named_modules())
+    return [found[n] for n in names]
+
+
 def bench_art(args) -> list:
     rows = []
     gen = torch.Generator().manual_seed(args.seed)
-    for name in ('vit-s', 'resnet32-w2'):
+    for name in args.art_models:
         torch.manual_seed(args.seed)
         base, shape = build_art_model(name)
         for batch, sparsities, rounds in (
                 (1, args.sparsities, args.rounds),
                 (args.batch, args.large_sparsities, args.rounds_large)):
+            if not sparsities:
+                continue
             x = torch.randn(batch, *shape, generator=gen)
-            fns, info = {}, {}
-            for s in sparsities:
-                dense = copy.deepcopy(base)
-                real = mask_globally(dense, s, linear_only=name == 'vit-s')
-                sparse = copy.deepcopy(dense)
-                swapped = sparsify_model(sparse, min_sparsity=0.25,
-                                         kernel='csr',
-                                         layers=('linear', 'conv'))
-                diff = _max_diff(dense, sparse, x[:min(batch, 4)])
-                if not fns:
-                    fns['dense'] = lambda m=dense: m(x, mode='tensor')
-                fns[f'sparse {s:g}'] = lambda m=sparse: m(x, mode='tensor')
-                info[s] = dict(real=real, diff=diff, layers=len(swapped))
-            with torch.no_grad():
-                times = time_interleaved(fns, rounds)
-            for s in sparsities:
-                key = f'sparse {s:g}'
-                med, lo, hi = _ratio_interval(times['dense'], times[key])
-                rows.append(dict(
-                    model=name, batch=batch, sparsity=s,
-                    real_sparsity=info[s]['real'],
-                    layers=info[s]['layers'],
-                    dense_ms=_median_ms(times['dense']),
-                    sparse_ms=_median_ms(times[key]),
-                    speedup=_median_ms(times['dense']) / _median_ms(
-                        times[key]),
-                    round_ratio_range=f'[{lo:.2f}, {hi:.2f}]',
-                    max_abs_diff=info[s]['diff'],
-                    times=dict(dense=times['dense'], sparse=times[key])))
-                print(format_table([rows[-1]], _art_cols())[-1:], flush=True)
+            rows += art_rows(
+                name, base, x, sparsities, rounds,
+                linear_only=name == 'vit-s', kernels=args.art_kernels,
+                profile_rounds=(args.profile_rounds or rounds)
+                if args.profile else 0,
+                target=args.profile_target)
     return rows
 
 
-def _art_cols():
-    return ['model', 'batch', 'sparsity', 'real_sparsity', 'layers',
-            'dense_ms', 'sparse_ms', 'speedup', 'round_ratio_range',
-            'max_abs_diff']
+def _art_cols(kernel: bool = False) -> List[str]:
+    return ['model', 'batch', 'sparsity'] + (['kernel'] if kernel else []) \
+        + ['real_sparsity', 'layers', 'dense_ms', 'sparse_ms', 'speedup',
+           'round_ratio_range', 'max_abs_diff']
+
+
+def _profile_cols(kernel: bool = False, target: float = 3.0) -> List[str]:
+    return ['model', 'batch', 'sparsity'] + (['kernel'] if kernel else []) \
+        + ['dense_prof_ms', 'dense_prunable_ms', 'dense_rest_ms',
+           'sparse_prof_ms', 'sparse_prunable_ms', 'sparse_rest_ms',
+           'prunable_speedup', 'amdahl_bound', f'need_for_{target:g}x']
 
 
 def art_break_even(rows) -> dict:
@@ -271,9 +460,14 @@ def art_break_even(rows) -> dict:
     for model in sorted({r['model'] for r in rows}):
         for batch in sorted({r['batch'] for r in rows if r['model'] ==
                              model}):
-            pts = [(r['sparsity'], r['speedup']) for r in rows
-                   if r['model'] == model and r['batch'] == batch]
-            out[f'{model} batch {batch}'] = _break_even(pts)
+            for kernel in sorted({r.get('kernel') or '' for r in rows}):
+                pts = [(r['sparsity'], r['speedup']) for r in rows
+                       if r['model'] == model and r['batch'] == batch and
+                       (r.get('kernel') or '') == kernel]
+                if pts:
+                    key = f'{model} batch {batch}' + \
+                        (f' {kernel}' if kernel else '')
+                    out[key] = _break_even(pts)
     return out
 
 
@@ -426,15 +620,21 @@ def main(argv=None):
         rows = bench_kernels(args)
         result['kernels'] = rows
         md.append('## Sparse kernels, one ViT-S linear layer\n\n' +
-                  format_table(rows, _kernel_cols()))
+                  format_table(rows, _kernel_cols(args.kernels)))
     if 'art' in args.sections:
         rows = bench_art(args)
         result['art'] = rows
         result['art_break_even'] = art_break_even(rows)
+        several = any('kernel' in r for r in rows)
+        kernels = ', '.join(args.art_kernels) if several else 'CSR'
         md.append('## ART: whole model, masked dense vs sparse kernels '
-                  '(CSR)\n\n' + format_table(rows, _art_cols()) +
-                  '\n\nbreak-even sparsity: ' +
+                  f'({kernels})\n\n' + format_table(rows, _art_cols(several))
+                  + '\n\nbreak-even sparsity: ' +
                   str(result['art_break_even']))
+        if args.profile:
+            md.append('### ART: time in the prunable layers and the rest '
+                      '(--profile)\n\n' + format_table(
+                          rows, _profile_cols(several, args.profile_target)))
     if 'onnx' in args.sections:
         rows = bench_onnx(args)
         result['onnx'] = rows

@@ -140,6 +140,14 @@ class CheckpointStages:
               f'running the {self.what} again', flush=True)
         return True
 
+    def run(self, run_one: Callable[[dict], Dict], row: dict) -> Dict:
+        """``run_one(row)``, stamped (:meth:`stamp`) against the row's
+        result before the run; pickles with a module-level ``run_one``
+        (``functools.partial(stages.run, run_one)`` for worker
+        processes)."""
+        previous = self.previous(row)
+        return self.stamp(row, run_one(row), previous)
+
     def stamp(self, row: dict, result: Dict, previous: Dict) -> Dict:
         """Add the digest of the row's new checkpoint to ``result`` and,
         when ``previous`` (the result before the run) had one,

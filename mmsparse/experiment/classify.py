@@ -1,11 +1,14 @@
 """Stages of the classification comparisons that train in the Python
 process (an mmengine ``Runner`` per stage, the configs changed in code):
-overrides applied to every config that has them, a run of some epochs, the
-validation curve it logged. The per-image correctness of such a run is
-:func:`mmsparse.experiment.items.image_correctness`."""
+overrides applied to every config that has them, a run of some epochs, its
+training timed (wall and CPU seconds), the validation curve it logged. The
+per-image correctness of such a run is
+:func:`mmsparse.experiment.items.image_correctness` (checked against
+``runner.test()``: :func:`mmsparse.experiment.items.tested_correctness`)."""
 import glob
 import json
 import os.path as osp
+import time
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from .options import lookup_key
@@ -70,6 +73,17 @@ def set_epochs(cfg: Any, epochs: int, val_interval: Optional[int] = None,
                                     interval=log_interval)
 
 
+def dataset_size(cfg: Any, dataloader: str = 'train_dataloader') -> int:
+    """Samples of the dataset of ``cfg``'s ``dataloader``, built in the
+    config's registry scope (whatever scope the caller initialised)."""
+    from mmengine.registry import DefaultScope
+
+    import mmsparse  # noqa: F401
+    from mmsparse.registry import DATASETS
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        return len(DATASETS.build(cfg[dataloader].dataset))
+
+
 def build_runner(cfg: Any, work_dir: str, name: str) -> Any:
     """An mmengine ``Runner`` of ``cfg`` in ``work_dir``, its logs named
     ``name``."""
@@ -77,6 +91,37 @@ def build_runner(cfg: Any, work_dir: str, name: str) -> Any:
     cfg.work_dir = work_dir
     cfg.experiment_name = name
     return Runner.from_cfg(cfg)
+
+
+class Clock:
+    """Wall and CPU seconds (of this process) since it was made."""
+
+    def __init__(self) -> None:
+        self.start, self.cpu_start = time.time(), time.process_time()
+
+    def wall(self) -> float:
+        """Wall seconds since the start."""
+        return time.time() - self.start
+
+    def cpu(self) -> float:
+        """CPU seconds of this process since the start."""
+        return time.process_time() - self.cpu_start
+
+
+def train_in_process(cfg: Any, work_dir: str, name: str) -> Tuple[Any, Clock]:
+    """Build the ``Runner`` of ``cfg`` (:func:`build_runner`) and train it
+    in this process.
+
+    Returns:
+        tuple: The trained runner (score it, e.g. with
+        :func:`~mmsparse.experiment.items.tested_correctness`) and the
+        :class:`Clock` started before the runner was built (read it when
+        the row's work is done).
+    """
+    clock = Clock()
+    runner = build_runner(cfg, work_dir, name)
+    runner.train()
+    return runner, clock
 
 
 def val_curve(work_dir: str, metric: str = 'accuracy/top1') -> List:

@@ -62,6 +62,34 @@ def image_correctness(runner: Any, dataloader_cfg: Any,
     return out
 
 
+def tested_correctness(runner: Any, item_key: str,
+                       metric: str = 'accuracy/top1',
+                       tolerance: float = 1e-3) -> Dict:
+    """``runner.test()`` and the per-image correctness on the runner's test
+    dataloader (:func:`image_correctness`), checked to agree.
+
+    Args:
+        runner: A trained mmengine ``Runner``.
+        item_key (str): Field of the data info naming each image's item.
+        metric (str): The accuracy key of ``runner.test()``. Defaults to
+            'accuracy/top1'.
+        tolerance (float): Largest difference (points) between the two
+            accuracies. Defaults to 1e-3.
+
+    Returns:
+        dict: ``top1`` (of ``runner.test()``), ``correct`` and ``items``.
+
+    Raises:
+        RuntimeError: The per-image accuracy is not ``runner.test()``'s.
+    """
+    top1 = float(runner.test()[metric])
+    out = image_correctness(runner, runner.cfg.test_dataloader, item_key)
+    if abs(out['accuracy'] - top1) > tolerance:
+        raise RuntimeError(f"per-image accuracy {out['accuracy']} != "
+                           f'runner.test() {top1}')
+    return dict(top1=top1, correct=out['correct'], items=out['items'])
+
+
 def item_means(rows: Sequence[dict], correct_key: str,
                item_key: str) -> np.ndarray:
     """Correctness per item, the mean over its images and over ``rows``.

@@ -95,6 +95,24 @@ def check_cfg_options(cfg_options: Mapping[str, Any],
     return None
 
 
+def hook_options(cfg: Any, hook_type: str,
+                 values: Mapping[str, Any]) -> List[str]:
+    """``--cfg-options`` (``custom_hooks.<index>.<key>=<value>``) that set
+    ``values`` on the first hook of type ``hook_type`` in ``cfg``'s
+    ``custom_hooks``.
+
+    Raises:
+        ValueError: ``cfg`` has no hook of that type.
+    """
+    types = [hook['type'] for hook in cfg.get('custom_hooks') or []]
+    if hook_type not in types:
+        raise ValueError(f'hook_options: no {hook_type!r} in custom_hooks '
+                         f'(types: {types})')
+    index = types.index(hook_type)
+    return [format_option(f'custom_hooks.{index}.{key}', value)
+            for key, value in values.items()]
+
+
 def options_diff(saved: Mapping[str, Any], current: Mapping[str, Any],
                  free: Iterable[str] = ()) -> List[Tuple[str, Any, Any]]:
     """``(key, saved value, current value)`` of every key of ``current``
@@ -128,33 +146,50 @@ class OptionsLock:
             work dir saved before they existed (an option added to a driver
             later) ran with; they fill the saved options' missing keys.
             Defaults to None.
+        paths (Iterable[str]): Options that are paths: they compare as
+            normalised paths, relative ones taken from ``root`` (a folder
+            given relative or absolute is the same option). Defaults to ().
+        root (str): The folder relative paths start from. Defaults to ''
+            (the working directory).
     """
 
     def __init__(self, work_dir: str,
                  legacy: Optional[Callable[[], Optional[dict]]] = None,
                  holds_work: Optional[Callable[[], bool]] = None,
                  free: Iterable[str] = (),
-                 defaults: Optional[Mapping[str, Any]] = None) -> None:
+                 defaults: Optional[Mapping[str, Any]] = None,
+                 paths: Iterable[str] = (), root: str = '') -> None:
         self.work_dir = work_dir
         self.path = osp.join(work_dir, RUN_OPTIONS)
         self.legacy = legacy
         self.holds_work = holds_work
         self.free = tuple(free)
         self.defaults = normalised(defaults or {})
+        self.paths = tuple(paths)
+        self.root = root
+
+    def canonical(self, options: Mapping[str, Any]) -> Dict[str, Any]:
+        """``options`` with the path options normalised (absolute, from
+        ``root``); the others as given."""
+        found = {k: osp.normpath(osp.join(self.root, options[k]))
+                 for k in self.paths if options.get(k) is not None}
+        return dict(options, **found)
 
     def saved(self) -> Optional[dict]:
-        """The options the work dir was made with, or None (a new one)."""
+        """The options the work dir was made with (path options
+        normalised), or None (a new one)."""
         if osp.exists(self.path):
             with open(self.path) as f:
                 saved = json.load(f)
         else:
             saved = self.legacy() if self.legacy is not None else None
-        return None if saved is None else dict(self.defaults, **saved)
+        return None if saved is None else self.canonical(
+            dict(self.defaults, **saved))
 
     def mismatch(self, current: Mapping[str, Any]) -> Optional[str]:
         """Error text naming every option whose value differs from the
         work dir's, else None (also for a new or empty work dir)."""
-        current = normalised(current)
+        current = normalised(self.canonical(current))
         saved = self.saved()
         if saved is None or (self.holds_work is not None
                              and not self.holds_work()):

@@ -1,9 +1,10 @@
-"""Comparison and report helpers: paired groups, bootstrap by test item,
-markdown tables and the report files.
+"""Report helpers: scores on draws of test items, markdown tables and the
+report files.
 
-The statistics are :mod:`mmsparse.utils.stats`: the paired bootstrap over
-test items (videos, images) recomputes each row's metric on the same draws,
-and the seed-mean of several rows is compared draw by draw.
+A row's score on a draw of test items (videos, images) is memoised on the
+draw (:func:`cached_score`), several rows' on the same draw are averaged
+(:func:`seed_mean`); the paired comparison of two row groups that uses them
+is :func:`mmsparse.experiment.tables.contrast`.
 """
 import os
 import os.path as osp
@@ -12,7 +13,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from mmsparse.utils.stats import paired_bootstrap, paired_seed_interval
 from .store import atomic_write_json
 
 ScoreFn = Callable[[np.ndarray], float]
@@ -35,31 +35,6 @@ def cached_score(score: Callable[[np.ndarray], float]) -> ScoreFn:
 def seed_mean(fns: Sequence[ScoreFn]) -> ScoreFn:
     """The mean of several rows' scores (one per seed) on the same draw."""
     return lambda idx: float(np.mean([f(idx) for f in fns]))
-
-
-def paired_contrast(a_scores: Sequence[ScoreFn], b_scores: Sequence[ScoreFn],
-                    a_values: Sequence[float], b_values: Sequence[float],
-                    n_items: int, n_boot: int = 1000,
-                    seed: int = 0) -> Dict[str, Dict]:
-    """Row group ``a`` against ``b``, paired by seed.
-
-    Args:
-        a_scores, b_scores (Sequence[callable]): Per seed (the same seeds in
-            the same order), ``indices -> metric`` on a draw of test items.
-        a_values, b_values (Sequence[float]): Per seed, the metric on all
-            items.
-        n_items (int): Test items (the draws take this many).
-        n_boot (int): Bootstrap draws. Defaults to 1000.
-        seed (int): Seed of the draws. Defaults to 0.
-
-    Returns:
-        dict: ``boot``: the paired bootstrap over items of the seed-means;
-        ``seeds``: the Student-t interval over the per-seed differences.
-    """
-    return dict(
-        boot=paired_bootstrap(seed_mean(a_scores), seed_mean(b_scores),
-                              n_items, n_boot=n_boot, seed=seed),
-        seeds=paired_seed_interval(a_values, b_values))
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]],

@@ -48,6 +48,13 @@ class StageTimes(dict):
         return None if any(v is None for v in values) else round(sum(values), 1)
 
 
+def epoch_options(epochs: int) -> List[str]:
+    """``--cfg-options`` of a ``tools/train.py`` run of ``epochs`` epochs,
+    validated and saved (checkpoint) at its end."""
+    return [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
+            f'default_hooks.checkpoint.interval={epochs}']
+
+
 def train_stage(run: Run, config: str, work: str, marker: str,
                 options: Sequence[str], times: Optional[StageTimes] = None,
                 key: Optional[str] = None) -> str:

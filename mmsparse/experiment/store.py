@@ -35,6 +35,12 @@ def atomic_write_json(path: str, obj: Any, indent: Optional[int] = None,
             os.remove(tmp)
 
 
+def read_json(path: str) -> Any:
+    """The JSON in ``path``."""
+    with open(path) as f:
+        return json.load(f)
+
+
 def cached_json(path: str, compute: Callable[[], Any]) -> Any:
     """The JSON in ``path``; when it does not exist, ``compute()`` first and
     write its result there atomically (a cached stage: its file is its
@@ -92,3 +98,8 @@ class RowStore:
             with open(path) as f:
                 out.append(json.load(f))
         return out
+
+    def by_name(self) -> Dict[str, Dict]:
+        """Every finished row of the work dir by name (sorted)."""
+        return {osp.basename(path)[:-len('.json')]: self.read(
+            osp.basename(path)[:-len('.json')]) for path in self.files()}

@@ -1,6 +1,7 @@
 """Stages of the toy video-instance-segmentation comparisons: data options,
-a resumable ``tools/train.py`` run, ``tools/test.py`` with the predictions
-kept for the bootstrap over videos, and the held-out ground truth."""
+a resumable ``tools/train.py`` run, ``tools/test.py`` of a config with an
+evaluator added (the predictions kept for the bootstrap over videos), and
+the held-out ground truth."""
 import glob
 import json
 import os
@@ -76,6 +77,32 @@ def train_iters(run: Run, config: str, work: str, iters: int,
     return ckpt, took
 
 
+def wrapped_test(run: Run, root: str, config: str, ckpt: str, out: str,
+                 options: Sequence[str], lines: str, wrapper: str) -> float:
+    """``tools/test.py`` of a wrapper config that inherits ``config`` and
+    adds ``lines`` (e.g. another ``test_evaluator``), run in ``out``.
+
+    Args:
+        run (callable): ``run(cmd, log_file) -> seconds``.
+        root (str): The repository root.
+        config (str): The config (relative to ``root``).
+        ckpt (str): The checkpoint.
+        out (str): The test's work dir (its log: ``test_stdout.log``).
+        options (Sequence[str]): ``--cfg-options`` as ``KEY=VALUE``.
+        lines (str): Config lines after ``_base_`` (each ending in a
+            newline).
+        wrapper (str): Where the wrapper config is written.
+
+    Returns:
+        float: The seconds of the test.
+    """
+    os.makedirs(out, exist_ok=True)
+    with open(wrapper, 'w') as f:
+        f.write(f'_base_ = [{osp.join(root, config)!r}]\n' + lines)
+    return run([sys.executable, 'tools/test.py', wrapper, ckpt, '--work-dir', out,
+                '--cfg-options'] + list(options), osp.join(out, 'test_stdout.log'))
+
+
 def test_predictions(run: Run, root: str, config: str, ckpt: str, work: str,
                      options: Sequence[str]) -> Tuple[Dict, List, float]:
     """``tools/test.py`` with a second evaluator that writes the
@@ -85,18 +112,14 @@ def test_predictions(run: Run, root: str, config: str, ckpt: str, work: str,
         tuple: The metrics, the predictions and the seconds.
     """
     out = osp.join(work, 'test')
-    os.makedirs(out, exist_ok=True)
     pred_prefix = osp.join(out, 'predictions')
-    test_config = osp.join(work, 'test_config.py')
-    with open(test_config, 'w') as f:
-        f.write(f'_base_ = [{osp.join(root, config)!r}]\n'
-                'test_evaluator = [\n'
-                "    dict(type='YouTubeVISAPMetric', metric='youtube_vis_ap'),\n"
-                "    dict(type='YouTubeVISAPMetric', metric='youtube_vis_ap',\n"
-                f'         format_only=True, outfile_prefix={pred_prefix!r})]\n')
-    took = run([sys.executable, 'tools/test.py', test_config, ckpt,
-                '--work-dir', out, '--cfg-options'] + list(options),
-               osp.join(out, 'test_stdout.log'))
+    took = wrapped_test(
+        run, root, config, ckpt, out, options,
+        'test_evaluator = [\n'
+        "    dict(type='YouTubeVISAPMetric', metric='youtube_vis_ap'),\n"
+        "    dict(type='YouTubeVISAPMetric', metric='youtube_vis_ap',\n"
+        f'         format_only=True, outfile_prefix={pred_prefix!r})]\n',
+        osp.join(work, 'test_config.py'))
     files = sorted(glob.glob(osp.join(out, '*', '*.json')), key=osp.getmtime)
     with open(files[-1]) as f:
         metrics = json.load(f)

@@ -14,31 +14,23 @@ baseline of the same budget), then per seed the VIS rows ``vis_<row>_seed<s>``:
 dense, slim, slim_uniform (``--pretrain-iters`` from the classifier weights,
 then ``--finetune-iters``), slim_vpp (the slim pre-training fine-tuned with
 VPP) and slim_vpp_art (ART 90 % on the trained slim + VPP model, and its
-sparse export). A VIS row is tested on the held-out videos with the metric's
-ground truth and predictions dumped (``ytvis_dump_metric.py``) and matched once
-per video (``YTVISVideoRecords``, kept in the row) for the paired bootstrap
-over videos of the seed-mean and the paired seed interval.
+sparse export), each tested on the held-out videos (per-video records kept
+in the row for the paired bootstrap over videos).
 
 On the harness (:mod:`mmsparse.experiment`): a row's file
-``<work-dir>/rows/<row>.json`` is its done-marker and every stage inside a row
-is finished when its output exists, so a killed run resumes with the first
-unfinished stage (stage seconds in ``seconds.json``). ``--report-only``
-rebuilds ``results.{md,json}`` (work dir and ``--results-dir``, with the row
-files) from the finished rows, or re-renders the ``results.json`` of a work
-dir made before the rows were kept; ``--dry-run`` prints the rows and the time
-left. ``--cfg-options`` change the model of every VIS row. The options of the
-first run are kept in ``run_options.json``: other values of those the stages
-depend on (all but :data:`FREE_OPTIONS`) are refused before any work.
-``--reuse-dense OTHER_WORK_DIR`` links the finished dense stages of another
-work dir made with the same :data:`DENSE_OPTIONS`.
+``<work-dir>/rows/<row>.json`` is its done-marker, every stage inside a row
+is finished when its output exists (a killed run resumes); the options the
+stages depend on (all but :data:`FREE_OPTIONS`) are locked in
+``run_options.json``; ``--reuse-dense`` links the finished dense stages of a
+work dir made with the same :data:`DENSE_OPTIONS`. The report, ``--dry-run``,
+``--report-only`` and the outputs: ``projects/composed/README.md`` ("Toy
+accuracy pipeline").
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
 
-import numpy as np
 from mmengine.config import Config, DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -46,15 +38,19 @@ sys.path.insert(0, ROOT)
 
 from mmsparse.evaluation.functional.ytvis_bootstrap import \
     YTVISVideoRecords  # noqa: E402
-from mmsparse.experiment import stages  # noqa: E402
-from mmsparse.experiment import (CostModel, OptionsLock,  # noqa: E402
-                                 RowStore, ToolRunner, cached_score,
-                                 check_cfg_options, describe_options,
-                                 format_option, normalised, paired_contrast,
-                                 run_rows, write_report)
-from mmsparse.experiment.vis import data_options, train_iters  # noqa: E402
-from mmsparse.utils.stats import format_diff, paired_bootstrap  # noqa: E402
+from mmsparse.experiment import (OptionsLock, RowStore,  # noqa: E402
+                                 ToolRunner, check_cfg_options,
+                                 describe_options, format_option, hook_options,
+                                 items, normalised, plan, run_rows, stages,
+                                 tables, write_report)
+from mmsparse.experiment.stages import epoch_options  # noqa: E402
+from mmsparse.experiment.store import read_json  # noqa: E402
+from mmsparse.experiment.vis import (data_options, train_iters,  # noqa: E402
+                                     wrapped_test)
+from mmsparse.utils import composed_report  # noqa: E402
+from mmsparse.utils.stats import paired_bootstrap  # noqa: E402
 
+ART, CLASSIFIERS, LABELS = composed_report.ART, composed_report.CLASSIFIERS, composed_report.LABELS
 TOY = 'configs/composed/toy/'
 CLS = TOY + 'deit-toy_shapes-cls.py'
 P3B_CLS = TOY + 'p3b_deit-toy_shapes-cls.py'
@@ -63,9 +59,7 @@ VIS = dict(dense=TOY + 'cls-init_mask2former_vit_toy-ytvis21.py',
            slim_uniform=TOY + 'p3b_mask2former_vit_toy-ytvis21.py',
            slim_vpp=TOY + 'p3b-vpp_mask2former_vit_toy-ytvis21.py',
            slim_vpp_art=TOY + 'art-p3b-vpp_mask2former_vit_toy-ytvis21.py')
-LABELS = dict(dense='dense', slim='P3B-slim', slim_uniform='uniform-slim (known-bad baseline)',
-              slim_vpp='P3B-slim + VPP', slim_vpp_art='P3B-slim + VPP + ART 90 %')
-ART, DENSE_CLS, CLASSIFIERS = 'slim_vpp_art', 'dense_cls', 'classifiers'
+DENSE_CLS = 'dense_cls'
 #: the options the dense stages depend on (data, data making, classifier
 #: epochs, VIS iterations, model options)
 DENSE_OPTIONS = ('vis_data', 'cls_data', 'vis_videos', 'heldout_ratio', 'cls_train_videos',
@@ -80,10 +74,6 @@ RESERVED_KEYS = ('train_cfg', 'randomness', 'load_from', 'resume', 'val_cfg', 'v
                  'val_evaluator', 'test_evaluator', 'default_hooks.checkpoint', 'custom_hooks',
                  'custom_imports', 'model.backbone', 'train_dataloader.dataset.data_root',
                  'test_dataloader.dataset.data_root')
-#: cost-model defaults before a VIS row is finished (README, "Cost,
-#: measured", 2 threads): seconds per training iteration, per test, of the
-#: classifiers row
-SEC_PER_ITER, TEST_SECONDS, CLASSIFIER_SECONDS = 0.85, 40.0, 730.0
 RUNNER = ToolRunner(ROOT, pythonpath=ROOT)
 
 
@@ -103,20 +93,12 @@ def schedule_options(epochs, interval):
             f'custom_hooks.0.update_interval={interval}']
 
 
-def epochs_options(epochs):
-    """A classifier run of ``epochs`` epochs, validated and saved at its end."""
-    return [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
-            f'default_hooks.checkpoint.interval={epochs}']
-
-
 def art_options(config, iters):
     """ARTHook of ``config`` scaled to an ``iters`` run: a third dense
     warm-up, ART steps every ``iters // 30``, at least a third fine-tuning
     under the mask."""
-    hooks = Config.fromfile(osp.join(ROOT, config)).custom_hooks
-    key = 'custom_hooks.' + str(next(i for i, h in enumerate(hooks) if h['type'] == 'ARTHook'))
-    return [f'{key}.warmup={iters // 3}', f'{key}.interval={max(1, iters // 30)}',
-            f'{key}.min_finetune={iters // 3}']
+    return hook_options(Config.fromfile(osp.join(ROOT, config)), 'ARTHook', dict(
+        warmup=iters // 3, interval=max(1, iters // 30), min_finetune=iters // 3))
 
 
 def vis_stage(row, seed, pretrain=False):
@@ -161,20 +143,8 @@ class PipelineLock(OptionsLock):
     def __init__(self, work, defaults):
         results = osp.join(work, 'results.json')
         super().__init__(work, free=FREE_OPTIONS, defaults=defaults, legacy=lambda: read_json(
-            results)['args'] if osp.isfile(results) else None)
-
-    def saved(self):
-        saved = super().saved()
-        return None if saved is None else self.canonical(saved)
-
-    def mismatch(self, current):
-        return super().mismatch(self.canonical(current))
-
-    @staticmethod
-    def canonical(options):
-        paths = {k: osp.normpath(osp.join(ROOT, options[k])) for k in ('vis_data', 'cls_data')
-                 if k in options}
-        return dict(options, **paths)
+            results)['args'] if osp.isfile(results) else None, paths=('vis_data', 'cls_data'),
+            root=ROOT)
 
 
 class Pipeline:
@@ -226,14 +196,14 @@ class Pipeline:
         baseline; their top-1 and P3B's keep ratio."""
         a, opts, p3b_dir = self.args, self.cls_opts, osp.join(self.work, 'p3b_cls')
         dense_dir, finetune = osp.dirname(self.dense_cls), osp.join(self.export, 'finetune.py')
-        self.train(CLS, dense_dir, self.dense_cls, opts + epochs_options(a.cls_epochs), DENSE_CLS)
+        self.train(CLS, dense_dir, self.dense_cls, opts + epoch_options(a.cls_epochs), DENSE_CLS)
         self.train(P3B_CLS, p3b_dir, osp.join('p3b', 'slim_model.pth'),
                    opts + schedule_options(a.p3b_epochs, a.p3b_update_interval) +
                    [f'load_from={self.dense_cls}', f'custom_hooks.0.keep_ratio={a.p3b_keep}',
                     f'default_hooks.checkpoint.interval={a.p3b_epochs}'], 'p3b_cls')
         if a.slim_finetune_epochs:
             self.train(finetune, osp.dirname(self.slim_weights), self.slim_weights,
-                       opts + epochs_options(a.slim_finetune_epochs), 'slim_cls_finetune')
+                       opts + epoch_options(a.slim_finetune_epochs), 'slim_cls_finetune')
         acc = dict(dense=self.accuracy(CLS, self.dense_cls, dense_dir, 'test_dense_cls'),
                    slim=self.accuracy(finetune, self.slim_weights, osp.join(p3b_dir, 'slim_test'),
                                       'test_slim_cls'))
@@ -247,10 +217,9 @@ class Pipeline:
                      '--score', 'magnitude'], osp.join(uniform_dir, 'uniform_cut.log'))
             finetune = osp.join(self.uniform_export, 'finetune.py')
             self.train(finetune, osp.dirname(self.uniform_weights), self.uniform_weights,
-                       opts + epochs_options(self.uniform_epochs), 'uniform_cls_finetune')
-            acc['slim_uniform'] = self.accuracy(finetune, self.uniform_weights,
-                                                osp.join(uniform_dir, 'slim_test'),
-                                                'test_uniform_cls')
+                       opts + epoch_options(self.uniform_epochs), 'uniform_cls_finetune')
+            acc['slim_uniform'] = self.accuracy(finetune, self.uniform_weights, osp.join(
+                uniform_dir, 'slim_test'), 'test_uniform_cls')
         return dict(row, classifier_top1=acc, p3b_keep_ratio=keep)
 
     def backbone_options(self, row):
@@ -283,17 +252,11 @@ class Pipeline:
         dumped (cached); returns them matched per video."""
         out, dump = osp.join(work, 'test'), osp.join(work, VIS_PREDICTIONS)
         if not osp.exists(dump):
-            os.makedirs(out, exist_ok=True)
-            wrapper = osp.join(out, 'test_config.py')
-            with open(wrapper, 'w') as f:
-                f.write(f'_base_ = [{osp.join(ROOT, config)!r}]\n'
-                        "custom_imports = dict(imports=['mmsparse', "
-                        "'projects.composed.ytvis_dump_metric'], allow_failed_imports=False)\n"
-                        f"test_evaluator = dict(type='DumpingYouTubeVISAPMetric', "
-                        f'dump_file={dump!r})\n')
-            self.times[key] = run([sys.executable, 'tools/test.py', wrapper, ckpt, '--work-dir',
-                                   out, '--cfg-options'] + options,
-                                  osp.join(out, 'test_stdout.log'))
+            self.times[key] = wrapped_test(
+                run, ROOT, config, ckpt, out, options, "custom_imports = dict(imports=['mmsparse', "
+                "'projects.composed.ytvis_dump_metric'], allow_failed_imports=False)\n"
+                f"test_evaluator = dict(type='DumpingYouTubeVISAPMetric', dump_file={dump!r})\n",
+                osp.join(out, 'test_config.py'))
         return video_records(read_json(dump))
 
     def vis_row(self, row):
@@ -327,11 +290,6 @@ class Pipeline:
         return self.classifiers(row) if row['kind'] == CLASSIFIERS else self.vis_row(row)
 
 
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def video_records(dump):
     """The predictions of a test dump matched once per video
     (``YTVISVideoRecords``: AP on any resample of the videos)."""
@@ -339,92 +297,34 @@ def video_records(dump):
 
 
 # ----------------------------------------------------------------------------- report
-def comparisons(rows):
-    """(row, reference) pairs of the report, from the VIS rows present."""
-    return [(r, 'dense') for r in rows[1:]] + [('slim_vpp', 'slim')] + \
-        [('slim', 'slim_uniform')] * ('slim_uniform' in rows) + [(ART, 'slim_vpp')] * (ART in rows)
-
-
 def summarize(store, args, times):
     """The report's numbers from the finished rows (the seeds whose rows
     are all finished), or None when there are none."""
     found = sorted({r['seed'] for r in store.all() if 'seed' in r})
-    plan = plan_rows(argparse.Namespace(**dict(vars(args), seeds=found)))[1:]
-    seeds = [s for s in found if all(store.done(r['name']) for r in plan if r['seed'] == s)]
+    planned = plan_rows(argparse.Namespace(**dict(vars(args), seeds=found)))[1:]
+    seeds = [s for s in found if all(store.done(r['name']) for r in planned if r['seed'] == s)]
     if not store.done(CLASSIFIERS) or not seeds:
         return None
     rows = vis_rows(args)
-    vis = {k: [store.read(vis_stage(k, s)) for s in seeds] for k in rows}
-    scores = {k: [cached_score(YTVISVideoRecords.from_dict(r['records']).score_fn('AP'))
-                  for r in vis[k]] for k in rows}
-    ap = {k: {s: r['AP'] for s, r in zip(seeds, vis[k])} for k in rows}
-    n = len(vis['dense'][0]['records']['video_ids'])
+    vis = {k: {s: dict(store.read(vis_stage(k, s)), seed=s) for s in seeds} for k in rows}
+    _, scores = items.video_scores(r for k in rows for r in vis[k].values())
+    ap = {k: {s: r['AP'] for s, r in vis[k].items()} for k in rows}
+    n = len(vis['dense'][seeds[0]]['records']['video_ids'])
     boot, boot_mean, seed_cis = {}, {}, {}
-    for a, b in comparisons(rows):
+    for a, b in composed_report.comparisons(rows):
         key = f'{a}-{b}'
-        boot[key] = {s: paired_bootstrap(scores[a][i], scores[b][i], n, n_boot=args.n_boot,
-                                         seed=s) for i, s in enumerate(seeds)}
-        c = paired_contrast(scores[a], scores[b], list(ap[a].values()), list(ap[b].values()),
-                            n, n_boot=args.n_boot)
-        boot_mean[key], seed_cis[key] = c['boot'], c['seeds']
+        boot[key] = {s: paired_bootstrap(scores[vis[a][s]['name']], scores[vis[b][s]['name']], n,
+                                         n_boot=args.n_boot, seed=s) for s in seeds}
+        c = tables.contrast(vis[a], vis[b], tables.mean_row_scores(scores), n, 'AP', args.n_boot)
+        boot_mean[key], seed_cis[key] = c['boot'], c['seed_interval']
     cls = store.read(CLASSIFIERS)
     report_args = {k: v for k, v in vars(args).items()
                    if k not in ('dry_run', 'report_only', 'results_dir')}
     return dict(args=dict(report_args, seeds=seeds), classifier_top1=cls['classifier_top1'],
                 p3b_keep_ratio=cls['p3b_keep_ratio'], ap=ap, bootstrap=boot,
                 bootstrap_seed_mean=boot_mean, seed_intervals=seed_cis,
-                checkpoint_bytes={s: r['sizes'] for s, r in zip(seeds, vis.get(ART, []))},
+                checkpoint_bytes={s: r['sizes'] for s, r in vis.get(ART, {}).items()},
                 seconds=dict(times), total_seconds=round(sum(times.values()), 1))
-
-
-def render(summary):
-    """The markdown of a summary (as JSON reads it back: seeds as strings)."""
-    a, ap, acc = summary['args'], summary['ap'], summary['classifier_top1']
-    mean, cis = summary['bootstrap_seed_mean'], summary['seed_intervals']
-    rows, seeds = list(ap), [str(s) for s in a['seeds']]
-    several, ft, p3b = len(seeds) > 1, a['slim_finetune_epochs'], a['p3b_epochs']
-    lines = [
-        f"Toy YouTube-VIS (held-out videos, {next(iter(mean.values()))['n']} videos). "
-        f"Classifier top-1 on the toy-shape crops: dense {acc['dense']:.1f} %, P3B-slim (keep "
-        f"{summary['p3b_keep_ratio']:.3f} of the parameters, fine-tuned {ft} epochs) "
-        f"{acc['slim']:.1f} %" + (
-            ', uniform-slim (the same budget with one keep ratio per block, cut by weight norm '
-            f"from the dense classifier, fine-tuned {p3b + ft} epochs = P3B's {p3b} + {ft}) "
-            f"{acc['slim_uniform']:.1f} %" if 'slim_uniform' in rows else '')
-        + f". VIS: {a['pretrain_iters']} iterations from the classifier weights + "
-        f"{a['finetune_iters']} for every row (VPP keep {a['keep_ratio']} from block 1 in the "
-        f"last {a['finetune_iters']}" + (
-            f"; the ART row continues the slim + VPP model for {a['art_iters']} more iterations"
-            if ART in rows else '')
-        + '). AP in points; differences with 95 % paired-bootstrap intervals over the held-out '
-        'videos (the seed-mean of both rows on the same video draws)'
-        f'{" and the paired seed interval" if several else ""}.', '',
-        '| row | AP (mean over seeds) | per seed | vs dense (bootstrap over videos) '
-        '| vs dense (seeds) |', '|---|---|---|---|---|']
-    for row in rows:
-        cells = ['-', '-'] if row == 'dense' else [
-            format_diff(mean[f'{row}-dense'], 100, 1),
-            format_diff(cis[f'{row}-dense'], 100, 1) if several else '-']
-        lines.append(f"| {LABELS[row]} | {100 * float(np.mean([ap[row][s] for s in seeds])):.1f}"
-                     f" | {', '.join(f'{100 * ap[row][s]:.1f}' for s in seeds)} | "
-                     f'{cells[0]} | {cells[1]} |')
-    lines.append('\nslim + VPP vs slim (bootstrap over videos): '
-                 f"{format_diff(mean['slim_vpp-slim'], 100, 1)} AP points")
-    if 'slim_uniform' in rows:
-        lines.append('P3B-slim vs uniform-slim (bootstrap over videos): '
-                     f"{format_diff(mean['slim-slim_uniform'], 100, 1)} AP points" + (
-                         f"; seeds {format_diff(cis['slim-slim_uniform'], 100, 1)}"
-                         if several else ''))
-    if summary['checkpoint_bytes']:
-        z, mib = summary['checkpoint_bytes'][seeds[0]], 2 ** 20
-        lines.append(
-            f"ART ({a['art_iters']} iterations, 90 % sparsity) vs slim + VPP (bootstrap over "
-            f"videos): {format_diff(mean[f'{ART}-slim_vpp'], 100, 1)} AP points. Checkpoint: "
-            f"sparse export {z['sparse_file'] / mib:.2f} MiB vs the dense model's state dict "
-            f"{z['dense_row_state_dict'] / mib:.2f} MiB "
-            f"({z['sparse_file'] / z['dense_row_state_dict']:.3f}x; the ART model dense: "
-            f"{z['art_state_dict'] / mib:.2f} MiB).")
-    return '\n'.join(lines)
 
 
 def report(work, args):
@@ -437,7 +337,7 @@ def report(work, args):
         summary = read_json(legacy)
     if summary is None:
         return print('no finished rows yet')
-    table = render(normalised(summary))
+    table = composed_report.render(normalised(summary))
     outs = [work] + ([osp.join(ROOT, args.results_dir)] if args.results_dir else [])
     write_report(outs, 'results', table, summary, row_files=store.files(), json_indent=2)
     print(table)
@@ -445,16 +345,10 @@ def report(work, args):
 
 
 def dry_run(rows, store, args):
-    """Print the rows, which are finished, and the time left (a cost model
-    fitted on the finished VIS rows)."""
+    """Print the rows, which are finished, and the time left (``time_left``)."""
     done = store.finished(r['name'] for r in rows)
-    cost = CostModel(SEC_PER_ITER, TEST_SECONDS).fit(
-        (r['train_seconds'], r['iters'], r['test_seconds'])
-        for r in map(store.read, sorted(done - {CLASSIFIERS})))
-    left = cost.left(r['iters'] for r in rows[1:] if r['name'] not in done)
-    left += 0 if CLASSIFIERS in done else CLASSIFIER_SECONDS
-    for r in rows:
-        print(f"{'done' if r['name'] in done else 'todo'}  {r['name']}")
+    left, cost = composed_report.time_left(rows, {name: store.read(name) for name in done})
+    plan.print_rows(rows, done)
     print(f'{len(done)}/{len(rows)} rows finished; about {left / 3600:.1f} h left '
           f'({cost.rate:.2f} s/iter, {cost.fixed:.0f} s per test); model options: '
           f'{describe_options(args.cfg_options)}')

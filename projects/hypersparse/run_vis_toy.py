@@ -69,9 +69,12 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from mmsparse.experiment import (RowStore, ToolRunner, artifacts,  # noqa: E402
-                                 items, markdown_table, plan, plots, run_rows,
-                                 tables, vis, write_report)
+                                 items, markdown_table, plan, run_rows, tables,
+                                 vis, write_report)
+from mmsparse.experiment.options import \
+    hook_options as config_hook_options  # noqa: E402
 from mmsparse.experiment.vis import data_options, heldout_gt  # noqa: E402
+from mmsparse.utils.art_report import plot_vis_toy  # noqa: E402
 from mmsparse.utils.stats import format_diff  # noqa: E402
 
 #: The dense hard-toy config (of the VPP toy benchmark).
@@ -134,10 +137,8 @@ def hook_options(method, iters):
     if spec['hook'] is None:
         return []
     from mmengine.config import Config
-    hooks = Config.fromfile(osp.join(ROOT, spec['config'])).custom_hooks
-    index = [h['type'] for h in hooks].index(spec['hook'])
-    return [f'custom_hooks.{index}.{k}={v}'
-            for k, v in hook_schedule(method, iters).items()]
+    return config_hook_options(Config.fromfile(osp.join(ROOT, spec['config'])), spec['hook'],
+                               hook_schedule(method, iters))
 
 
 def plan_rows(args):
@@ -284,46 +285,6 @@ def render_tables(groups, results, meta):
     return '\n'.join(lines)
 
 
-def plot(groups, results, out_file):
-    plt = plots.pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    ax, ax2, ax3 = axes
-    for i, g in enumerate(groups):
-        ax.bar(i, 100 * g['AP'], color=f'C{i}', alpha=0.6)
-        seeds = [100 * r['AP'] for r in results if r['method'] == g['method']]
-        ax.plot([i] * len(seeds), seeds, 'k.')
-        if 'diff_art_boot' in g:
-            plots.interval_errorbar(ax2, [i], [g['diff_art_boot']], scale=100, fmt='o',
-                                    capsize=4, color=f'C{i}')
-            plots.seed_dots(ax2, i, g['per_seed_art'].values(), scale=100, color=f'C{i}')
-    for a in (ax, ax2):
-        plots.category_axis(a, [g['label'].replace(' + ', '\n+ ').replace(' (', '\n(')
-                                for g in groups], fontsize=8)
-    ax.set_ylabel('AP (held-out videos, %; dots: seeds)')
-    ax.set_title(f'Hard toy VIS, {100 * SPARSITY:g} % sparsity, equal iterations')
-    ax2.axhline(0, color='k', ls='--', lw=1)
-    ax2.set_ylabel('AP - ART (points; 95 % bootstrap over videos)')
-    ax2.set_title('Difference to ART + HyperSparse')
-    for j, r in enumerate(r for r in results if r['method'] == 'art'):
-        hist = r.get('art_history') or []
-        if not hist:
-            continue
-        units = [h['unit'] for h in hist]
-        ax3.plot(units, [h['dense'] for h in hist], '-', color=f'C{j}',
-                 label=f"seed {r['seed']} dense")
-        ax3.plot(units, [h['pruned'] for h in hist], '--', color=f'C{j}',
-                 label=f"seed {r['seed']} pruned copy")
-        ax3.axvline(r['switch_iter'], color=f'C{j}', lw=0.8, alpha=0.5)
-    ax3.set_xlabel('iteration')
-    ax3.set_ylabel('training loss on the criterion batches')
-    ax3.set_title('ART stop criterion (vertical: switch)')
-    ax3.set_yscale('log')
-    ax3.grid(alpha=0.3)
-    if ax3.lines:
-        ax3.legend(fontsize=7)
-    plots.save_figure(fig, out_file)
-
-
 def report(work, results_dir, args):
     store = RowStore(work)
     files, results = store.files(), store.all()
@@ -342,7 +303,8 @@ def report(work, results_dir, args):
     summary = dict(meta=meta, groups=groups, rows=tables.without(results),
                    row_seconds_total=tables.seconds_total(results))
     write_report([work, results_dir], 'vis_toy', table, summary,
-                 plot=lambda path: plot(groups, results, path), row_files=files)
+                 plot=lambda path: plot_vis_toy(groups, results, path, SPARSITY),
+                 row_files=files)
     print(table)
     print(f'wrote {results_dir}/vis_toy.{{md,json,png}} and rows/')
 

@@ -30,15 +30,12 @@ interval, and a paired bootstrap over the held-out *digits* (the variants of
 a digit resampled together) of the seed-averaged per-image correctness.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import shutil
 import statistics
 import sys
-import time
 
-import numpy as np
 from mmengine.config import Config, DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -46,12 +43,13 @@ sys.path.insert(0, ROOT)
 
 from mmsparse.experiment import (CostModel, OptionsLock,  # noqa: E402
                                  RowStore, ToolRunner, atomic_write_json,
-                                 classify, format_option, items,
-                                 markdown_table, run_rows, write_report)
+                                 classify, format_option, items, run_rows,
+                                 write_report)
+from mmsparse.experiment.store import read_json  # noqa: E402
 from mmsparse.p3b.history import benefit_timeline  # noqa: E402
-from mmsparse.utils import p3b_plots  # noqa: E402
-from mmsparse.utils.stats import (format_diff, paired_bootstrap,  # noqa: E402
-                                  paired_seed_interval)
+from mmsparse.utils import p3b_report  # noqa: E402
+from mmsparse.utils.p3b_report import (COMPARISONS, FAMILY,  # noqa: E402
+                                       compare)
 
 CONFIG_DIR = osp.join(ROOT, 'configs', 'p3b', 'toy')
 SOURCE_CFG = 'deit-toy8_shifted-digits-source.py'
@@ -62,31 +60,12 @@ METHODS = {
     'uniform': 'uniform_deit-toy8_shifted-digits-transfer.py',
     'magnitude': 'magnitude_deit-toy8_shifted-digits-transfer.py',
 }
-#: (row, reference row) pairs of the comparison table; the dense benefit
-#: run (keep 1) is the reference of every keep ratio: the known-bad
-#: baselines must lose against it before the methods are ranked
-COMPARISONS = (('uniform', 'dense'), ('magnitude', 'dense'), ('P3B-frozen', 'dense'),
-               ('P3B', 'dense'), ('P3B', 'uniform'), ('P3B', 'P3B-frozen'),
-               ('P3B', 'magnitude'), ('P3B-frozen', 'uniform'), ('magnitude', 'uniform'))
 #: ``--cfg-options`` keys the script sets itself
 RESERVED_KEYS = ('train_cfg', 'randomness', 'param_scheduler', 'default_hooks.checkpoint',
                  'default_hooks.logger', 'work_dir', 'experiment_name',
                  'model.backbone.init_cfg.checkpoint') + tuple(
     f'custom_hooks.0.{k}' for k in ('keep_ratio', 'tau_max', 'prune_start', 'prune_sparse',
                                     'prune_finalize', 'seed', 'probe', 'block_budget'))
-#: the two cost families of rows: a pruning run that measures block
-#: benefit with probes (the dense benefit row, P3B, P3B-frozen) or one that
-#: trains gates only (uniform budget: uniform, magnitude)
-FAMILY = {'dense': 'probes', 'P3B': 'probes', 'P3B-frozen': 'probes',
-          'uniform': 'gates', 'magnitude': 'gates'}
-#: seconds per row at 1 thread, 50 + 20 epochs, ``--probe reference``
-#: (projects/p3b/README.md, "Cost of the full run"); the fine-tune share of
-#: a row: 20 epochs x 68 iterations x 0.049 CPU s of dense training; cheap
-#: probes cost 0.09 instead of 0.18 CPU s per pruning iteration
-CALIBRATION = dict(probes=680.0, gates=285.0)
-CALIBRATION_FINETUNE = 67.0
-CALIBRATION_EPOCHS = (50, 20)
-CHEAP_PROBE_FACTOR = 0.09 / 0.18
 #: options of a finished work dir's ``results.json`` that are not the run's
 NOT_REPORTED = ('stage', 'results_dir')
 RUNNER = ToolRunner(ROOT)
@@ -195,11 +174,8 @@ def options_lock(args) -> OptionsLock:
 # ---------------------------------------------------------------- stages (in their own process)
 def test_correctness(runner) -> dict:
     """Test-set accuracy (``runner.test()``) and per-image correctness."""
-    top1 = float(runner.test()['accuracy/top1'])
-    out = items.image_correctness(runner, runner.cfg.test_dataloader, 'digit_index')
-    if abs(out['accuracy'] - top1) > 1e-3:
-        raise RuntimeError(f"per-image accuracy {out['accuracy']} != runner.test() {top1}")
-    return dict(top1=top1, correct=out['correct'], digit=out['items'])
+    out = items.tested_correctness(runner, 'digit_index')
+    return dict(top1=out['top1'], correct=out['correct'], digit=out['items'])
 
 
 def source_stage(args) -> None:
@@ -215,15 +191,13 @@ def source_stage(args) -> None:
              convert_to_iter_based=True),
         dict(type='CosineAnnealingLR', by_epoch=True, begin=warmup, end=args.source_epochs,
              eta_min=1e-5, convert_to_iter_based=True)][0 if warmup > 0 else 1:]
-    start = time.time()
-    runner = classify.build_runner(cfg, work_dir, 'source')
-    runner.train()
+    runner, clock = classify.train_in_process(cfg, work_dir, 'source')
     metrics = runner.test()
     torch.save(dict(state_dict=runner.model.state_dict(),
                     meta=dict(epochs=args.source_epochs)), ckpt)
     atomic_write_json(marker, dict(top1=float(metrics['accuracy/top1']),
                                    curve=classify.val_curve(work_dir),
-                                   seconds=time.time() - start))
+                                   seconds=clock.wall()))
 
 
 def prune_cfg(args, method: str, keep: float, seed: int, source: str) -> Config:
@@ -253,9 +227,7 @@ def prune_stage(args, row: dict, source: str, work_dir: str) -> dict:
         return read_json(marker)
     shutil.rmtree(work_dir, ignore_errors=True)
     cfg = prune_cfg(args, row['method'], row['keep_ratio'], row['seed'], source)
-    start, cpu = time.time(), time.process_time()
-    runner = classify.build_runner(cfg, work_dir, row['name'])
-    runner.train()
+    runner, clock = classify.train_in_process(cfg, work_dir, row['name'])
     result = test_correctness(runner)
     export = osp.join(work_dir, 'p3b')
     last = read_json(osp.join(export, 'history.json'))['history'][-1]
@@ -264,8 +236,7 @@ def prune_stage(args, row: dict, source: str, work_dir: str) -> dict:
         params=int(sum(v.numel() for k, v in slim['state_dict'].items()
                        if not k.endswith('num_batches_tracked'))),
         global_keep=last['global_keep'], block_keep=last['block_keep'],
-        curve=classify.val_curve(work_dir), seconds=time.time() - start,
-        cpu_seconds=time.process_time() - cpu)
+        curve=classify.val_curve(work_dir), seconds=clock.wall(), cpu_seconds=clock.cpu())
     atomic_write_json(marker, result)
     return result
 
@@ -281,11 +252,9 @@ def finetune_stage(args, seed, work_dir) -> dict:
     cfg.param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0,
                                 end=args.finetune_epochs, eta_min=0.0,
                                 convert_to_iter_based=True)]
-    start, cpu = time.time(), time.process_time()
-    runner = classify.build_runner(cfg, ft_dir, osp.basename(work_dir) + '_ft')
-    runner.train()
+    runner, clock = classify.train_in_process(cfg, ft_dir, osp.basename(work_dir) + '_ft')
     result = test_correctness(runner)
-    result.update(seconds=time.time() - start, cpu_seconds=time.process_time() - cpu)
+    result.update(seconds=clock.wall(), cpu_seconds=clock.cpu())
     return result
 
 
@@ -329,120 +298,14 @@ def run_all(args, argv) -> None:
 
 
 # --------------------------------------------------------------- report
-def read_json(path: str):
-    with open(path) as f:
-        return json.load(f)
-
-
-def _mean_std(vals):
-    if not vals:
-        return float('nan'), float('nan')
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
-
-
-def _digit_score(rows, key):
-    """``indices -> accuracy`` over a draw of held-out digits (their images
-    pooled) of the seed-averaged correctness ``key`` of ``rows``; the
-    number of digits."""
-    _, inverse = np.unique(np.asarray(rows[0]['digit']), return_inverse=True)
-    c = np.mean([[int(ch) for ch in r[key]] for r in rows], axis=0)
-    sums, n = np.bincount(inverse, weights=c), np.bincount(inverse)
-    return (lambda i: sums[i].sum() / n[i].sum()), len(n)
-
-
-def compare(rows, keep, a, b, n_boot):
-    """Paired (same seeds) comparison of method ``a`` at ``keep`` with
-    ``b`` at ``keep`` (or with the dense rows, whatever ``keep``)."""
-    def at(method):
-        return {r['seed']: r for r in rows
-                if r['method'] == method and (method == 'dense' or r['keep_ratio'] == keep)}
-
-    ra, rb = at(a), at(b)
-    seeds = sorted(set(ra) & set(rb))
-    if len(seeds) < 2:
-        return None
-    out = dict(a=a, b=b, keep_ratio=keep, seeds=seeds)
-    for key in ('acc_pruned', 'acc_finetuned'):
-        out[key] = paired_seed_interval([ra[s][key] for s in seeds], [rb[s][key] for s in seeds])
-        corr = key.replace('acc', 'correct')
-        (fa, n), (fb, _) = (_digit_score([r[s] for s in seeds], corr) for r in (ra, rb))
-        out[key + '_digits'] = paired_bootstrap(fa, fb, n, n_boot=n_boot, seed=0)
-    return out
-
-
 def summarize(args, rows):
     """The report's numbers: per (method, keep) the mean ± std over seeds,
     the paired comparisons and the late benefit."""
-    groups = {}
-    for r in rows:
-        groups.setdefault((r['method'], r['keep_ratio']), []).append(r)
-    order = ['dense'] + list(METHODS)
-    summary = [dict(method=m, keep_ratio=k, seeds=sorted(r['seed'] for r in rs),
-                    params=statistics.fmean(r['params'] for r in rs),
-                    acc_pruned=_mean_std([r['acc_pruned'] for r in rs]),
-                    acc_finetuned=_mean_std([r['acc_finetuned'] for r in rs]),
-                    seconds=statistics.fmean(r['seconds'] for r in rs),
-                    cpu_seconds=statistics.fmean(r['cpu_seconds'] for r in rs))
-               for (m, k), rs in sorted(groups.items(),
-                                        key=lambda kv: (-kv[0][1], order.index(kv[0][0])))]
     comps = [c for keep in args.keep_ratios for a, b in COMPARISONS
              for c in [compare(rows, keep, a, b, args.n_boot)] if c]
     late = benefit_timeline([read_json(osp.join(args.work_dir, r['history']))
                              for r in rows if r['method'] == 'dense'])
-    return summary, comps, late
-
-
-def render(rows, dense_params, summary, comps, late):
-    """The markdown of the report."""
-    n_test = len(rows[0]['correct_finetuned'])
-    lines = [f'Test set: {n_test} images (one image = {100 / n_test:.3f} %), '
-             f'{len(set(rows[0]["digit"]))} held-out digits.', ''] + markdown_table(
-        ['method', 'keep (goal)', 'params (slim)', 'params / dense',
-         'top-1 after transfer / pruning run', 'top-1 after fine-tune', 's per row'],
-        [[s['method'], f"{s['keep_ratio']:g}", f"{s['params']:,.0f}",
-          f"{s['params'] / dense_params if dense_params else float('nan'):.3f}",
-          '{:.2f} ± {:.2f}'.format(*s['acc_pruned']),
-          '{:.2f} ± {:.2f}'.format(*s['acc_finetuned']), f"{s['seconds']:.0f}"]
-         for s in summary])
-    lines += ['', 'mean ± std over seeds. Paired differences (points of top-1), 95 % intervals: '
-              't over seeds (same seed = same data order, head and probes) and bootstrap over '
-              'held-out digits of the seed-averaged correctness:', ''] + markdown_table(
-        ['keep', 'comparison', 'seeds', 'after pruning run: per-seed t', 'bootstrap (digits)',
-         'after fine-tune: per-seed t', 'bootstrap (digits)'],
-        [[f"{c['keep_ratio']:g}", f"{c['a']} − {c['b']}", len(c['seeds']),
-          format_diff(c['acc_pruned']), format_diff(c['acc_pruned_digits'], 100),
-          format_diff(c['acc_finetuned']), format_diff(c['acc_finetuned_digits'], 100)]
-         for c in comps])
-    if late:
-        lines += ['', f'Block benefit of the dense transfer (mean of cls and patch ΔCE, mean '
-                  f"over {late['seeds']} seeds): first eighth of training → last eighth, epoch "
-                  'at half of the gain:', ''] + markdown_table(
-            ['sub-block', 'early', 'final', 'half-gain epoch'],
-            [[p3b_plots.sub_block_name(j), f'{e:+.3f}', f'{f:+.3f}',
-              '-' if h is None else f'{h:.1f}'] for j, (e, f, h) in enumerate(
-                  zip(late['early'], late['final'], late['half_gain_epoch']))])
-    return '\n'.join(lines)
-
-
-def plot(out, args, rows, summary, comps, late, dense_params):
-    """``accuracy.png``, ``paired_diffs.png``, ``benefit_over_training.png``
-    (mean over seeds) and ``keep_ratio_p3b_vs_frozen.png`` (the first seed)
-    in ``out``."""
-    p3b_plots.plot_accuracy_vs_params(summary, dense_params, osp.join(out, 'accuracy.png'))
-    if comps:
-        p3b_plots.plot_paired_differences(comps, osp.join(out, 'paired_diffs.png'))
-    if late:
-        p3b_plots.plot_benefit_curves(late['epochs'], late['mean'],
-                                      osp.join(out, 'benefit_over_training.png'))
-    first = {(r['method'], r['keep_ratio']): r for r in rows if r['seed'] == rows[0]['seed']}
-    keeps = sorted({k for m, k in first if m == 'P3B' and ('P3B-frozen', k) in first},
-                   reverse=True)
-    if keeps:
-        p3b_plots.plot_keep_ratio_runs([[(
-            f"{m}, keep {k:g}, seed {first[m, k]['seed']}",
-            read_json(osp.join(args.work_dir, first[m, k]['history'])))
-            for m in ('P3B', 'P3B-frozen')] for k in keeps],
-            osp.join(out, 'keep_ratio_p3b_vs_frozen.png'))
+    return p3b_report.group_summary(rows), comps, late
 
 
 def report(args, rows):
@@ -453,7 +316,7 @@ def report(args, rows):
         return
     dense_params = next((r['params'] for r in rows if r['method'] == 'dense'), None)
     summary, comps, late = summarize(args, rows)
-    table = render(rows, dense_params, summary, comps, late)
+    table = p3b_report.render(rows, dense_params, summary, comps, late)
     report_args = {k: v for k, v in vars(args).items() if k not in NOT_REPORTED}
     outs = [args.work_dir] + ([osp.abspath(args.results_dir)] if args.results_dir else [])
     write_report(outs, 'results', table, dict(
@@ -467,7 +330,8 @@ def report(args, rows):
             os.makedirs(osp.dirname(target), exist_ok=True)
             shutil.copyfile(osp.join(args.work_dir, r['history']), target)
     for out in outs:
-        plot(out, args, rows, summary, comps, late, dense_params)
+        p3b_report.plot(out, rows, summary, comps, late, dense_params,
+                        lambda r: read_json(osp.join(args.work_dir, r['history'])))
     print(table)
 
 
@@ -480,10 +344,7 @@ def cost_models(args, store) -> dict:
     kept their ``prune.json``, else the calibration)."""
     models = {}
     for family in ('probes', 'gates'):
-        epochs, ft_epochs = CALIBRATION_EPOCHS
-        finetune = CALIBRATION_FINETUNE * args.finetune_epochs / ft_epochs
-        rate = (CALIBRATION[family] - CALIBRATION_FINETUNE) / epochs
-        rate *= CHEAP_PROBE_FACTOR if family == 'probes' and args.probe == 'cheap' else 1
+        rate, finetune = p3b_report.calibration(family, args.finetune_epochs, args.probe)
         done = [(store.read(r['name'])['seconds'], prune_marker(args.work_dir, r['name']))
                 for r in plan_rows(args) if FAMILY[r['method']] == family and store.done(r['name'])]
         measured = [s - read_json(p)['seconds'] for s, p in done if osp.isfile(p)]

@@ -63,26 +63,29 @@ the AP?).
 """
 
 import argparse
-import copy
 import glob
 import os.path as osp
 import sys
-import textwrap
 
 from mmengine.config import Config, DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from mmsparse.experiment import (CostModel, RowStore, ToolRunner,  # noqa: E402
-                                 check_cfg_options, describe_options,
-                                 format_option, items, markdown_table,
-                                 normalised, plan, plots, run_rows, tables,
+from mmsparse.experiment import (CostModel, RowStore,  # noqa: E402,F401
+                                 ToolRunner, describe_options, format_option,
+                                 items, normalised, plan, run_rows, tables,
                                  vis, write_report)
 from mmsparse.experiment.vis import data_options, heldout_gt  # noqa: E402
-from mmsparse.utils.stats import format_diff  # noqa: E402
+from mmsparse.utils.vpp_toy_plan import (DATA, DECODER_CONTRASTS,  # noqa: E402
+                                         DEFAULT_SCHEDULES, DENSE, METRICS,
+                                         SCHEDULES, SELECTORS, TOYS, TRUNCATED,
+                                         check_model_options, model_options,
+                                         model_shape, prune_layers,
+                                         schedule_toy)
+from mmsparse.utils.vpp_toy_report import plot, render_tables  # noqa: E402
 
-DENSE = 'configs/toy/mask2former_vit_toy-ytvis21_hard.py'
+RUNNER = ToolRunner(ROOT)
 _CONFIGS = {}
 
 
@@ -91,131 +94,6 @@ def load_config(path):
     if path not in _CONFIGS:
         _CONFIGS[path] = Config.fromfile(osp.join(ROOT, path), import_custom_modules=False)
     return _CONFIGS[path]
-
-
-SCHEDULES = {
-    'paper': dict(
-        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper.py',
-        label='paper (0.7/0.56/0.448/0.358 at blocks 1-4)'),
-    'single': dict(
-        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard.py',
-        label='single stage (0.4 at block 1)'),
-    # the paper schedule with a pixel decoder that follows the keep set
-    # (KeepSetPixelDecoder); meant with --selectors temporal
-    'paper_keepset': dict(
-        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper_keepset-decoder.py',
-        label='paper + keep-set decoder'),
-    'paper_reuse': dict(
-        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper_keepset-decoder-reuse.py',
-        label='paper + keep-set decoder, temporal reuse'),
-    'paper_imagedec': dict(
-        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper_image-decoder.py',
-        label='paper + image-score decoder'),
-    # the closure toy (--toy closure): 12-block ViT, the paper's blocks
-    'closure_paper': dict(
-        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_closure_paper.py',
-        label='paper (0.7/0.56/0.448/0.358 at blocks 1/3/6/9)', toy='closure'),
-    'closure_pkr0.4': dict(
-        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_closure_pkr0.4.py',
-        label='PKR ~0.4 (0.6/0.42/0.294/0.206 at blocks 1/3/6/9)', toy='closure'),
-    'closure_single': dict(
-        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_closure.py',
-        label='single stage (0.4 at block 1 of 12)', toy='closure'),
-}
-#: Schedules run when --schedules is not given.
-DEFAULT_SCHEDULES = ('paper', 'single')
-#: Toy sets (``--toy``, the generator's ``--mode``): dense config, default
-#: schedules and folders; a schedule belongs to the toy its ``toy`` names
-#: (``'hard'`` when it names none).
-TOYS = dict(
-    hard=dict(dense=DENSE, schedules=DEFAULT_SCHEDULES, data_root='data/toy_ytvis21_hard/',
-              work_dir='work_dirs/vpp_toy_benchmark',
-              results_dir='projects/vpp/results/toy_hard'),
-    closure=dict(dense='configs/toy/mask2former_vit_toy-ytvis21_closure.py',
-                 schedules=('closure_paper', 'closure_pkr0.4'),
-                 data_root='data/toy_ytvis21_closure/', work_dir='work_dirs/vpp_toy_closure',
-                 results_dir='projects/vpp/results/toy_closure'))
-#: Pixel-decoder contrasts (schedule a - schedule b, temporal selector both).
-DECODER_CONTRASTS = (('paper_keepset', 'paper'), ('paper_reuse', 'paper'),
-                     ('paper_imagedec', 'paper'), ('paper_keepset', 'paper_imagedec'))
-SELECTORS = ('temporal', 'image', 'random')
-LABELS = dict(dense='dense', temporal='VPP (temporal prior)',
-              image='image-only', random='random', truncated='dense, no pruning')
-# Diagnostic rows (``--truncate K``): the dense model with only its first K ViT
-# blocks, fine-tuned like every row. If it stays near the dense AP, the toy's
-# objects are recognised from early-block features and the later blocks (where
-# the staged selectors act) carry little of the task.
-TRUNCATED = 'trunc'
-
-
-def schedule_label(schedule, depth):
-    """Table / plot label of ``schedule``; ``depth``: ViT blocks of the dense
-    model (see :func:`model_shape`)."""
-    if schedule.startswith(TRUNCATED):
-        return f'ViT cut to its first {schedule[len(TRUNCATED):]} of {depth} blocks'
-    return 'dense' if schedule == 'dense' else SCHEDULES[schedule]['label']
-
-
-METRICS = ('AP', 'AP50', 'AP75')
-# Data of the benchmark (tools/misc/make_toy_ytvis.py --mode <toy>): 200 held-out videos.
-DATA = dict(num_videos=400, num_frames=6, heldout_ratio=0.5, seed=0)
-
-RUNNER = ToolRunner(ROOT)
-# ``--cfg-options`` keys the script sets itself (refused: use its arguments).
-RESERVED_KEYS = ('train_cfg', 'randomness', 'load_from', 'resume', 'val_cfg', 'val_dataloader',
-                 'val_evaluator', 'test_evaluator', 'default_hooks.checkpoint',
-                 'train_dataloader.dataset.data_root', 'test_dataloader.dataset.data_root')
-
-
-ENCODER_LAYERS = 'model.track_head.pixel_decoder.encoder.num_layers'
-
-
-def wraps_vit(config):
-    """Whether ``config``'s ViT sits in ``model.backbone.backbone`` (VPP)."""
-    return load_config(config).model.backbone.get('type') == 'VPPBackbone'
-
-
-def move_key(config, key):
-    """A ``model.backbone.*`` key addresses the ViT: on a config that wraps
-    the ViT it becomes ``model.backbone.backbone.*``."""
-    if key.startswith('model.backbone.') and wraps_vit(config):
-        return 'model.backbone.backbone.' + key[len('model.backbone.'):]
-    return key
-
-
-def model_options(config, cfg_options):
-    """``--cfg-options`` for ``config`` as ``KEY=VALUE`` strings."""
-    return [format_option(move_key(config, k), v) for k, v in (cfg_options or {}).items()]
-
-
-def check_model_options(configs, cfg_options):
-    """Error text for ``--cfg-options`` the rows cannot take, else None."""
-    cfg_options = cfg_options or {}
-    error = check_cfg_options(
-        cfg_options, {}, RESERVED_KEYS, 'use its arguments (iterations, seeds, data, '
-        'checkpoints: --pretrain-iters, --finetune-iters, --seeds, --data-root)')
-    value = cfg_options.get(ENCODER_LAYERS, 1)
-    if error is None and not (isinstance(value, int) and value >= 1):
-        # mmdet's DeformableDetrTransformerEncoder takes its embed_dims from
-        # layers[0]: an encoder without layers does not build.
-        error = (f'--cfg-options {ENCODER_LAYERS} must be an int >= 1 (mmdet\'s pixel decoder '
-                 f'does not build without an encoder layer), got {value!r}')
-    return error or check_cfg_options(cfg_options, {c: load_config(c) for c in configs},
-                                      move=move_key)
-
-
-def model_shape(cfg_options, dense=DENSE):
-    """(ViT depth, embed dim, pixel-decoder encoder layers) of the dense
-    config ``dense`` with ``cfg_options`` merged."""
-    cfg = copy.deepcopy(load_config(dense))
-    if cfg_options:
-        cfg.merge_from_dict(dict(cfg_options))
-    arch = cfg.model.backbone.arch
-    if not hasattr(arch, 'keys'):
-        raise ValueError(f'run_toy_comparison: model.backbone.arch must stay a dict '
-                         f'(embed_dims, num_layers, ...), got {arch!r}')
-    return (arch['num_layers'], arch['embed_dims'],
-            cfg.model.track_head.pixel_decoder.encoder.num_layers)
 
 
 def run(cmd, log_file):
@@ -238,7 +116,7 @@ def plan_rows(args):
     def add(name, schedule, selector, seed, config, options):
         rows.append(dict(name=name, schedule=schedule, selector=selector, seed=seed,
                          config=config, cfg_options=cfg_options,
-                         options=model_options(config, cfg_options) + options))
+                         options=model_options(load_config(config), cfg_options) + options))
     for seed in args.seeds:
         add(f'dense_seed{seed}', 'dense', 'dense', seed, dense, [])
         for schedule in args.schedules:
@@ -329,110 +207,6 @@ def summarize(results, n_boot):
     return groups, contrasts
 
 
-def render_tables(groups, contrasts, meta):
-    pct = dict(scale=100, digits=1)
-    depth = meta['vit_depth']
-    options = ' '.join(f'`{format_option(k, v)}`' for k, v in meta.get('cfg_options', {}).items())
-    lines = [
-        f"{meta.get('toy', 'hard').capitalize()} toy YouTube-VIS "
-        f"({meta['heldout_videos']} held-out videos x "
-        f"{meta['num_frames']} frames, 320x192), ViT {depth} blocks dim "
-        f"{meta.get('embed_dims', 192)}, pixel decoder with "
-        f"{meta.get('decoder_layers', 2)} deformable-attention encoder layers; model options "
-        f"(--cfg-options, every row): {options or 'none'}; dense pre-training "
-        f"{meta['pretrain_iters']} iters, then {meta['finetune_iters']} fine-tuning iters "
-        'for every row from the same dense checkpoint, one row per training seed; first '
-        'frame of each video dense. AP columns: mean over seeds. Differences to the dense '
-        'rows of the same seeds, AP points with 95 % intervals: paired bootstrap over '
-        f"held-out videos ({meta['n_boot']} draws, seed-mean of both rows on each draw) "
-        'and Student-t over seeds.', '']
-    lines += markdown_table(
-        ['schedule', 'selection', 'seeds', 'PKR (test)', 'object pixels kept', 'AP', 'AP50',
-         'AP75', 'AP - dense [bootstrap over videos]', 'AP - dense [t over seeds]'],
-        [[schedule_label(g['schedule'], depth), LABELS[g['selector']], len(g['seeds']),
-          f"{g['pkr']:.3f}", f"{g['fg_recall']:.3f}", f"{100 * g['AP']:.1f}",
-          f"{100 * g['AP50']:.1f}", f"{100 * g['AP75']:.1f}"]
-         + [format_diff(g[k], **pct) if k in g else '' for k in ('diff_boot', 'diff_seeds')]
-         for g in groups])
-    lines += ['', 'Per seed (AP - dense of the same seed, paired bootstrap over videos):', '']
-    lines += markdown_table(
-        ['schedule', 'selection'] + [f'seed {s}' for s in meta['seeds']],
-        [[g['schedule'], LABELS[g['selector']]]
-         + [format_diff(g['per_seed'][s], **pct) if s in g['per_seed'] else ''
-            for s in meta['seeds']] for g in groups if 'per_seed' in g])
-    if contrasts:
-        lines += ['', 'Selector contrasts (AP points, seed-mean, 95 % intervals):', '']
-        lines += markdown_table(
-            ['schedule', 'contrast', 'seeds', 'bootstrap over videos', 't over seeds'],
-            [[c['schedule'], c.get('label', f"{LABELS[c['a']]} - {LABELS[c['b']]}"),
-              len(c['seeds']), format_diff(c['boot'], **pct),
-              format_diff(c['seed_interval'], **pct)] for c in contrasts])
-    return '\n'.join(lines + fg_recall_lines(groups, meta['seeds']))
-
-
-def fg_recall_lines(groups, seeds):
-    """Table of the object pixels kept per seed by the pruned rows, with
-    temporal - image-only per schedule (on a single-stage schedule: the
-    selection at its one block)."""
-    pruned = [g for g in groups if g['selector'] in SELECTORS]
-    by_key = {(g['schedule'], g['selector']): g['fg_recall_per_seed'] for g in pruned}
-    rows = [[g['schedule'], LABELS[g['selector']]]
-            + [f"{g['fg_recall_per_seed'][s]:.3f}" if s in g['fg_recall_per_seed'] else ''
-               for s in seeds] for g in pruned]
-    for schedule in dict.fromkeys(g['schedule'] for g in pruned):
-        a, b = by_key.get((schedule, 'temporal'), {}), by_key.get((schedule, 'image'), {})
-        if set(a) & set(b):
-            rows.append([schedule, 'temporal - image-only']
-                        + [f'{a[s] - b[s]:+.3f}' if s in a and s in b else '' for s in seeds])
-    if not rows:
-        return []
-    return ['', 'Object pixels kept in the pruned frames (share of ground-truth object pixels '
-            'whose patch survived the last stage), per seed:', ''] + markdown_table(
-                ['schedule', 'selection'] + [f'seed {s}' for s in seeds], rows)
-
-
-def plot(groups, out_file, depth, toy='hard'):
-    """AP - dense (bootstrap interval, seeds as dots) and object pixels kept,
-    one column per schedule (and per truncation), one colour per selection;
-    ``depth``: ViT blocks of the dense model (see :func:`model_shape`),
-    ``toy``: the toy set (title)."""
-    fig, (ax, ax2) = plots.pyplot().subplots(1, 2, figsize=(11, 4))
-    kinds = SELECTORS + ('truncated',)
-    columns = []
-    for g in groups:
-        if 'diff_boot' in g and g['schedule'] not in columns:
-            columns.append(g['schedule'])
-    width = 0.25
-    labelled = set()
-    for g in groups:
-        if 'diff_boot' not in g:
-            continue
-        j = kinds.index(g['selector'])
-        in_column = [h['selector'] for h in groups
-                     if h['schedule'] == g['schedule'] and 'diff_boot' in h]
-        x = plots.dodge(columns.index(g['schedule']), in_column.index(g['selector']),
-                        len(in_column), width)
-        label = None if g['selector'] in labelled else LABELS[g['selector']]
-        labelled.add(g['selector'])
-        plots.interval_errorbar(ax, [x], [g['diff_boot']], scale=100, fmt='o', capsize=4,
-                                color=f'C{j}', label=label)
-        plots.seed_dots(ax, x, g['per_seed'].values(), scale=100, color=f'C{j}')
-        ax2.bar([x], [g['fg_recall']], width=width * 0.9, color=f'C{j}', label=label)
-    ax.axhline(0, color='k', ls='--', lw=1)
-    ax.set_ylabel('AP - dense (points; 95 % bootstrap over videos)')
-    ax.set_title(f'{toy.capitalize()} toy VIS: AP cost of the patch selection')
-    ax2.set_ylabel('object pixels whose patch was kept')
-    ax2.set_ylim(0, 1.02)
-    ax2.set_title('Foreground kept in the pruned frames')
-    for a in (ax, ax2):
-        plots.category_axis(a, [textwrap.fill(SCHEDULES[s]['label'] if s in SCHEDULES
-                                              else schedule_label(s, depth), 22)
-                                for s in columns], fontsize=8)
-        if labelled:
-            a.legend(fontsize=8)
-    plots.save_figure(fig, out_file)
-
-
 def report(work, results_dir, args, meta):
     store = RowStore(work)
     files, results = store.files(), store.all()
@@ -470,7 +244,7 @@ def estimate(rows, done, args, work):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog='run_toy_comparison.py',
                                      description=__doc__.split('\n')[0])
-    config_depth = model_shape({})[0]  # ViT blocks of the dense toy config
+    config_depth = model_shape(load_config(DENSE), {})[0]  # ViT blocks of the dense toy config
     parser.add_argument('--toy', choices=list(TOYS), default='hard',
                         help='toy set: its dense config, data and default schedules and '
                         "folders ('closure': the 12-block ViT on "
@@ -530,21 +304,20 @@ def check_args(args):
     model shape (ViT depth, embed dim, decoder layers) too."""
     if args.pretrain_iters < 1 or args.finetune_iters < 1:
         return 'iterations must be >= 1', None
-    other = [s for s in args.schedules if SCHEDULES[s].get('toy', 'hard') != args.toy]
+    other = [s for s in args.schedules if schedule_toy(s) != args.toy]
     if other:
         return (f'--schedules {" ".join(other)}: not of --toy {args.toy} (its schedules: '
-                f"{' '.join(s for s in SCHEDULES if SCHEDULES[s].get('toy', 'hard') == args.toy)}"
+                f"{' '.join(s for s in SCHEDULES if schedule_toy(s) == args.toy)}"
                 ')'), None
     dense = TOYS[args.toy]['dense']
     configs = [dense] + [SCHEDULES[sched]['config'] for sched in args.schedules]
-    error = check_model_options(configs, args.cfg_options)
+    error = check_model_options({c: load_config(c) for c in configs}, args.cfg_options)
     if error:
         return error, None
-    shape = model_shape(args.cfg_options, dense)
+    shape = model_shape(load_config(dense), args.cfg_options)
     depth = shape[0]
     for sched in args.schedules:
-        layers = load_config(SCHEDULES[sched]['config']).model.backbone.prune_layer
-        layers = list(layers) if isinstance(layers, (list, tuple)) else [layers]
+        layers = prune_layers(load_config(SCHEDULES[sched]['config']))
         if max(layers) >= depth:
             return (f'--schedules {sched}: prunes at blocks {layers}, beyond the '
                     f'{depth}-block ViT the --cfg-options set'), None
@@ -598,9 +371,8 @@ def main(argv=None):
         parser.error(str(err))
     gt = heldout_gt(osp.join(ROOT, data_root))
     dense = TOYS[args.toy]['dense']
-    pre_ckpt, _ = train(dense, osp.join(work, 'dense_pretrain'), args.pretrain_iters,
-                        data_options(data_root) + model_options(dense, args.cfg_options),
-                        seed=0)
+    pre_ckpt, _ = train(dense, osp.join(work, 'dense_pretrain'), args.pretrain_iters, data_options(
+        data_root) + model_options(load_config(dense), args.cfg_options), seed=0)
     run_rows(rows, store, lambda row: run_row(row, args, data_root, pre_ckpt, gt, work),
              lambda result: f"AP {result['AP']:.3f} PKR {result['pkr']:.3f} "
                             f"object pixels kept {result['fg_recall']:.3f}")

@@ -11,8 +11,8 @@ from mmengine.config import Config, DictAction
 from mmsparse.experiment import (CostModel, OptionsLock, RowStore,
                                  atomic_write_json, cached_json, cached_score,
                                  check_cfg_options, format_option,
-                                 markdown_table, paired_contrast, run_rows,
-                                 seed_mean, vis, write_report)
+                                 markdown_table, run_rows, seed_mean, tables,
+                                 vis, write_report)
 from mmsparse.utils.settings import (check_settings, method_parameters,
                                      with_defaults)
 
@@ -149,13 +149,19 @@ def test_report_helpers(tmp_path):
     everything = np.arange(50)
     assert seed_mean(fns[:2])(everything) == pytest.approx(
         (per_item[0].mean() + per_item[1].mean()) / 2)
-    c = paired_contrast(fns[:2], fns[2:], [v.mean() for v in per_item[:2]],
-                        [v.mean() for v in per_item[2:]], 50, n_boot=200)
+    # the paired contrast of groups a and b (seeds 0, 1): the seed-means of
+    # the rows' scores on the same draws
+    rows = {g: {s: dict(name=f'{g}{s}', seed=s, value=float(per_item[2 * i + s].mean()))
+                for s in (0, 1)} for i, g in enumerate('ab')}
+    scores = {f'{g}{s}': fns[2 * i + s] for i, g in enumerate('ab') for s in (0, 1)}
+    c = tables.contrast(rows['a'], rows['b'], tables.mean_row_scores(scores), 50, 'value',
+                        n_boot=200)
     diff = np.mean([per_item[0].mean() - per_item[2].mean(),
                     per_item[1].mean() - per_item[3].mean()])
+    assert c['seeds'] == [0, 1]
     assert c['boot']['diff'] == pytest.approx(diff)
     assert c['boot']['low'] <= diff <= c['boot']['high']
-    assert c['seeds']['n'] == 2 and c['seeds']['diff'] == pytest.approx(diff)
+    assert c['seed_interval']['n'] == 2 and c['seed_interval']['diff'] == pytest.approx(diff)
     table = markdown_table(['row', 'AP'], [['dense', 1.5], ['vpp', 1.25]])
     assert table == ['| row | AP |', '|---|---|', '| dense | 1.5 |',
                      '| vpp | 1.25 |']

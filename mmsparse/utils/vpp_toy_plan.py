@@ -1,6 +1,6 @@
 """The plan of the VPP toy comparison (``projects/vpp/run_toy_comparison.py``):
-its toy sets, VPP schedules, selectors and labels, and the ``--cfg-options``
-of its rows.
+its toy sets, VPP schedules, selectors and labels, the schedules of the PKR
+sweep (:func:`sweep_schedules`) and the ``--cfg-options`` of its rows.
 
 The options address the model of every row: a ``model.backbone.*`` key
 means the ViT, which the VPP configs wrap (``model.backbone.backbone``), so
@@ -10,9 +10,13 @@ Functions take loaded configs (``mmengine.Config``); config paths are
 relative to the repository root.
 """
 import copy
-from typing import Any, List, Mapping, Optional, Tuple
+import os.path as osp
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mmsparse.experiment import check_cfg_options, format_option
+from mmsparse.experiment.options import RUN_OPTIONS
+from mmsparse.experiment.store import read_json
+from mmsparse.vpp import check_schedule
 
 DENSE = 'configs/toy/mask2former_vit_toy-ytvis21_hard.py'
 SCHEDULES = {
@@ -47,16 +51,26 @@ SCHEDULES = {
 #: Schedules run when --schedules is not given.
 DEFAULT_SCHEDULES = ('paper', 'single')
 #: Toy sets (``--toy``, the generator's ``--mode``): dense config, default
-#: schedules and folders; a schedule belongs to the toy its ``toy`` names
-#: (``'hard'`` when it names none).
+#: schedules, the schedule the PKR sweep scales (``sweep_base``) and
+#: folders; a schedule belongs to the toy its ``toy`` names (``'hard'`` when
+#: it names none).
 TOYS = dict(
-    hard=dict(dense=DENSE, schedules=DEFAULT_SCHEDULES, data_root='data/toy_ytvis21_hard/',
-              work_dir='work_dirs/vpp_toy_benchmark',
+    hard=dict(dense=DENSE, schedules=DEFAULT_SCHEDULES, sweep_base='paper',
+              data_root='data/toy_ytvis21_hard/', work_dir='work_dirs/vpp_toy_benchmark',
               results_dir='projects/vpp/results/toy_hard'),
     closure=dict(dense='configs/toy/mask2former_vit_toy-ytvis21_closure.py',
-                 schedules=('closure_paper', 'closure_pkr0.4'),
+                 schedules=('closure_paper', 'closure_pkr0.4'), sweep_base='closure_paper',
                  data_root='data/toy_ytvis21_closure/', work_dir='work_dirs/vpp_toy_closure',
                  results_dir='projects/vpp/results/toy_closure'))
+#: Target PKRs (of a pruned frame) of ``--pkr-sweep`` given without values.
+PKR_SWEEP = (0.8, 0.6, 0.5, 0.4, 0.3, 0.2)
+#: Infix of the sweep's schedule names: ``<base>_sweep<target PKR>``.
+SWEEP = '_sweep'
+#: How the sweep scales the base schedule (kept in the work dir's
+#: ``run_options.json``: rows of one work dir come from one rule).
+SWEEP_SCALING = 'keep_i = base_i ** g, g: schedule PKR = target (bisection), 4 decimals'
+#: Row fields of a sweep row (beyond those of every row).
+SWEEP_FIELDS = ('target_pkr', 'keep_ratio')
 #: Pixel-decoder contrasts (schedule a - schedule b, temporal selector both).
 DECODER_CONTRASTS = (('paper_keepset', 'paper'), ('paper_reuse', 'paper'),
                      ('paper_imagedec', 'paper'), ('paper_keepset', 'paper_imagedec'))
@@ -87,12 +101,128 @@ def schedule_toy(schedule: str) -> str:
 
 
 def schedule_label(schedule: str, depth: int) -> str:
-    """Table / plot label of ``schedule`` (a :data:`SCHEDULES` key,
-    ``'dense'`` or a truncation); ``depth``: ViT blocks of the dense
-    model."""
+    """Table / plot label of ``schedule`` (a :data:`SCHEDULES` key, a sweep
+    schedule, ``'dense'`` or a truncation); ``depth``: ViT blocks of the
+    dense model."""
     if schedule.startswith(TRUNCATED):
         return f'ViT cut to its first {schedule[len(TRUNCATED):]} of {depth} blocks'
+    sweep = parse_sweep(schedule)
+    if sweep is not None:
+        return f'{sweep[0]} scaled to PKR {sweep[1]:g}'
     return 'dense' if schedule == 'dense' else SCHEDULES[schedule]['label']
+
+
+def sweep_name(base: str, target: float) -> str:
+    """Schedule name of the sweep point ``target`` (a pruned frame's PKR)
+    of the schedule ``base``."""
+    return f'{base}{SWEEP}{target:g}'
+
+
+def parse_sweep(schedule: str) -> Optional[Tuple[str, float]]:
+    """``(base schedule, target PKR)`` of a sweep schedule name, else
+    None."""
+    base, sep, target = schedule.rpartition(SWEEP)
+    if not sep or base not in SCHEDULES:
+        return None
+    try:
+        return base, float(target)
+    except ValueError:
+        return None
+
+
+def sweep_lock(toy: str) -> Dict[str, str]:
+    """The sweep rule of ``toy`` as the work dir keeps it: base schedule
+    and scaling."""
+    return dict(base=TOYS[toy]['sweep_base'], scaling=SWEEP_SCALING)
+
+
+def keeps_sweep_rule(work_dir: str) -> bool:
+    """Whether the work dir's ``run_options.json`` keeps a sweep rule (a
+    later run without ``--pkr-sweep`` keeps it there)."""
+    path = osp.join(work_dir, RUN_OPTIONS)
+    return osp.exists(path) and 'pkr_sweep' in read_json(path)
+
+
+def nominal_pkr(keep_ratios: Sequence[float], prune_layers: Sequence[int], depth: int) -> float:
+    """PKR of a pruned frame under a schedule (no rounding to patches): the
+    mean over the ``depth`` blocks of the share of patches each processes
+    (all before the first stage, a stage's keep ratio from its block to the
+    next stage)."""
+    stage, keep, total = dict(zip(prune_layers, keep_ratios)), 1.0, 0.0
+    for block in range(depth):
+        keep = stage.get(block, keep)
+        total += keep
+    return total / depth
+
+
+def scale_schedule(keep_ratios: Sequence[float], prune_layers: Sequence[int], depth: int,
+                   target: float) -> Tuple[float, ...]:
+    """The keep ratios ``base_i ** g`` of a schedule, ``g > 0`` such that
+    the pruned frame's PKR (:func:`nominal_pkr`) is ``target``; rounded to
+    4 decimals.
+
+    The power keeps the stages' order, and a geometric schedule stays
+    geometric: the paper's ``0.7 * 0.8 ** i`` (0.7 / 0.56 / 0.448 / 0.358)
+    becomes ``0.7 ** g * (0.8 ** g) ** i``; ``g = 1`` is the schedule
+    itself. The PKR falls from 1 (``g = 0``) towards the share of blocks
+    before the first stage (``g`` large), so targets lie between.
+
+    Raises:
+        ValueError: ``target`` outside that range, or keep ratios that are
+            no valid schedule after rounding (too small a target).
+    """
+    floor = prune_layers[0] / depth
+    if not floor < target < 1 or max(keep_ratios) >= 1:
+        raise ValueError(
+            f'--pkr-sweep: target PKR {target:g} must be in ({floor:.3f}, 1) for the schedule '
+            f'{list(keep_ratios)} at blocks {list(prune_layers)} of {depth} (blocks before the '
+            'first stage run all patches)')
+    low, high = 0.0, 1.0
+    while nominal_pkr([k ** high for k in keep_ratios], prune_layers, depth) > target:
+        low, high = high, 2 * high
+    for _ in range(100):
+        mid = (low + high) / 2
+        if nominal_pkr([k ** mid for k in keep_ratios], prune_layers, depth) > target:
+            low = mid
+        else:
+            high = mid
+    keep = tuple(round(k ** ((low + high) / 2), 4) for k in keep_ratios)
+    try:
+        check_schedule(keep, list(prune_layers), depth, owner='--pkr-sweep')
+    except ValueError as err:
+        raise ValueError(f'--pkr-sweep: target PKR {target:g} gives keep ratios {list(keep)}, '
+                         f'no valid schedule ({err}); choose a larger target') from None
+    return keep
+
+
+def sweep_schedules(base: str, base_cfg: Any, targets: Sequence[float],
+                    depth: int) -> List[Dict]:
+    """The schedules of the PKR sweep: for each target the ``base``
+    schedule (its config ``base_cfg``) scaled by :func:`scale_schedule`.
+
+    Args:
+        base (str): A :data:`SCHEDULES` key (the toy's ``sweep_base``).
+        base_cfg (Any): Its loaded config (``prune_layer``,
+            ``keep_ratio``).
+        targets (Sequence[float]): Target PKRs of a pruned frame
+            (duplicates dropped).
+        depth (int): ViT blocks (of the dense config with the
+            ``--cfg-options``).
+
+    Returns:
+        list[dict]: ``schedule`` (:func:`sweep_name`), ``config`` (the
+        base's), ``target_pkr``, ``keep_ratio`` and ``prune_layer``.
+    """
+    layers = prune_layers(base_cfg)
+    ratios = base_cfg.model.backbone.keep_ratio
+    ratios = list(ratios) if isinstance(ratios, (list, tuple)) else [ratios]
+    out: Dict[str, Dict] = {}
+    for target in targets:
+        out.setdefault(sweep_name(base, target), dict(
+            schedule=sweep_name(base, target), config=SCHEDULES[base]['config'],
+            target_pkr=float(target), prune_layer=layers,
+            keep_ratio=list(scale_schedule(ratios, layers, depth, target))))
+    return list(out.values())
 
 
 def wraps_vit(cfg: Any) -> bool:

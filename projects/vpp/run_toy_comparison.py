@@ -4,7 +4,7 @@
         [--work-dir DIR] [--results-dir DIR] [--data-root DIR] [--seeds 0 1 2]
         [--pretrain-iters 2000] [--finetune-iters 200]
         [--schedules [paper single]] [--selectors [temporal image random]]
-        [--truncate [K ...]] [--cfg-options KEY=VALUE ...]
+        [--truncate [K ...]] [--pkr-sweep [PKR ...]] [--cfg-options KEY=VALUE ...]
         [--n-boot 1000] [--threads 1] [--dry-run | --report-only]
 
 The protocol follows the paper (dense training, then sparse fine-tuning from
@@ -47,6 +47,17 @@ draws) and a Student-t interval over seeds, the per-seed bootstrap intervals,
 and the selector contrasts (temporal - image-only, temporal - random).
 Statistics: :mod:`mmsparse.utils.stats`.
 
+The AP-against-PKR curve: ``--pkr-sweep 0.8 0.6 ...`` (no value: 0.8 0.6
+0.5 0.4 0.3 0.2) adds, per ``--selectors`` and seed, rows
+``<base>_sweep<p>_<selector>_seed<s>``: the toy's paper schedule (``paper``,
+``closure_paper``) with its stages and each keep ratio raised to one power,
+``keep_i = paper_i ** g``, g such that a pruned frame's PKR is ``p``
+(:func:`mmsparse.utils.vpp_toy_plan.scale_schedule`; the rule is kept in
+``run_options.json``). The report adds per selector AP - dense against the
+measured PKR (the paper schedule's rows are the point g = 1) and the PKR at
+-1 AP with its bootstrap interval (``pkr_curve.png``;
+:func:`mmsparse.utils.vpp_toy_report.pkr_curves`).
+
 Model variants: ``--cfg-options KEY=VALUE ...`` (as in ``tools/train.py``)
 change the model of **every** row, the dense pre-training included, e.g.
 ``model.track_head.pixel_decoder.encoder.num_layers=1`` (a one-layer pixel
@@ -77,13 +88,15 @@ from mmsparse.experiment import (CostModel, RowStore,  # noqa: E402,F401
                                  items, normalised, plan, run_rows, tables,
                                  vis, write_report)
 from mmsparse.experiment.vis import data_options, heldout_gt  # noqa: E402
+from mmsparse.utils import vpp_toy_report as toy_report  # noqa: E402
 from mmsparse.utils.vpp_toy_plan import (DATA, DECODER_CONTRASTS,  # noqa: E402
                                          DEFAULT_SCHEDULES, DENSE, METRICS,
-                                         SCHEDULES, SELECTORS, TOYS, TRUNCATED,
-                                         check_model_options, model_options,
-                                         model_shape, prune_layers,
-                                         schedule_toy)
-from mmsparse.utils.vpp_toy_report import plot, render_tables  # noqa: E402
+                                         PKR_SWEEP, SCHEDULES, SELECTORS,
+                                         SWEEP_FIELDS, TOYS, TRUNCATED,
+                                         check_model_options, keeps_sweep_rule,
+                                         model_options, model_shape,
+                                         prune_layers, schedule_toy,
+                                         sweep_lock, sweep_schedules)
 
 RUNNER = ToolRunner(ROOT)
 _CONFIGS = {}
@@ -106,16 +119,28 @@ def train(config, work, iters, options, seed, load_from=None):
     return vis.train_iters(run, config, work, iters, options, seed, load_from)
 
 
+def sweep(args):
+    """The schedules of ``--pkr-sweep`` (:func:`sweep_schedules`; none
+    without it)."""
+    toy, targets = TOYS[getattr(args, 'toy', 'hard')], getattr(args, 'pkr_sweep', None)
+    if not targets:
+        return []
+    depth = model_shape(load_config(toy['dense']), getattr(args, 'cfg_options', None))[0]
+    base = toy['sweep_base']
+    return sweep_schedules(base, load_config(SCHEDULES[base]['config']), targets, depth)
+
+
 def plan_rows(args):
     """The rows of the run; ``options`` of a row: the ``--cfg-options`` (for
-    its config), then the row's own (which win: selector, truncation)."""
+    its config), then the row's own (which win: selector, truncation, the
+    sweep's keep ratios)."""
     cfg_options = getattr(args, 'cfg_options', None) or {}
     dense = TOYS[getattr(args, 'toy', 'hard')]['dense']
     rows = []
 
-    def add(name, schedule, selector, seed, config, options):
+    def add(name, schedule, selector, seed, config, options, **extra):
         rows.append(dict(name=name, schedule=schedule, selector=selector, seed=seed,
-                         config=config, cfg_options=cfg_options,
+                         config=config, cfg_options=cfg_options, **extra,
                          options=model_options(load_config(config), cfg_options) + options))
     for seed in args.seeds:
         add(f'dense_seed{seed}', 'dense', 'dense', seed, dense, [])
@@ -123,29 +148,40 @@ def plan_rows(args):
             for sel in args.selectors:
                 add(f'{schedule}_{sel}_seed{seed}', schedule, sel, seed,
                     SCHEDULES[schedule]['config'], [f'model.backbone.selector={sel}'])
+        for point in sweep(args):
+            for sel in args.selectors:
+                add(f"{point['schedule']}_{sel}_seed{seed}", point['schedule'], sel, seed,
+                    point['config'], [format_option('model.backbone.keep_ratio',
+                                                    point['keep_ratio']),
+                                      f'model.backbone.selector={sel}'],
+                    **{k: point[k] for k in SWEEP_FIELDS})
         for blocks in args.truncate:
             add(f'{TRUNCATED}{blocks}_seed{seed}', f'{TRUNCATED}{blocks}', 'truncated', seed,
                 dense, [f'model.backbone.arch.num_layers={blocks}'])
     return rows
 
 
-def run_options(args):
-    """What a work dir's rows depend on beyond their own row (JSON-normalised)."""
+def run_options(args, kept_rule=False):
+    """What a work dir's rows depend on beyond their own row (JSON-normalised):
+    with ``--pkr-sweep`` or when the work dir keeps one, the sweep's rule."""
+    rule = args.pkr_sweep is not None or kept_rule
     return normalised(dict(cfg_options=args.cfg_options or {},
                            pretrain_iters=args.pretrain_iters,
-                           finetune_iters=args.finetune_iters, toy=args.toy))
+                           finetune_iters=args.finetune_iters, toy=args.toy,
+                           **(dict(pkr_sweep=sweep_lock(args.toy)) if rule else {})))
 
 
-def options_lock(work):
+def options_lock(work, toy='hard'):
     """The work dir's option lock; a work dir of the script before it wrote
     ``run_options.json`` is read from its first row file (iterations, no
-    --cfg-options); only rows or checkpoints lock it."""
+    --cfg-options); only rows or checkpoints lock it. A work dir without a
+    sweep rule takes the current one of ``toy`` (it holds no sweep rows)."""
     return plan.rows_lock(
         RowStore(work), legacy=lambda row: dict(
             cfg_options=row.get('cfg_options', {}), pretrain_iters=row['pretrain_iters'],
             finetune_iters=row['finetune_iters']),
         holds_work=lambda: bool(glob.glob(osp.join(work, '*', '*.pth'))),
-        defaults=dict(toy='hard'))
+        defaults=dict(toy='hard', pkr_sweep=sweep_lock(toy)))
 
 
 def run_row(row, args, data_root, pre_ckpt, gt, work):
@@ -163,29 +199,28 @@ def run_row(row, args, data_root, pre_ckpt, gt, work):
 
 
 # ----------------------------------------------------------------------------- report
-def _group_order(item):
-    (schedule, selector), _ = item
-    return (schedule != 'dense', schedule.startswith(TRUNCATED), schedule != 'paper', schedule,
-            (('dense',) + SELECTORS + ('truncated',)).index(selector))
-
-
-def summarize(results, n_boot):
-    """Aggregate finished rows: means over seeds and paired intervals."""
+def summarize(results, n_boot, toy='hard', num_frames=DATA['num_frames']):
+    """Aggregate finished rows: means over seeds, paired intervals and the
+    PKR curves (of the toy's sweep)."""
     by_key = tables.by_seed(results, lambda r: (r['schedule'], r['selector']))
     records, scores = items.video_scores(results)
 
+    def num_videos(row):
+        return records[row['name']].num_videos
+
     def diff(a, b, per_seed=False):  # rows by seed, on the seeds both have
-        return tables.contrast(a, b, tables.mean_row_scores(scores),
-                               lambda row: records[row['name']].num_videos, 'AP', n_boot,
+        return tables.contrast(a, b, tables.mean_row_scores(scores), num_videos, 'AP', n_boot,
                                per_seed=per_seed)
 
     dense = by_key.get(('dense', 'dense'), {})
     groups = []
-    for (schedule, selector), per_seed in sorted(by_key.items(), key=_group_order):
+    for (schedule, selector), per_seed in sorted(
+            by_key.items(), key=lambda item: toy_report.group_order(*item[0])):
         seeds = sorted(per_seed)
         g = dict(schedule=schedule, selector=selector, seeds=seeds,
                  **tables.seed_means(per_seed, METRICS + ('pkr', 'keep', 'fg_recall')),
-                 fg_recall_per_seed={s: per_seed[s]['fg_recall'] for s in seeds})
+                 fg_recall_per_seed={s: per_seed[s]['fg_recall'] for s in seeds},
+                 **{k: per_seed[seeds[0]][k] for k in SWEEP_FIELDS if k in per_seed[seeds[0]]})
         c = diff(per_seed, dense, per_seed=True) if selector != 'dense' else None
         if c is not None:
             g['diff_boot'], g['diff_seeds'], g['per_seed'] = (
@@ -204,7 +239,10 @@ def summarize(results, n_boot):
             if 'label' in head:
                 entry['label'] = head['label']
             contrasts.append(dict(entry, boot=c['boot'], seed_interval=c['seed_interval']))
-    return groups, contrasts
+    draws = {k: toy_report.group_draws(by_key[k], dense, tables.mean_row_scores(scores),
+                                       num_videos, n_boot)
+             for k in toy_report.curve_keys(groups, TOYS[toy]['sweep_base'])}
+    return groups, contrasts, toy_report.pkr_curves(groups, draws, num_frames)
 
 
 def report(work, results_dir, args, meta):
@@ -213,19 +251,28 @@ def report(work, results_dir, args, meta):
     if not results:
         print('no finished rows yet')
         return
-    groups, contrasts = summarize(results, args.n_boot)
+    toy = meta.get('toy', 'hard')
+    groups, contrasts, curves = summarize(results, args.n_boot, toy, meta['num_frames'])
     meta = dict(meta, seeds=sorted({r['seed'] for r in results}),
                 finetune_iters=results[0]['finetune_iters'],
                 pretrain_iters=results[0]['pretrain_iters'],
                 heldout_videos=len(results[0]['records']['video_ids']))
-    table = render_tables(groups, contrasts, meta)
+    table = '\n'.join([toy_report.render_tables(groups, contrasts, meta)]
+                      + toy_report.curve_lines(curves, meta))
     summary = dict(meta=meta, groups=groups, contrasts=contrasts, rows=tables.without(results),
-                   row_seconds_total=tables.seconds_total(results))
-    write_report([work, results_dir], 'comparison', table, summary,
-                 plot=lambda path: plot(groups, path, meta['vit_depth'], meta.get('toy', 'hard')),
+                   row_seconds_total=tables.seconds_total(results),
+                   **(dict(pkr_curves=curves) if curves else {}))
+
+    def figures(path):
+        toy_report.plot(groups, path, meta['vit_depth'], toy)
+        if curves:
+            toy_report.plot_curves(curves, osp.join(osp.dirname(path), 'pkr_curve.png'),
+                                   meta['num_frames'], toy)
+    write_report([work, results_dir], 'comparison', table, summary, plot=figures,
                  row_files=files)
     print(table)
-    print(f'wrote {results_dir}/comparison.{{md,json,png}} and rows/')
+    print(f'wrote {results_dir}/comparison.{{md,json,png}}'
+          + (', pkr_curve.png' if curves else '') + ' and rows/')
 
 
 def estimate(rows, done, args, work):
@@ -271,6 +318,10 @@ def parse_args(argv):
                         help='diagnostic rows: the dense model cut to its first K ViT '
                         f'blocks (1-{config_depth - 1} of the {config_depth}-block toy, or of the '
                         'depth --cfg-options set), fine-tuned like the other rows')
+    parser.add_argument('--pkr-sweep', type=float, nargs='*', metavar='PKR',
+                        help='the AP-against-PKR curve: rows of the toy\'s paper schedule scaled '
+                        'to these PKRs of a pruned frame (keep_i = paper_i ** g), for each '
+                        f"--selectors; with no value {' '.join(map(str, PKR_SWEEP))}")
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='KEY=VALUE config overrides for the model of every row, the dense pre-training '
@@ -296,6 +347,8 @@ def parse_args(argv):
             setattr(args, key, toy[key])
     if args.schedules is None:
         args.schedules = list(toy['schedules'])
+    if args.pkr_sweep == []:
+        args.pkr_sweep = list(PKR_SWEEP)
     return parser, args
 
 
@@ -310,20 +363,26 @@ def check_args(args):
                 f"{' '.join(s for s in SCHEDULES if schedule_toy(s) == args.toy)}"
                 ')'), None
     dense = TOYS[args.toy]['dense']
-    configs = [dense] + [SCHEDULES[sched]['config'] for sched in args.schedules]
+    pruned = list(args.schedules) + [TOYS[args.toy]['sweep_base']] * bool(args.pkr_sweep)
+    configs = [dense] + [SCHEDULES[sched]['config'] for sched in pruned]
     error = check_model_options({c: load_config(c) for c in configs}, args.cfg_options)
     if error:
         return error, None
     shape = model_shape(load_config(dense), args.cfg_options)
     depth = shape[0]
-    for sched in args.schedules:
+    for sched in pruned:
         layers = prune_layers(load_config(SCHEDULES[sched]['config']))
         if max(layers) >= depth:
-            return (f'--schedules {sched}: prunes at blocks {layers}, beyond the '
-                    f'{depth}-block ViT the --cfg-options set'), None
+            return (f"{'--schedules' if sched in args.schedules else '--pkr-sweep'} {sched}: "
+                    f'prunes at blocks {layers}, beyond the {depth}-block ViT the '
+                    '--cfg-options set'), None
     if any(not 1 <= k < depth for k in args.truncate):
         return (f'--truncate: block counts must be in 1..{depth - 1} (the ViT has '
                 f'{depth} blocks), got {args.truncate}'), None
+    try:
+        sweep(args)
+    except ValueError as err:
+        return str(err), None
     return None, shape
 
 
@@ -350,7 +409,7 @@ def main(argv=None):
     work = osp.join(ROOT, args.work_dir)
     results_dir = osp.join(ROOT, args.results_dir)
     data_root = osp.join(args.data_root, '')
-    current, lock = run_options(args), options_lock(work)
+    current, lock = run_options(args, keeps_sweep_rule(work)), options_lock(work, args.toy)
     error = lock.mismatch(current)
     if error:
         parser.error(error)

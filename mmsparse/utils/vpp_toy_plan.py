@@ -31,6 +31,9 @@ SCHEDULES = {
     'paper_keepset': dict(
         config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper_keepset-decoder.py',
         label='paper + keep-set decoder'),
+    'paper_keepset_densefpn': dict(
+        config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper_keepset-decoder-densefpn.py',
+        label='paper + keep-set decoder, dense FPN conv'),
     'paper_reuse': dict(
         config='configs/toy/vpp_mask2former_vit_toy-ytvis21_hard_paper_keepset-decoder-reuse.py',
         label='paper + keep-set decoder, temporal reuse'),
@@ -73,7 +76,9 @@ SWEEP_SCALING = 'keep_i = base_i ** g, g: schedule PKR = target (bisection), 4 d
 SWEEP_FIELDS = ('target_pkr', 'keep_ratio')
 #: Pixel-decoder contrasts (schedule a - schedule b, temporal selector both).
 DECODER_CONTRASTS = (('paper_keepset', 'paper'), ('paper_reuse', 'paper'),
-                     ('paper_imagedec', 'paper'), ('paper_keepset', 'paper_imagedec'))
+                     ('paper_imagedec', 'paper'), ('paper_keepset', 'paper_imagedec'),
+                     ('paper_keepset_densefpn', 'paper'),
+                     ('paper_keepset', 'paper_keepset_densefpn'))
 SELECTORS = ('temporal', 'image', 'random')
 LABELS = dict(dense='dense', temporal='VPP (temporal prior)',
               image='image-only', random='random', truncated='dense, no pruning')

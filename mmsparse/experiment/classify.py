@@ -11,7 +11,7 @@ import os.path as osp
 import time
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
-from .options import lookup_key
+from .options import MISSING, child_of, lookup_key
 
 
 def parent_of(cfg: Any, key: str) -> Optional[Tuple[Any, str]]:
@@ -20,14 +20,9 @@ def parent_of(cfg: Any, key: str) -> Optional[Tuple[Any, str]]:
     *path, last = key.split('.')
     node = cfg
     for part in path:
-        if isinstance(node, (list, tuple)) and part.isdigit() \
-                and int(part) < len(node):
-            node = node[int(part)]
-        elif hasattr(node, 'keys') and part in node:
-            node = node[part]
-        else:
-            return None
-        if not hasattr(node, 'keys') and not isinstance(node, list):
+        node = child_of(node, part)
+        if node is MISSING or (not hasattr(node, 'keys')
+                               and not isinstance(node, list)):
             return None
     return node, last
 

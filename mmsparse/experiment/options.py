@@ -45,17 +45,28 @@ def describe_options(options: Mapping[str, Any]) -> str:
         or '(none)'
 
 
+#: What :func:`child_of` returns for a part that is not there.
+MISSING = object()
+
+
+def child_of(node: Any, part: str) -> Any:
+    """The child ``part`` of a config / dict node (digits index lists), or
+    :data:`MISSING`."""
+    if isinstance(node, (list, tuple)) and part.isdigit() \
+            and int(part) < len(node):
+        return node[int(part)]
+    if hasattr(node, 'keys') and part in node:
+        return node[part]
+    return MISSING
+
+
 def lookup_key(cfg: Any, key: str) -> Optional[str]:
     """Error text if the dotted ``key`` is not in ``cfg`` (a config or a
     dict; digits index lists), else None."""
     node, path = cfg, []
     for part in key.split('.'):
-        if isinstance(node, (list, tuple)) and part.isdigit() \
-                and int(part) < len(node):
-            node = node[int(part)]
-        elif hasattr(node, 'keys') and part in node:
-            node = node[part]
-        else:
+        node = child_of(node, part)
+        if node is MISSING:
             return f'no {part!r} under {".".join(path) or "the top level"}'
         path.append(part)
     return None

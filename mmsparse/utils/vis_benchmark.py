@@ -76,6 +76,16 @@ def quiet_model_logs(verbose: bool = False):
         logger.setLevel(level)
 
 
+def check_frame_shape(parser: argparse.ArgumentParser, shape) -> None:
+    """Exit through ``parser.error`` unless both sides of ``--shape`` are
+    multiples of the ViT's patch size 16."""
+    h, w = shape
+    if h % 16 or w % 16:
+        parser.error(f'--shape {h} {w}: both must be multiples of the patch '
+                     'size 16 (368x640 = a 23x40 grid; real 640x360 frames '
+                     'are padded to 384x640 by the data preprocessor)')
+
+
 def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
     """``--verbose``: the tools' switch of :func:`quiet_model_logs` (keep
     mmengine's INFO logs while models are built)."""

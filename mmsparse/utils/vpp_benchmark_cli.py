@@ -12,7 +12,8 @@ import torch
 from mmengine.config import Config, DictAction
 
 from .benchmark import format_table, write_json
-from .vis_benchmark import add_verbose_argument, make_track_sample
+from .vis_benchmark import (add_verbose_argument, check_frame_shape,
+                            make_track_sample)
 from .vpp_benchmark import (PARTS, add_times, build_row, decoder_options,
                             interleaved_times, measure_row, parse_schedule,
                             split_decoder)
@@ -95,11 +96,7 @@ def parse_args(argv: Optional[Sequence[str]] = None
         parser.error('--frames must be >= 2 and --repeat >= 1')
     if any(not 0 < r <= 1 for r in args.keep_ratios or []):
         parser.error('--keep-ratios must be in (0, 1]')
-    h, w = args.shape
-    if h % 16 or w % 16:
-        parser.error(f'--shape {h} {w}: both must be multiples of the patch '
-                     'size 16 (368x640 = a 23x40 grid; real 640x360 frames '
-                     'are padded to 384x640 by the data preprocessor)')
+    check_frame_shape(parser, args.shape)
     return parser, args
 
 

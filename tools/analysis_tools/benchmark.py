@@ -39,7 +39,8 @@ from mmengine.config import Config, DictAction
 import mmsparse  # noqa: F401
 from mmsparse.utils.benchmark import format_table, time_call, write_json
 from mmsparse.utils.vis_benchmark import (add_verbose_argument, build,
-                                          make_track_sample, model_flops)
+                                          check_frame_shape, make_track_sample,
+                                          model_flops)
 from mmsparse.utils.vpp_benchmark_cli import main as vpp_main
 
 
@@ -102,11 +103,8 @@ def main():
     args = parser.parse_args()
     if args.frames < 1 or args.repeat < 1:
         parser.error('--frames and --repeat must be >= 1')
+    check_frame_shape(parser, args.shape)
     h, w = args.shape
-    if h % 16 or w % 16:
-        parser.error(f'--shape {h} {w}: both must be multiples of the patch '
-                     'size 16 (368x640 = a 23x40 grid; real 640x360 frames '
-                     'are padded to 384x640 by the data preprocessor)')
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -3,8 +3,10 @@
 # encoder of Mask2Former updates only the queries at the positions of the
 # patches the ViT kept after its last pruning stage (carried from the
 # stride-16 grid to strides 8 / 16 / 32); values stay dense; a position that
-# is not updated carries its encoder input. The FPN, the mask features and
-# the transformer decoder are unchanged.
+# is not updated carries its encoder input. The stride-4 FPN output conv
+# runs at the kept positions too (the decoder's `update_mask_features`,
+# True by default; _keepset-decoder-densefpn keeps it dense); the 1x1 mask
+# feature projection and the transformer decoder see full maps.
 #
 # Only the pixel decoder's type and its keep-set options differ from the VPP
 # config (same schedule, data, fine-tuning recipe and checkpoint keys: a VPP

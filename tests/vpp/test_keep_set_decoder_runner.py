@@ -19,6 +19,10 @@ VARIANTS = {
     TOY.replace('keepset-decoder', 'keepset-decoder-reuse'):
     ('previous', 'keep_set'),
     TOY.replace('keepset-decoder', 'image-decoder'): ('input', 'image'),
+    'configs/vpp_mask2former_ytvis21_keepset-decoder-densefpn.py':
+    ('input', 'keep_set'),
+    TOY.replace('keepset-decoder', 'keepset-decoder-densefpn'):
+    ('input', 'keep_set'),
 }
 
 
@@ -31,6 +35,7 @@ def test_configs_change_only_the_pixel_decoder(path):
         base.model.track_head.pixel_decoder
     assert dec.type == 'KeepSetPixelDecoder'
     assert (dec.carry, dec.query_select) == VARIANTS[path]
+    assert dec.get('update_mask_features', True) == ('densefpn' not in path)
     assert {k: v for k, v in dec.items() if k in base_dec and k != 'type'} \
         == {k: v for k, v in base_dec.items() if k != 'type'}
     cfg.model.track_head.pop('pixel_decoder')

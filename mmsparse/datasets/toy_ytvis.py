@@ -242,6 +242,18 @@ def _occlusion_masks(shapes, num_frames: int, height: int, width: int,
     return amodal, np.stack([owner == k for k in range(n)])
 
 
+def _resample_until_visible(sample, max_tries: int):
+    """Call ``sample()`` (returning ``(objects, amodal, visible, *rest)``) up to
+    ``max_tries`` times until every object is visible in at least one frame;
+    returns that draw."""
+    for _ in range(max_tries):
+        drawn = sample()
+        objects, visible = drawn[0], drawn[2]
+        if visible.reshape(len(objects), -1).any(1).all():
+            return drawn
+    raise RuntimeError('could not sample a toy video whose objects are all visible')
+
+
 def render_toy_video(rng: np.random.Generator,
                      num_frames: int = 8,
                      height: int = 192,
@@ -265,13 +277,11 @@ def render_toy_video(rng: np.random.Generator,
     Returns:
         ToyVideo: Frames, objects and their visible and amodal masks.
     """
-    for _ in range(max_tries):
+    def sample():
         objects = _sample_objects(rng, num_frames, height, width)
-        amodal, visible = _occlusion_masks(objects, num_frames, height, width)
-        if visible.reshape(len(objects), -1).any(1).all():
-            break
-    else:
-        raise RuntimeError('could not sample a toy video whose objects are all visible')
+        return (objects, *_occlusion_masks(objects, num_frames, height, width))
+
+    objects, amodal, visible = _resample_until_visible(sample, max_tries)
 
     background = _background(rng, height, width)
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -539,16 +549,15 @@ def render_hard_toy_video(rng: np.random.Generator,
         the distractors.
     """
     palette = _HARD_PALETTE
-    for _ in range(max_tries):
+
+    def sample():
         objects, distractors = _sample_hard_shapes(rng, palette, num_frames, height, width)
-        shapes = objects + distractors
-        order = rng.permutation(len(shapes))  # depth order: later = nearer
-        amodal, visible = _occlusion_masks(shapes, num_frames, height, width, order,
-                                           len(objects))
-        if visible.reshape(len(objects), -1).any(1).all():
-            break
-    else:
-        raise RuntimeError('could not sample a toy video whose objects are all visible')
+        order = rng.permutation(len(objects) + len(distractors))  # depth: later = nearer
+        return (objects, *_occlusion_masks(objects + distractors, num_frames, height, width,
+                                           order, len(objects)), distractors, order)
+
+    objects, amodal, visible, distractors, order = _resample_until_visible(sample, max_tries)
+    shapes = objects + distractors
 
     background = _hard_background(rng, palette, height, width)
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
@@ -807,13 +816,11 @@ def render_closure_toy_video(rng: np.random.Generator,
         ToyVideo: Frames, annotated objects (back to front), their visible and
         amodal masks and the clutter (as ``distractors``).
     """
-    for _ in range(max_tries):
+    def sample():
         objects, clutter = _sample_outlines(rng, num_frames, height, width)
-        amodal, visible = _occlusion_masks(objects, num_frames, height, width)
-        if visible.reshape(len(objects), -1).any(1).all():
-            break
-    else:
-        raise RuntimeError('could not sample a toy video whose objects are all visible')
+        return (objects, *_occlusion_masks(objects, num_frames, height, width), clutter)
+
+    objects, amodal, visible, clutter = _resample_until_visible(sample, max_tries)
 
     background = _background(rng, height, width) + _texture(rng, height, width)
     stroke = objects[0].stroke

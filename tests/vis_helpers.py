@@ -14,6 +14,15 @@ def toy_data_options(data_root: str):
     ]
 
 
+def empty_heldout_root(root):
+    """``root`` (a ``pathlib.Path``) made a data root whose held-out
+    annotation file exists but is empty (for the experiment scripts' tests
+    that stub the held-out ground truth); returns ``root``."""
+    (root / 'annotations').mkdir(parents=True)
+    (root / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
+    return root
+
+
 def synthetic_video_records(quality: float, seed: int, num_videos: int = 40):
     """``YTVISVideoRecords`` of a model that finds each instance with
     probability ``quality`` (for the experiment scripts' report tests)."""

@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from script_loader import load_script
-from vis_helpers import synthetic_video_records
+from vis_helpers import empty_heldout_root, synthetic_video_records
 
 from mmsparse.art import DEFAULT_EXCLUDE
 
@@ -96,9 +96,7 @@ def _fake_run_row(calls):
 
 
 def test_rows_are_resumable_and_reported(script, tmp_path, monkeypatch, capsys):
-    data = tmp_path / 'data'
-    (data / 'annotations').mkdir(parents=True)
-    (data / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
+    data = empty_heldout_root(tmp_path / 'data')
     ckpt = tmp_path / 'dense.pth'
     ckpt.write_bytes(b'')
     calls = []
@@ -149,9 +147,7 @@ def test_rows_are_resumable_and_reported(script, tmp_path, monkeypatch, capsys):
 
 
 def test_missing_dense_checkpoint_is_named(script, tmp_path):
-    data = tmp_path / 'data'
-    (data / 'annotations').mkdir(parents=True)
-    (data / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
+    data = empty_heldout_root(tmp_path / 'data')
     with pytest.raises(SystemExit, match='dense checkpoint is missing'):
         script.main(['--work-dir', str(tmp_path / 'w'), '--data-root', str(data),
                      '--dense-ckpt', str(tmp_path / 'none.pth')])

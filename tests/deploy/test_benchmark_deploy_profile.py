@@ -7,19 +7,11 @@ import torch
 import torch.nn as nn
 from mmengine.registry import DefaultScope
 from script_loader import load_script
+from test_sparse_layers import VIT_CLS
 
 from mmsparse.registry import MODELS
 from mmsparse.utils.sparse_layers import CSR_KERNELS
 
-VIT_CLS = dict(
-    type='ImageClassifier',
-    backbone=dict(type='VisionTransformer',
-                  arch=dict(embed_dims=32, num_layers=2, num_heads=4,
-                            feedforward_channels=64),
-                  img_size=32, patch_size=8),
-    neck=None,
-    head=dict(type='VisionTransformerClsHead', num_classes=5,
-              in_channels=32))
 #: nn.Linear layers of VIT_CLS: qkv, proj, fc1, fc2 per block and the head
 VIT_LINEARS = 2 * 4 + 1
 OLD_ART_COLS = ['model', 'batch', 'sparsity', 'real_sparsity', 'layers',

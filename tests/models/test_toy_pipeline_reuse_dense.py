@@ -8,6 +8,7 @@ import os.path as osp
 
 import pytest
 from script_loader import load_script
+from vis_helpers import empty_heldout_root
 
 SCRIPT = 'projects/composed/run_toy_pipeline.py'
 
@@ -19,9 +20,7 @@ class ToolRun(Exception):
 @pytest.fixture
 def setup(tmp_path, monkeypatch):
     script = load_script(SCRIPT)
-    vis = tmp_path / 'vis_data'
-    (vis / 'annotations').mkdir(parents=True)
-    (vis / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
+    vis = empty_heldout_root(tmp_path / 'vis_data')
     cls = tmp_path / 'cls_data'
     (cls / 'test').mkdir(parents=True)
 

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from script_loader import load_script
-from vis_helpers import synthetic_video_records
+from vis_helpers import empty_heldout_root, synthetic_video_records
 
 from mmsparse.experiment.vis import toy_data
 from mmsparse.registry import DATASETS, MODELS
@@ -156,8 +156,7 @@ def test_toy_data_is_made_or_checked(tmp_path):
     toy_data(lambda cmd, log: commands.append(cmd), str(tmp_path), 'new', 'closure', spec,
              str(tmp_path / 'log'))
     assert commands[0][commands[0].index('--mode') + 1] == 'closure'
-    (tmp_path / 'set' / 'annotations').mkdir(parents=True)
-    (tmp_path / 'set' / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
+    empty_heldout_root(tmp_path / 'set')
     (tmp_path / 'set' / 'train').mkdir()
     (tmp_path / 'set' / 'train' / 'instances.json').write_text(
         json.dumps(dict(info=dict(mode='hard'))))
@@ -171,9 +170,7 @@ FG = dict(temporal=0.6, image=0.3, random=0.4)
 
 def test_closure_report_gives_object_pixels_kept_per_seed(script, tmp_path, monkeypatch,
                                                           capsys):
-    data = tmp_path / 'data'
-    (data / 'annotations').mkdir(parents=True)
-    (data / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
+    data = empty_heldout_root(tmp_path / 'data')
     monkeypatch.setattr(script, 'heldout_gt', lambda root: {})
     monkeypatch.setattr(script, 'train', lambda *a, **k: ('pre.pth', 1.))
 

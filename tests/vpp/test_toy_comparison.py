@@ -8,7 +8,7 @@ import os.path as osp
 import pytest
 from mmengine.config import DictAction
 from script_loader import load_script
-from vis_helpers import ROOT, synthetic_video_records
+from vis_helpers import ROOT, empty_heldout_root, synthetic_video_records
 
 from mmsparse.evaluation.functional.ytvis_bootstrap import YTVISVideoRecords
 
@@ -32,9 +32,7 @@ def _fake_run_row(calls):
 
 
 def test_rows_are_resumable_and_reported(script, tmp_path, monkeypatch):
-    data = tmp_path / 'data'
-    (data / 'annotations').mkdir(parents=True)
-    (data / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
+    data = empty_heldout_root(tmp_path / 'data')
     calls, trained = [], []
     monkeypatch.setattr(script, 'heldout_gt', lambda root: {})
     monkeypatch.setattr(script, 'train',
@@ -142,9 +140,7 @@ def _options(cmd):
 
 def test_cfg_options_reach_every_command_and_lock_the_work_dir(script, tmp_path, monkeypatch,
                                                                capsys):
-    data = tmp_path / 'data'
-    (data / 'annotations').mkdir(parents=True)
-    (data / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
+    data = empty_heldout_root(tmp_path / 'data')
     commands = []
     run, records = _fake_tools(commands)
     monkeypatch.setattr(script, 'run', run)
@@ -245,9 +241,7 @@ def test_bad_cfg_options_fail_before_any_work(script, tmp_path, monkeypatch, cap
 def test_gate_rows_only_dense_and_truncated(script, tmp_path, monkeypatch):
     """``--schedules`` with no value: the dense rows and the cut ViT only,
     reported with the trunc - dense difference and its intervals."""
-    data = tmp_path / 'data'
-    (data / 'annotations').mkdir(parents=True)
-    (data / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
+    data = empty_heldout_root(tmp_path / 'data')
     calls = []
     monkeypatch.setattr(script, 'heldout_gt', lambda root: {})
     monkeypatch.setattr(script, 'train', lambda *a, **k: ('pre.pth', 1.))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mmengine.config import Config, DictAction
 from script_loader import load_script
-from vis_helpers import synthetic_video_records
+from vis_helpers import empty_heldout_root, synthetic_video_records
 
 from mmsparse.utils import vpp_toy_plan as plan
 from mmsparse.utils import vpp_toy_report as report
@@ -238,9 +238,7 @@ QUALITY = {  # (selector, target PKR of a sweep row; None: the paper schedule) -
 
 
 def test_report_gives_the_curves(script, tmp_path, monkeypatch, capsys):
-    data = tmp_path / 'data'
-    (data / 'annotations').mkdir(parents=True)
-    (data / 'annotations' / 'youtube_vis_2021_heldout.json').write_text('{}')
+    data = empty_heldout_root(tmp_path / 'data')
     monkeypatch.setattr(script, 'heldout_gt', lambda root: {})
     monkeypatch.setattr(script, 'train', lambda *a, **k: ('pre.pth', 1.))
 

@@ -8,9 +8,10 @@ from .onnx_export import (ClassifierLogits, UnsupportedExportError,
                           VPPFirstFrame, VPPStreamStep, check_exportable,
                           export_model, export_onnx, onnx_max_abs_diff,
                           run_onnx)
+from .slim_fold import FOLD_SIDES, fold_slim_indices
 
 __all__ = [
-    'ClassifierLogits', 'UnsupportedExportError', 'VPPFirstFrame',
-    'VPPStreamStep', 'check_exportable', 'export_model', 'export_onnx',
-    'onnx_max_abs_diff', 'run_onnx'
+    'ClassifierLogits', 'FOLD_SIDES', 'UnsupportedExportError',
+    'VPPFirstFrame', 'VPPStreamStep', 'check_exportable', 'export_model',
+    'export_onnx', 'fold_slim_indices', 'onnx_max_abs_diff', 'run_onnx'
 ]

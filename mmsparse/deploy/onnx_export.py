@@ -25,6 +25,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from .slim_fold import fold_slim_indices
+
 #: Type name -> why it does not export.
 UNSUPPORTED = {
     'SparseLinear': 'a sparse-kernel layer (sparse tensors have no ONNX '
@@ -357,7 +359,8 @@ def export_model(model: nn.Module,
                  opset: int = 17,
                  check: bool = True,
                  threads: Optional[int] = None,
-                 seed: int = 0) -> Dict[str, object]:
+                 seed: int = 0,
+                 fold_slim: Sequence[str] = ()) -> Dict[str, object]:
     """Export a built model (or its backbone) and compare in onnxruntime.
 
     Args:
@@ -376,6 +379,11 @@ def export_model(model: nn.Module,
         threads (int, optional): onnxruntime intra-op threads for the
             check. Defaults to None.
         seed (int): Seed of the random example inputs. Defaults to 0.
+        fold_slim (Sequence[str]): Export P3B slim blocks with their kept
+            indices folded into the weights
+            (:func:`~mmsparse.deploy.slim_fold.fold_slim_indices`: 'in',
+            'out'); the check compares with the unfolded model. Defaults
+            to () (no fold).
 
     Returns:
         dict: ``files`` (the written paths, in run order), ``inputs``
@@ -425,7 +433,9 @@ def export_model(model: nn.Module,
     result = dict(files=[], inputs={}, diffs={}, max_abs_diff=None)
     worst = 0.0
     for module, args, path, in_names, out_names, allow in jobs:
-        export_onnx(module, args, path, in_names, out_names, opset, allow)
+        exported = fold_slim_indices(module, fold_slim).eval() \
+            if fold_slim else module
+        export_onnx(exported, args, path, in_names, out_names, opset, allow)
         result['files'].append(path)
         result['inputs'][path] = {n: list(a.shape)
                                   for n, a in zip(in_names, args)}

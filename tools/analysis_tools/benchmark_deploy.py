@@ -8,6 +8,7 @@
         [--kernels csr coo scipy csr_keep_layout csr_contiguous_rows]
         [--art-models vit-s resnet32-w2] [--art-kernels csr]
         [--profile [--profile-rounds N] [--profile-target 3]]
+        [--ort-profile] [--slim-folds out in both]
         [--out-dir work_dirs/benchmark_deploy]
 
 Three sections, each a table (markdown on stdout and in
@@ -58,7 +59,21 @@ Three sections, each a table (markdown on stdout and in
   (keep 0.7 / 0.56 / 0.448 / 0.358 from blocks 1 / 3 / 6 / 9; a pruned
   frame in steady state, prior from the frame before). FLOPs (fvcore
   convention) give the ideal ratio; ``speed-up / FLOPs ratio`` is how much
-  of it the runtime realises.
+  of it the runtime realises. ``--slim-folds`` adds P3B-slim rows exported
+  with the slim blocks' kept indices folded into their weights
+  (:func:`mmsparse.deploy.fold_slim_indices`; ``both`` = ``in`` + ``out``);
+  their FLOPs are the slim model's (the fold adds multiply-adds by zero),
+  their max abs diff is against the unfolded slim model.
+  ``--ort-profile`` adds, per model, tables from onnxruntime's own profiler
+  (:mod:`mmsparse.utils.ort_profile`; ``--profile-rounds`` more
+  interleaved rounds of profiling sessions, after the timed ones; the
+  traces are deleted): per op type of the graph onnxruntime runs (after its
+  fusions) the node count and ms per image of the dense and each pruned
+  graph, their ratio, the op type's share of the pruned graph's time and
+  the realised fraction if the pruned graph spent on it no more than the
+  dense time times its matrix products' time ratio; per block the ms of
+  both; in the json also the slowest nodes and the exported graphs' op
+  counts (before onnxruntime's fusions).
 
 Timings are interleaved: every round runs each row of a table once, the
 median over rounds is reported (``mmsparse.utils.benchmark``).
@@ -86,6 +101,7 @@ VIT_LINEARS = ((384, 1152, 'qkv'), (384, 384, 'proj'), (384, 1536, 'fc1'),
 VPP_SCHEDULE = dict(prune_layer=[1, 3, 6, 9],
                     keep_ratio=[0.7, 0.56, 0.448, 0.358])
 ART_MODELS = ('vit-s', 'resnet32-w2')
+SLIM_FOLDS = {'out': ('out', ), 'in': ('in', ), 'both': ('in', 'out')}
 
 
 def parse_args(argv=None):
@@ -119,9 +135,17 @@ def parse_args(argv=None):
                         help='art: split each forward into the prunable '
                         'layers and the rest (extra rounds, ModuleTimer)')
     parser.add_argument('--profile-rounds', type=int, default=None,
-                        help='profiled rounds (default: as many as timed)')
+                        help='profiled rounds of --profile and '
+                        '--ort-profile (default: as many as timed)')
     parser.add_argument('--profile-target', type=float, default=3.0,
                         help='whole-model speed-up for need_for_<T>x')
+    parser.add_argument('--ort-profile', action='store_true',
+                        help='onnx: node time per op type and block from '
+                        "onnxruntime's profiler (extra rounds)")
+    parser.add_argument('--slim-folds', nargs='*', default=[],
+                        choices=list(SLIM_FOLDS),
+                        help='onnx: P3B-slim rows with the kept indices '
+                        'folded into the weights')
     parser.add_argument('--vpp-shape', type=int, nargs=2, default=[368, 640])
     parser.add_argument('--cls-batch', type=int, default=1,
                         help='batch of the classifier rows of onnx')
@@ -487,7 +511,8 @@ def _onnx_models(args, tmp):
 
     import mmsparse  # noqa: F401
     from mmsparse.deploy import (ClassifierLogits, VPPFirstFrame,
-                                 VPPStreamStep, export_onnx, onnx_max_abs_diff)
+                                 VPPStreamStep, export_onnx, fold_slim_indices,
+                                 onnx_max_abs_diff)
     from mmsparse.p3b import untrained_pruner
     from mmsparse.registry import MODELS
     init_default_scope('mmpretrain')
@@ -512,13 +537,21 @@ def _onnx_models(args, tmp):
     pruner.remove()
     slim.eval()
     x = torch.randn(args.cls_batch, 3, 224, 224, generator=gen)
-    for name, model in (('dense', dense), ('P3B-slim keep 0.5', slim)):
+    slim_module = ClassifierLogits(slim).eval()
+    variants = [('dense', dense, None), ('P3B-slim keep 0.5', slim, None)]
+    variants += [(f'P3B-slim keep 0.5, folded {fold}',
+                  fold_slim_indices(slim, SLIM_FOLDS[fold]).eval(), fold)
+                 for fold in args.slim_folds]
+    for name, model, fold in variants:
         module = ClassifierLogits(model).eval()
         path = osp.join(tmp, f'cls_{len(out)}.onnx')
         export_onnx(module, (x, ), path, ['image'], ['logits'])
-        diff, _ = onnx_max_abs_diff(path, module, (x, ), ['image'],
+        # a folded graph against the slim model; its useful FLOPs are the
+        # slim model's (the rest are multiply-adds by zero)
+        ref = module if fold is None else slim_module
+        diff, _ = onnx_max_abs_diff(path, ref, (x, ), ['image'],
                                     args.threads)
-        flops = count_flops(module, x[:1])['flops']
+        flops = count_flops(ref, x[:1])['flops']
         out.append((f'DeiT-S classifier, batch {args.cls_batch}', name,
                     lambda m=module: m(x), path, dict(image=x), flops, diff,
                     osp.getsize(path)))
@@ -558,8 +591,81 @@ def _onnx_models(args, tmp):
     return out
 
 
-def bench_onnx(args) -> list:
-    rows = []
+def ort_profile_pairs(models: list, rounds: int, threads: int,
+                      prefix: str) -> List[dict]:
+    """onnxruntime's profile of every onnx row; each pruned row against
+    the first row of its model (the dense one).
+
+    Args:
+        models (list): The rows of :func:`_onnx_models` (model, variant,
+            eager fn, onnx file, inputs, FLOPs, ...).
+        rounds (int): Profiled rounds (interleaved, after one warmup).
+        threads (int): onnxruntime intra-op threads.
+        prefix (str): Path prefix of the traces (deleted after reading).
+
+    Returns:
+        list[dict]: Per pruned row: ``model``, ``variant``, ``baseline``,
+        ``flops_ratio``, ``rows`` and ``summary`` of
+        :func:`~mmsparse.utils.ort_profile.compare_ops`, ``blocks``
+        (:func:`~mmsparse.utils.ort_profile.compare_blocks`) and the two
+        graphs' :func:`~mmsparse.utils.ort_profile.summarise_trace`
+        (``dense``, ``pruned``, each with ``exported_ops``).
+    """
+    from mmsparse.utils.ort_profile import (compare_blocks, compare_ops,
+                                            exported_op_counts, profile_onnx,
+                                            summarise_trace)
+    keys = [(m[0], m[1]) for m in models]
+    traces = profile_onnx(
+        {k: m[3] for k, m in zip(keys, models)},
+        {k: {n: v.numpy() for n, v in m[4].items()}
+         for k, m in zip(keys, models)}, rounds, threads, prefix)
+    summary, base, out = {}, {}, []
+    for k, m in zip(keys, models):
+        batch = next(iter(m[4].values())).shape[0]
+        summary[k] = summarise_trace(traces[k], batch=batch)
+        summary[k]['exported_ops'] = exported_op_counts(m[3])
+        os.remove(traces[k])
+        if k[0] not in base:
+            base[k[0]] = (k, m[5])
+            continue
+        ref, ref_flops = base[k[0]]
+        ratio = ref_flops / m[5]
+        out.append(dict(model=k[0], variant=k[1], baseline=ref[1],
+                        flops_ratio=ratio,
+                        **compare_ops(summary[ref], summary[k], ratio),
+                        blocks=compare_blocks(summary[ref], summary[k]),
+                        dense=summary[ref], pruned=summary[k]))
+    return out
+
+
+def _ort_profile_md(profiles: List[dict]) -> str:
+    from mmsparse.utils.ort_profile import BLOCK_COLS, OP_COLS
+
+    def g(v):
+        return f'{v:.4g}' if isinstance(v, float) else str(v)
+
+    parts = []
+    for p in profiles:
+        s = {k: g(v) for k, v in p['summary'].items()}
+        parts.append(
+            f"### onnxruntime profile: {p['model']}, {p['baseline']} vs "
+            f"{p['variant']}\n\nms per image, medians over "
+            f"{p['pruned']['rounds']} profiled rounds, part by part (the "
+            f"parts add up only roughly): {g(p['dense']['total_ms'])} vs "
+            f"{g(p['pruned']['total_ms'])}; FLOPs ratio "
+            f"{g(p['flops_ratio'])}, profiled speed-up {s['speedup']} "
+            f"(realised {s['realised']}); matrix products "
+            f"{s['matmul_speedup']}x; realised if the rest shrank like them "
+            f"{s['realised_if_rest_shrank_like_matmul']}, if it stayed as "
+            f"dense {s['realised_if_rest_as_dense']}\n\n" +
+            format_table(p['rows'], OP_COLS) + '\n\n' +
+            format_table(p['blocks'], BLOCK_COLS))
+    return '\n\n'.join(parts)
+
+
+def bench_onnx(args) -> Tuple[list, list]:
+    """The onnx rows and (``--ort-profile``) their profiles."""
+    rows, profiles = [], []
     with tempfile.TemporaryDirectory() as tmp:
         models = _onnx_models(args, tmp)
         fns = {}
@@ -571,6 +677,10 @@ def bench_onnx(args) -> list:
                 lambda s=session, f=feeds: s.run(None, f)
         with torch.no_grad():
             times = time_interleaved(fns, args.rounds)
+        if args.ort_profile:
+            profiles = ort_profile_pairs(
+                models, args.profile_rounds or args.rounds, args.threads,
+                osp.join(tmp, 'ort_trace_'))
     base = {}
     for pair, name, _, _, _, flops, diff, size in models:
         base.setdefault(pair, (name, flops))
@@ -594,7 +704,7 @@ def bench_onnx(args) -> list:
         for row in rows:
             if row['model'] == pair and row['variant'] == name:
                 row['ort_vs_eager'] = _median_ms(e) / _median_ms(o)
-    return rows
+    return rows, profiles
 
 
 def _onnx_cols():
@@ -636,11 +746,14 @@ def main(argv=None):
                       '(--profile)\n\n' + format_table(
                           rows, _profile_cols(several, args.profile_target)))
     if 'onnx' in args.sections:
-        rows = bench_onnx(args)
+        rows, profiles = bench_onnx(args)
         result['onnx'] = rows
         md.append('## onnxruntime vs PyTorch eager, dense vs pruned '
                   '(classifier batch --cls-batch, VPP streaming batch 1)'
                   '\n\n' + format_table(rows, _onnx_cols()))
+        if args.ort_profile:
+            result['onnx_ort_profile'] = profiles
+            md.append(_ort_profile_md(profiles))
     env['loadavg_end'] = os.getloadavg()
     text = '\n\n'.join(md) + f'\n\n{env}\n'
     print(text)

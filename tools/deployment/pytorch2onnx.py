@@ -3,7 +3,7 @@
     python tools/deployment/pytorch2onnx.py CONFIG [CHECKPOINT]
         --out model.onnx [--part model|backbone] [--shape H W]
         [--opset 17] [--tolerance 1e-4] [--threads N]
-        [--cfg-options k=v ...]
+        [--fold-slim in out] [--cfg-options k=v ...]
 
 CONFIG is a config file, or a P3B export (the folder ``<work_dir>/p3b``
 or its ``slim_model.py``; the checkpoint ``slim_model.pth`` beside it is
@@ -19,6 +19,14 @@ then taken when CHECKPOINT is not given). CHECKPOINT may be a
   shapes: ``OUT`` (one frame and the previous frame's prior in, the
   features and the next prior out) and ``OUT_first.onnx`` (the dense first
   frame of a video: features and the prior out).
+
+``--fold-slim`` (P3B-slim models) folds the kept-dimension indices of the
+slim blocks into their weights (``out``: the last Linear of a sub-block
+writes all residual dimensions, zero on the dropped ones, instead of a
+``ScatterElements``; ``in``: the norm and the first Linear read all of
+them instead of a ``GatherElements``): fewer nodes, more multiply-adds by
+zero (:func:`mmsparse.deploy.fold_slim_indices`). The check compares with
+the unfolded model. Default: no fold.
 
 Every file is run in onnxruntime (CPU, fp32) on the same random input as
 PyTorch; the largest absolute difference is printed and the tool exits with
@@ -50,6 +58,10 @@ def parse_args(argv=None):
     parser.add_argument('--tolerance', type=float, default=1e-4)
     parser.add_argument('--threads', type=int, default=None,
                         help='onnxruntime / torch threads')
+    parser.add_argument('--fold-slim', nargs='+', choices=['in', 'out'],
+                        default=[],
+                        help='fold the slim blocks\' kept indices into '
+                        'their weights (P3B-slim)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default=None)
     return parser.parse_args(argv)
@@ -107,13 +119,16 @@ def main(argv=None) -> int:
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     try:
         result = export_model(model, args.out, shape, args.part, args.opset,
-                              check=True, threads=args.threads)
+                              check=True, threads=args.threads,
+                              fold_slim=args.fold_slim)
     except UnsupportedExportError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     params = sum(p.numel() for p in model.parameters())
     print(f'model: {type(model).__name__} ({params / 1e6:.3f} M parameters'
-          f'), part {args.part}, input {shape[0]}x{shape[1]}')
+          f'), part {args.part}, input {shape[0]}x{shape[1]}' +
+          (f", slim indices folded: {' '.join(args.fold_slim)}"
+           if args.fold_slim else ''))
     for path in result['files']:
         print(f'{path}: {osp.getsize(path) / 2**20:.2f} MiB, inputs '
               f"{result['inputs'][path]}, max abs diff per output "

@@ -167,56 +167,6 @@ class VPPStreamStep(nn.Module):
         return (*feats, *_prior_outputs(self.vpp, nxt, prior_key.shape[1]))
 
 
-def _index_copy_symbolic(g, self, dim, index, source):
-    """``aten::index_copy`` of a 1-D tensor as ``ScatterElements``.
-
-    torch's own symbolic fails on 1-D inputs (P3B's ``SlimNorm`` builds its
-    full-width affine with ``new_zeros(D).index_copy(0, index, weight)``).
-    """
-    from torch.onnx import symbolic_helper
-    if symbolic_helper._get_tensor_rank(self) != 1:
-        raise UnsupportedExportError(
-            'aten::index_copy is exported for 1-D tensors only')
-    return g.op('ScatterElements', self, index, source, axis_i=0)
-
-
-def _index_add_symbolic(g, self, dim, index, source, alpha=None):
-    """``aten::index_add`` as ``ScatterElements(reduction='add')``.
-
-    torch's own symbolic stores a zero tensor of the full input shape as a
-    constant per call (P3B's slim blocks add their update onto the kept
-    output dimensions with ``index_add``), so the file would grow with the
-    batch and the token count.
-    """
-    from torch.onnx import symbolic_helper
-    dim = symbolic_helper._get_const(dim, 'i', 'dim')
-    rank = symbolic_helper._get_tensor_rank(self)
-    if rank is None:
-        raise UnsupportedExportError(
-            'aten::index_add needs an input of known rank')
-    if alpha is not None and not symbolic_helper._is_none(alpha):
-        scale = symbolic_helper._maybe_get_const(alpha, 'f')
-        if symbolic_helper._is_value(scale) or float(scale) != 1.0:
-            raise UnsupportedExportError(
-                'aten::index_add is exported with alpha=1 only')
-    dim = dim + rank if dim < 0 else dim
-    shape = [1] * rank
-    shape[dim] = -1
-    idx = g.op('Reshape', index,
-               g.op('Constant', value_t=torch.tensor(shape)))
-    idx = g.op('Expand', idx, g.op('Shape', source))
-    return g.op('ScatterElements', self, idx, source, axis_i=dim,
-                reduction_s='add')
-
-
-def _register_symbolics(opset: int) -> None:
-    torch.onnx.register_custom_op_symbolic('aten::index_copy',
-                                           _index_copy_symbolic, opset)
-    if opset >= 16:  # ScatterElements(reduction=...) is opset 16
-        torch.onnx.register_custom_op_symbolic('aten::index_add',
-                                               _index_add_symbolic, opset)
-
-
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
@@ -263,7 +213,6 @@ def export_onnx(module: nn.Module,
     if output_names is None:
         output_names = [f'output_{i}' for i in range(n_out)]
     import warnings
-    _register_symbolics(opset)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter('ignore')

@@ -3,10 +3,10 @@
 A slim sub-block (:class:`mmsparse.p3b.slim.SlimAttention` /
 :class:`~mmsparse.p3b.slim.SlimMlp`) reads the full-width residual through
 a gather of its kept input dimensions (after the full-width LayerNorm) and
-adds its update onto the kept output dimensions with a scatter; exported,
-these are ``GatherElements`` and ``ScatterElements(reduction='add')`` nodes
-per sub-block. :func:`fold_slim_indices` rewrites a copy of the model so
-that these nodes are not needed:
+adds its update onto the kept output dimensions through a gather of the
+update padded with a zero column; exported, these are a ``Gather`` node and
+a ``Pad`` + ``Gather`` pair per sub-block. :func:`fold_slim_indices`
+rewrites a copy of the model so that these nodes are not needed:
 
 * ``'out'``: the output Linear (``proj`` / ``fc2``; a constant update)
   gets all D output rows, zero on the dropped dimensions, and the residual
@@ -57,15 +57,16 @@ def _padded(values: torch.Tensor, index: torch.Tensor,
 @torch.no_grad()
 def fold_slim_indices(model: nn.Module,
                       sides: Sequence[str] = FOLD_SIDES) -> nn.Module:
-    """A copy of ``model`` whose slim sub-blocks gather / scatter nothing.
+    """A copy of ``model`` whose slim sub-blocks gather no kept dims.
 
     Args:
         model (nn.Module): A model with P3B slim blocks (any module holding
             ``SlimAttention`` / ``SlimMlp``; other modules are copied as
             they are).
         sides (Sequence[str]): 'in' (fold the input gather into the norm
-            and the first Linear), 'out' (fold the output scatter into the
-            last Linear or the constant). Defaults to ('in', 'out').
+            and the first Linear), 'out' (fold the update's pad and gather
+            onto the kept outputs into the last Linear or the constant).
+            Defaults to ('in', 'out').
 
     Returns:
         nn.Module: The folded copy (``model`` is not changed), in the mode

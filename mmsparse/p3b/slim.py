@@ -9,7 +9,12 @@ Its outputs equal the gated dense block's:
 - gate values of kept elements and layer scales are folded into the
   weights, so any gate values (not only 0/1) give the same result as long
   as the dropped elements' gates are 0;
-- the residual update is scattered back onto the kept output dimensions;
+- the residual update is added onto the kept output dimensions: in
+  PyTorch one ``index_add``; exported to ONNX, the update, padded with one
+  zero column, is gathered to the full width by the inverse of the kept
+  index (every residual dim to its position in the update, or to the zero
+  column): ``Pad`` + ``Gather`` + ``Add``, no scatter, no extra
+  multiply-adds;
 - the attention keeps the dense logit scale (``head_dims ** -0.5`` of the
   dense model, not of the slim head width);
 - a sub-block without input or inner dimensions outputs a constant (a
@@ -24,6 +29,60 @@ import torch.nn.functional as F
 
 from .adapter import ACTIVATIONS, BlockView
 from .gates import ATTN_GATES, MLP_GATES
+
+
+def take_last(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[..., index]`` for a 1-D ``index``.
+
+    In PyTorch one ``gather`` with a broadcast index (a single kernel; its
+    backward is a scatter-add), exported to ONNX as ``Gather`` on the last
+    axis with the 1-D index (``index_select``; a broadcast ``gather``
+    would export as ``GatherElements`` with an index of the full shape).
+    Both give the same values.
+    """
+    if torch.onnx.is_in_onnx_export():
+        return x.index_select(x.dim() - 1, index)
+    return torch.gather(x, -1, index.expand(*x.shape[:-1], -1))
+
+
+def inverse_index(index: torch.Tensor, dims: int) -> torch.Tensor:
+    """Position of each of ``dims`` dims in ``index``, ``len(index)`` where
+    a dim is not in it.
+
+    ``take_last(F.pad(y, (0, 1)), inverse_index(index, dims))`` is ``y``
+    scattered to the width ``dims`` at ``index`` (zeros elsewhere).
+
+    Args:
+        index (Tensor): Distinct dims in ``[0, dims)``, 1-D int64.
+        dims (int): The full width.
+
+    Returns:
+        Tensor: int64, shape ``(dims, )``, on the device of ``index``.
+    """
+    k = index.numel()
+    if torch.jit.is_tracing():
+        # a constant of the traced graph, not an index_copy (a scatter)
+        inv = [k] * dims
+        for j, d in enumerate(index.tolist()):
+            inv[d] = j
+        return torch.tensor(inv, dtype=torch.long, device=index.device)
+    inv = torch.full((dims, ), k, dtype=torch.long, device=index.device)
+    return inv.index_copy(0, index, torch.arange(k, device=index.device))
+
+
+def _cached_inverse(owner: nn.Module, name: str,
+                    dims: int) -> torch.Tensor:
+    """:func:`inverse_index` of the buffer ``owner.<name>``, recomputed
+    only when that buffer changes (replaced, moved, or written in place:
+    ``slice_block``, ``load_state_dict``). Not a buffer itself, so the
+    state dict is that of the index alone."""
+    index = getattr(owner, name)
+    cache = vars(owner).setdefault('_inverse_cache', {})
+    hit = cache.get(name)
+    if hit is None or hit[0] is not index or hit[1] != index._version:
+        hit = cache[name] = (index, index._version,
+                             inverse_index(index, dims))
+    return hit[2]
 
 
 class DropPath(nn.Module):
@@ -67,16 +126,17 @@ class SlimNorm(nn.Module):
             return F.layer_norm(x, (self.dims, ), self.weight, self.bias,
                                 self.eps)
         # The affine runs inside the full-width layer_norm (weight and bias
-        # zero on the dropped dims), then one gather keeps the kept dims:
-        # about 2x faster on CPU than layer_norm + index_select(-1) + affine
-        # (index_select along the last dim is a slow strided copy; gather
-        # with a broadcast index is not). Equal up to float rounding.
-        weight = self.weight.new_zeros(self.dims).index_copy(
-            0, self.index, self.weight)
-        bias = self.bias.new_zeros(self.dims).index_copy(
-            0, self.index, self.bias)
+        # zero on the dropped dims: gathered from their zero-padded kept
+        # values by the inverse index), then one gather keeps the kept
+        # dims; faster on CPU than layer_norm + index_select(-1) + affine
+        # (index_select along the last dim is a slow strided copy). Equal
+        # up to float rounding. Exported: Pad + Gather on the parameters
+        # (folded by onnxruntime), LayerNormalization, Gather.
+        inv = _cached_inverse(self, 'index', self.dims)
+        weight = F.pad(self.weight, (0, 1)).index_select(0, inv)
+        bias = F.pad(self.bias, (0, 1)).index_select(0, inv)
         out = F.layer_norm(x, (self.dims, ), weight, bias, self.eps)
-        out = torch.gather(out, -1, self.index.expand(*out.shape[:-1], -1))
+        out = take_last(out, self.index)
         # dtype of ``normed x * weight + bias``: fp32 for a bf16 / fp16 ``x``
         dtype = torch.promote_types(x.dtype, self.weight.dtype)
         return out if out.dtype == dtype else out.to(dtype)
@@ -112,14 +172,23 @@ class _SlimBranch(nn.Module):
         if self.mode == 'skip':
             return x
         if self.mode == 'const':
-            y = self.const.to(x.dtype).expand(*x.shape[:-1], -1)
+            y = self.const.to(x.dtype)
+            if self.training and self.drop_path.drop_prob > 0:
+                y = y.expand(*x.shape[:-1], -1)  # dropped per sample
         else:
             y = self.branch(x, attn_mask)
-        y = self.drop_path(y)
+        # under autocast y is fp16 / bf16 while the residual stays fp32
+        y = self.drop_path(y).to(x.dtype)
         if self.out_index.numel() == self.embed_dims:
             return x + y
-        # under autocast y is fp16 / bf16 while the residual stays fp32
-        return x.index_add(x.dim() - 1, self.out_index, y.to(x.dtype))
+        if not torch.onnx.is_in_onnx_export():
+            # eager: one index_add onto the kept output dims
+            return x.index_add(x.dim() - 1, self.out_index,
+                               y.expand(*x.shape[:-1], -1))
+        # exported: pad a zero column, gather all D dims through the
+        # inverse index (the dropped ones read the zero), add
+        inv = _cached_inverse(self, 'out_index', self.embed_dims)
+        return x + take_last(F.pad(y, (0, 1)), inv)
 
 
 class SlimAttention(_SlimBranch):

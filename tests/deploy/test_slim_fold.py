@@ -1,6 +1,6 @@
 """mmsparse.deploy.fold_slim_indices: the folded slim model equals the slim
-model (PyTorch; onnxruntime with the deploy extra) without its gathers and
-scatters."""
+model (PyTorch; onnxruntime with the deploy extra) without the gathers of
+its kept dimensions; neither graph scatters."""
 import copy
 
 import pytest
@@ -96,6 +96,18 @@ def test_fold_refuses_an_unknown_side():
     assert FOLD_SIDES == ('in', 'out')
 
 
+def _last_axis_gathers(path):
+    """Exported ``Gather`` nodes along the width of the (B, N, D) tokens
+    (a norm's kept inputs, an update onto its kept outputs) and ``Pad``
+    nodes (the zero column of a norm's affine, of an update)."""
+    import onnx
+    nodes = onnx.load(path, load_external_data=False).graph.node
+    gathers = sum(n.op_type == 'Gather' and any(
+        a.name == 'axis' and a.i in (2, -1) for a in n.attribute)
+        for n in nodes)
+    return gathers, sum(n.op_type == 'Pad' for n in nodes)
+
+
 @pytest.mark.parametrize('sides', SIDES, ids='+'.join)
 def test_folded_export_equals_the_slim_model_in_onnxruntime(sides, tmp_path):
     pytest.importorskip('onnx', reason='the deploy extra is not installed')
@@ -104,23 +116,27 @@ def test_folded_export_equals_the_slim_model_in_onnxruntime(sides, tmp_path):
     from mmsparse.deploy import export_model
     from mmsparse.utils.ort_profile import exported_op_counts
     slim = _random_slim()
-    counts = {}
+    counts, width = {}, {}
     for key, fold in (('slim', ()), ('folded', sides)):
         out = str(tmp_path / f'{key}.onnx')
         # the check runs the folded graph against the unfolded model
         res = export_model(slim, out, (32, 32), fold_slim=fold)
         assert res['max_abs_diff'] <= 1e-4
         counts[key] = exported_op_counts(out)
-    # the 3 full sub-blocks read through a gather of their kept inputs and
-    # their norms scatter the affine into the full width (2 each); 4
-    # sub-blocks scatter their update onto their kept outputs (block 2's
-    # attention keeps all of them, block 1's MLP is skipped)
-    assert counts['slim']['GatherElements'] == 3
-    assert counts['slim']['ScatterElements'] == 4 + 2 * 3
-    gathers = 0 if 'in' in sides else 3
-    scatters = (0 if 'out' in sides else 4) + (0 if 'in' in sides else 6)
-    assert counts['folded'].get('GatherElements', 0) == gathers
-    assert counts['folded'].get('ScatterElements', 0) == scatters
+        width[key] = _last_axis_gathers(out)
+    # neither graph scatters or gathers elements
+    for ops in counts.values():
+        assert 'GatherElements' not in ops and 'ScatterElements' not in ops
+    # the 3 full sub-blocks with partial norms gather their kept inputs
+    # (a Pad each for the weight and bias of their full-width affine); the
+    # 2 full sub-blocks with partial outputs gather their zero-padded
+    # update to the width D, the 2 constant ones a zero-padded constant
+    # (a 1-D gather); block 2's attention keeps all its outputs, block 1's
+    # MLP is skipped
+    assert width['slim'] == (3 + 2, 2 * 3 + 2 + 2)
+    gathers = (0 if 'in' in sides else 3) + (0 if 'out' in sides else 2)
+    pads = (0 if 'in' in sides else 6) + (0 if 'out' in sides else 4)
+    assert width['folded'] == (gathers, pads)
 
 
 def test_tool_folds_a_p3b_export(tmp_path, capsys):
@@ -146,3 +162,30 @@ def test_tool_folds_a_p3b_export(tmp_path, capsys):
     assert 'GatherElements' not in ops and 'ScatterElements' not in ops
     with pytest.raises(SystemExit):
         tool.parse_args([folder, '--out', out, '--fold-slim', 'mid'])
+
+
+def test_cold_slim_export_has_no_scatter(tmp_path):
+    """Traced before any PyTorch forward (the blocks' inverse indices are
+    computed while tracing), the slim graph still gathers only (no
+    ``ScatterElements`` / ``ScatterND`` / ``GatherElements``) and equals
+    PyTorch in onnxruntime."""
+    pytest.importorskip('onnx', reason='the deploy extra is not installed')
+    pytest.importorskip('onnxruntime', reason='the deploy extra is not '
+                        'installed')
+    import warnings
+
+    from mmsparse.deploy import ClassifierLogits, onnx_max_abs_diff
+    from mmsparse.utils.ort_profile import exported_op_counts
+    module = ClassifierLogits(_random_slim()).eval()
+    x = torch.randn(2, 3, 32, 32)
+    out = str(tmp_path / 'cold.onnx')
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter('ignore')  # tracer warnings
+        torch.onnx.export(module, (x, ), out, input_names=['image'],
+                          opset_version=17, do_constant_folding=False,
+                          dynamo=False)
+    ops = exported_op_counts(out)
+    assert not {'GatherElements', 'ScatterElements', 'ScatterND'} & set(ops)
+    assert _last_axis_gathers(out) == (3 + 2, 2 * 3 + 2 + 2)
+    diff, _ = onnx_max_abs_diff(out, module, (x, ), ['image'])
+    assert diff <= 1e-4

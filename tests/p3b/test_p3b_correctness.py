@@ -195,7 +195,7 @@ def test_construction_errors_start_with_the_class_name():
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 def test_slim_block_runs_under_autocast(dtype):
     """The residual (fp32) and the branch output (fp16 / bf16) meet in
-    index_add when a sub-block keeps only some output dims."""
+    the residual add when a sub-block keeps only some output dims."""
     torch.manual_seed(0)
     dims = dict(attn_in=24, attn_head=8, attn_out=20, mlp_in=16,
                 mlp_hidden=40, mlp_out=12)

@@ -7,11 +7,14 @@ faster kernels but must compute the same, in fp32 and under CPU autocast,
 for every mode ('full', 'const', 'skip') and for kept widths that are not
 multiples of 8.
 """
+from copy import deepcopy
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from mmsparse.p3b.slim import SlimBlock, SlimNorm
+from mmsparse.p3b.slim import (DropPath, SlimBlock, SlimNorm, inverse_index,
+                               take_last)
 
 D, HEADS = 32, 2
 CASES = {
@@ -176,3 +179,86 @@ def test_slim_block_state_dict_is_unchanged():
     x, mask = _inputs()
     with torch.no_grad():
         torch.testing.assert_close(fresh(x, mask), block(x, mask))
+
+
+def test_inverse_index_scatters_by_a_gather():
+    """``take_last(pad(y), inverse_index(idx, D))`` puts ``y`` at ``idx``
+    and zeros elsewhere; traced (a constant of the graph) and eager give
+    the same inverse."""
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randperm(D, generator=gen)[:11].sort().values
+    inv = inverse_index(idx, D)
+    assert inv.dtype == torch.long and inv.shape == (D, )
+    assert torch.equal(inv[idx], torch.arange(11))
+    assert (inv == 11).sum() == D - 11
+    y = torch.randn(2, 3, 11, generator=gen)
+    full = torch.zeros(2, 3, D)
+    full[..., idx] = y
+    assert torch.equal(take_last(F.pad(y, (0, 1)), inv), full)
+    traced = torch.jit.trace(lambda t: t + inverse_index(idx, D),
+                             torch.zeros(D, dtype=torch.long))
+    assert torch.equal(traced(torch.zeros(D, dtype=torch.long)), inv)
+
+
+def test_slim_block_follows_its_indices():
+    """The cached inverse indices follow every way the kept indices change
+    after a forward: ``load_state_dict``, written in place (as
+    ``slice_block`` does), a replaced buffer, a deep copy."""
+    x, mask = _inputs()
+    block, other = _block(CASES['odd'], seed=0), _block(CASES['odd'],
+                                                        seed=3)
+    state = {k: v.clone() for k, v in block.state_dict().items()}
+    params = {k: v for k, v in other.state_dict().items()
+              if not k.endswith('index')}
+    with torch.no_grad():
+        ref_block, ref_other = block(x, mask), other(x, mask)
+        assert not torch.allclose(ref_block, ref_other)
+        block.load_state_dict(other.state_dict())
+        torch.testing.assert_close(block(x, mask), ref_other, rtol=0,
+                                   atol=0)
+        block.load_state_dict(state)
+        torch.testing.assert_close(block(x, mask), ref_block, rtol=0,
+                                   atol=0)
+        # the other block's parameters, then its indices written in place
+        block.load_state_dict(params, strict=False)
+        block(x, mask)
+        for name, buf in other.named_buffers():
+            block.get_buffer(name).copy_(buf)
+        torch.testing.assert_close(block(x, mask), ref_other, rtol=0,
+                                   atol=0)
+        # replaced buffers (as fold_slim_indices does; fresh buffers and
+        # their replacements are both at version 0), then a deep copy
+        fresh = SlimBlock(D, HEADS, CASES['odd'], (D // HEADS)**-0.5)
+        fresh.load_state_dict(params, strict=False)
+        fresh(x, mask)
+        for name, buf in other.named_buffers():
+            module, attr = name.rsplit('.', 1)
+            setattr(fresh.get_submodule(module), attr, buf.clone())
+        torch.testing.assert_close(fresh(x, mask), ref_other, rtol=0,
+                                   atol=0)
+        torch.testing.assert_close(deepcopy(fresh)(x, mask), ref_other,
+                                   rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('case,branch', [('odd', 'attn'), ('odd', 'mlp'),
+                                         ('const_skip', 'attn'),
+                                         ('skip_const', 'mlp')])
+def test_drop_path_drops_whole_updates(case, branch):
+    """Under stochastic depth each sample gets the whole update scaled by
+    1 / keep or none of it, for a full and for a constant branch."""
+    block = _block(CASES[case])
+    for m in block.modules():
+        if isinstance(m, DropPath):
+            m.drop_prob = 0.5
+    sub = getattr(block, branch)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(16, 5, D, generator=gen)
+    with torch.no_grad():
+        update = sub.eval()(x) - x
+        torch.manual_seed(0)
+        dropped = sub.train()(x) - x
+    kept = [torch.allclose(d, u / 0.5, rtol=1e-5, atol=1e-5)
+            for d, u in zip(dropped, update)]
+    zero = [bool((d == 0).all()) for d in dropped]
+    assert all(k != z for k, z in zip(kept, zero))
+    assert 0 < sum(kept) < len(kept)

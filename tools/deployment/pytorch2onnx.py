@@ -23,10 +23,10 @@ then taken when CHECKPOINT is not given). CHECKPOINT may be a
 ``--fold-slim`` (P3B-slim models) folds the kept-dimension indices of the
 slim blocks into their weights (``out``: the last Linear of a sub-block
 writes all residual dimensions, zero on the dropped ones, instead of a
-``ScatterElements``; ``in``: the norm and the first Linear read all of
-them instead of a ``GatherElements``): fewer nodes, more multiply-adds by
-zero (:func:`mmsparse.deploy.fold_slim_indices`). The check compares with
-the unfolded model. Default: no fold.
+``Pad`` + ``Gather`` onto the kept ones; ``in``: the norm and the first
+Linear read all of them instead of a ``Gather``): fewer nodes, more
+multiply-adds by zero (:func:`mmsparse.deploy.fold_slim_indices`). The
+check compares with the unfolded model. Default: no fold.
 
 Every file is run in onnxruntime (CPU, fp32) on the same random input as
 PyTorch; the largest absolute difference is printed and the tool exits with

@@ -54,7 +54,7 @@ Three sections, each a table (markdown on stdout and in
 * ``onnx``: PyTorch eager against onnxruntime (CPU, fp32, the same
   threads), dense against pruned: a DeiT-S classifier (``--cls-batch``) and its
   P3B-slim version at keep 0.5 (uniform block budget, random scores,
-  widths rounded to 8 as ``P3BHook`` does); the dense ``ViTPyramid``
+  widths rounded to ``--slim-width-multiple``, 8 as ``P3BHook``); the dense ``ViTPyramid``
   (ViT-S) backbone and its ``VPPBackbone`` at the paper's ViT-S schedule
   (keep 0.7 / 0.56 / 0.448 / 0.358 from blocks 1 / 3 / 6 / 9; a pruned
   frame in steady state, prior from the frame before). FLOPs (fvcore
@@ -146,6 +146,9 @@ def parse_args(argv=None):
                         choices=list(SLIM_FOLDS),
                         help='onnx: P3B-slim rows with the kept indices '
                         'folded into the weights')
+    parser.add_argument('--slim-width-multiple', type=int, default=8,
+                        help='onnx: P3B-slim kept widths rounded to a '
+                        'multiple of it')
     parser.add_argument('--vpp-shape', type=int, nargs=2, default=[368, 640])
     parser.add_argument('--cls-batch', type=int, default=1,
                         help='batch of the classifier rows of onnx')
@@ -528,7 +531,7 @@ def _onnx_models(args, tmp):
                          in_channels=384))
     dense = MODELS.build(copy.deepcopy(cfg)).eval()
     pruner = untrained_pruner(dense, 0.5, 'random', seed=args.seed,
-                              width_multiple=8)
+                              width_multiple=args.slim_width_multiple)
     slim_cfg = copy.deepcopy(cfg)
     slim_cfg['backbone'].update(type='SlimVisionTransformer',
                                 slim_arch=pruner.slim_arch())
@@ -538,7 +541,10 @@ def _onnx_models(args, tmp):
     slim.eval()
     x = torch.randn(args.cls_batch, 3, 224, 224, generator=gen)
     slim_module = ClassifierLogits(slim).eval()
-    variants = [('dense', dense, None), ('P3B-slim keep 0.5', slim, None)]
+    widths = ('' if args.slim_width_multiple == 8 else
+              f', widths x{args.slim_width_multiple}')
+    variants = [('dense', dense, None), (f'P3B-slim keep 0.5{widths}', slim,
+                                         None)]
     variants += [(f'P3B-slim keep 0.5, folded {fold}',
                   fold_slim_indices(slim, SLIM_FOLDS[fold]).eval(), fold)
                  for fold in args.slim_folds]

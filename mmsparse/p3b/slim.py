@@ -70,19 +70,18 @@ def inverse_index(index: torch.Tensor, dims: int) -> torch.Tensor:
     return inv.index_copy(0, index, torch.arange(k, device=index.device))
 
 
-def _cached_inverse(owner: nn.Module, name: str,
-                    dims: int) -> torch.Tensor:
-    """:func:`inverse_index` of the buffer ``owner.<name>``, recomputed
-    only when that buffer changes (replaced, moved, or written in place:
-    ``slice_block``, ``load_state_dict``). Not a buffer itself, so the
-    state dict is that of the index alone."""
-    index = getattr(owner, name)
-    cache = vars(owner).setdefault('_inverse_cache', {})
-    hit = cache.get(name)
-    if hit is None or hit[0] is not index or hit[1] != index._version:
-        hit = cache[name] = (index, index._version,
-                             inverse_index(index, dims))
-    return hit[2]
+def place_last(y: torch.Tensor, index: torch.Tensor,
+               dims: int) -> torch.Tensor:
+    """``y`` on the last axis at ``index`` of a width ``dims``, zero
+    elsewhere.
+
+    In PyTorch one ``index_copy`` into zeros; exported to ONNX (where that
+    would be a scatter), ``y`` padded with one zero column and gathered by
+    :func:`inverse_index`: ``Pad`` + ``Gather``.
+    """
+    if torch.onnx.is_in_onnx_export():
+        return take_last(F.pad(y, (0, 1)), inverse_index(index, dims))
+    return y.new_zeros(*y.shape[:-1], dims).index_copy(y.dim() - 1, index, y)
 
 
 class DropPath(nn.Module):
@@ -126,15 +125,13 @@ class SlimNorm(nn.Module):
             return F.layer_norm(x, (self.dims, ), self.weight, self.bias,
                                 self.eps)
         # The affine runs inside the full-width layer_norm (weight and bias
-        # zero on the dropped dims: gathered from their zero-padded kept
-        # values by the inverse index), then one gather keeps the kept
-        # dims; faster on CPU than layer_norm + index_select(-1) + affine
+        # zero on the dropped dims), then one gather keeps the kept dims:
+        # faster on CPU than layer_norm + index_select(-1) + affine
         # (index_select along the last dim is a slow strided copy). Equal
         # up to float rounding. Exported: Pad + Gather on the parameters
         # (folded by onnxruntime), LayerNormalization, Gather.
-        inv = _cached_inverse(self, 'index', self.dims)
-        weight = F.pad(self.weight, (0, 1)).index_select(0, inv)
-        bias = F.pad(self.bias, (0, 1)).index_select(0, inv)
+        weight = place_last(self.weight, self.index, self.dims)
+        bias = place_last(self.bias, self.index, self.dims)
         out = F.layer_norm(x, (self.dims, ), weight, bias, self.eps)
         out = take_last(out, self.index)
         # dtype of ``normed x * weight + bias``: fp32 for a bf16 / fp16 ``x``
@@ -185,10 +182,8 @@ class _SlimBranch(nn.Module):
             # eager: one index_add onto the kept output dims
             return x.index_add(x.dim() - 1, self.out_index,
                                y.expand(*x.shape[:-1], -1))
-        # exported: pad a zero column, gather all D dims through the
-        # inverse index (the dropped ones read the zero), add
-        inv = _cached_inverse(self, 'out_index', self.embed_dims)
-        return x + take_last(F.pad(y, (0, 1)), inv)
+        # exported: Pad + Gather to all D dims, Add (no scatter)
+        return x + place_last(y, self.out_index, self.embed_dims)
 
 
 class SlimAttention(_SlimBranch):

@@ -66,6 +66,32 @@ def paired_seed_interval(a: Sequence[float],
                 per_item=d.tolist(), confidence=confidence, method='t')
 
 
+def bootstrap_draws(score_fn_a: Callable[[np.ndarray], float],
+                    score_fn_b: Callable[[np.ndarray], float],
+                    n_items: int,
+                    n_boot: int = 1000,
+                    seed: int = 0) -> np.ndarray:
+    """``score_a - score_b`` on each of ``n_boot`` draws of ``n_items`` item indices with
+    replacement: the draws of :func:`paired_bootstrap` with the same ``seed``.
+
+    Args:
+        score_fn_a (Callable): maps an int array of item indices to the row's metric.
+        score_fn_b (Callable): the same for the reference row.
+        n_items (int): number of test items.
+        n_boot (int): bootstrap rounds. Defaults to 1000.
+        seed (int): seed of the resampling. Defaults to 0.
+
+    Returns:
+        np.ndarray: shape ``(n_boot, )``.
+    """
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = rng.integers(0, n_items, size=n_items)
+        diffs[i] = float(score_fn_a(idx)) - float(score_fn_b(idx))
+    return diffs
+
+
 def paired_bootstrap(score_fn_a: Callable[[np.ndarray], float],
                      score_fn_b: Callable[[np.ndarray], float],
                      n_items: int,
@@ -98,11 +124,7 @@ def paired_bootstrap(score_fn_a: Callable[[np.ndarray], float],
                          f'got {n_items} and {n_boot}')
     full = np.arange(n_items)
     score_a, score_b = float(score_fn_a(full)), float(score_fn_b(full))
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(n_boot)
-    for i in range(n_boot):
-        idx = rng.integers(0, n_items, size=n_items)
-        diffs[i] = float(score_fn_a(idx)) - float(score_fn_b(idx))
+    diffs = bootstrap_draws(score_fn_a, score_fn_b, n_items, n_boot, seed)
     alpha = (1.0 - confidence) / 2
     low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
     return dict(a=score_a, b=score_b, diff=score_a - score_b, low=float(low),

@@ -20,7 +20,7 @@ import numpy as np
 
 from mmsparse.experiment import format_option, markdown_table, plots
 from mmsparse.experiment.tables import paired_seeds
-from mmsparse.utils.stats import format_diff
+from mmsparse.utils.stats import bootstrap_draws, format_diff
 from mmsparse.utils.vpp_toy_plan import (LABELS, SCHEDULES, SELECTORS,
                                          TRUNCATED, parse_sweep,
                                          schedule_label)
@@ -174,29 +174,15 @@ def curve_keys(groups: Sequence[Dict], base: str) -> List[Tuple[str, str]]:
     return keys if any(parse_sweep(schedule) for schedule, _ in keys) else []
 
 
-def bootstrap_diffs(score_a: Callable[[np.ndarray], float], score_b: Callable[[np.ndarray], float],
-                    n_items: int, n_boot: int, seed: int = 0) -> np.ndarray:
-    """``score_a - score_b`` on each bootstrap draw of the items: the draws
-    of :func:`mmsparse.utils.stats.paired_bootstrap` with the same ``seed``
-    (so its interval is the percentile interval of these values, and every
-    point of a curve sees the same draws)."""
-    rng = np.random.default_rng(seed)
-    out = np.empty(n_boot)
-    for i in range(n_boot):
-        idx = rng.integers(0, n_items, size=n_items)
-        out[i] = float(score_a(idx)) - float(score_b(idx))
-    return out
-
-
 def group_draws(a: Mapping[int, dict], b: Mapping[int, dict],
                 group_score: Callable[[Sequence[dict]], Callable],
                 n_items: Callable[[dict], int], n_boot: int) -> np.ndarray:
-    """:func:`bootstrap_diffs` of the seed-mean score of group ``a``
+    """:func:`mmsparse.utils.stats.bootstrap_draws` of the seed-mean score of group ``a``
     against group ``b`` (rows by seed) on the seeds both have, as
     :func:`mmsparse.experiment.tables.contrast` pairs them."""
     seeds = paired_seeds(a, b)
     rows_a, rows_b = [a[s] for s in seeds], [b[s] for s in seeds]
-    return bootstrap_diffs(group_score(rows_a), group_score(rows_b), n_items(rows_a[0]), n_boot)
+    return bootstrap_draws(group_score(rows_a), group_score(rows_b), n_items(rows_a[0]), n_boot)
 
 
 def crossing(pkrs: Sequence[float], diffs: Sequence[float],

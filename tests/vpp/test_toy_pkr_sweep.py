@@ -11,7 +11,7 @@ from vis_helpers import empty_heldout_root, synthetic_video_records
 
 from mmsparse.utils import vpp_toy_plan as plan
 from mmsparse.utils import vpp_toy_report as report
-from mmsparse.utils.stats import paired_bootstrap
+from mmsparse.utils.stats import bootstrap_draws, paired_bootstrap
 from mmsparse.vpp import check_schedule, schedule_pkr
 
 PAPER = [0.7, 0.56, 0.448, 0.358]
@@ -189,7 +189,7 @@ def test_bootstrap_draws_are_those_of_paired_bootstrap():
 
     def score_b(idx):
         return b[idx].mean()
-    diffs = report.bootstrap_diffs(score_a, score_b, 50, 200)
+    diffs = bootstrap_draws(score_a, score_b, 50, 200)
     ref = paired_bootstrap(score_a, score_b, 50, n_boot=200)
     assert np.quantile(diffs, [0.025, 0.975]) == pytest.approx([ref['low'], ref['high']])
 

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from mmsparse.experiment import check_cfg_options, format_option
 from mmsparse.experiment.options import RUN_OPTIONS
 from mmsparse.experiment.store import read_json
-from mmsparse.vpp import check_schedule
+from mmsparse.vpp import check_schedule, schedule_pkr
 
 DENSE = 'configs/toy/mask2former_vit_toy-ytvis21_hard.py'
 SCHEDULES = {
@@ -67,6 +67,8 @@ TOYS = dict(
                  results_dir='projects/vpp/results/toy_closure'))
 #: Target PKRs (of a pruned frame) of ``--pkr-sweep`` given without values.
 PKR_SWEEP = (0.8, 0.6, 0.5, 0.4, 0.3, 0.2)
+#: Patches of the grid on which the sweep computes a schedule's PKR.
+PKR_GRID = 10 ** 6
 #: Infix of the sweep's schedule names: ``<base>_sweep<target PKR>``.
 SWEEP = '_sweep'
 #: How the sweep scales the base schedule (kept in the work dir's
@@ -148,22 +150,10 @@ def keeps_sweep_rule(work_dir: str) -> bool:
     return osp.exists(path) and 'pkr_sweep' in read_json(path)
 
 
-def nominal_pkr(keep_ratios: Sequence[float], prune_layers: Sequence[int], depth: int) -> float:
-    """PKR of a pruned frame under a schedule (no rounding to patches): the
-    mean over the ``depth`` blocks of the share of patches each processes
-    (all before the first stage, a stage's keep ratio from its block to the
-    next stage)."""
-    stage, keep, total = dict(zip(prune_layers, keep_ratios)), 1.0, 0.0
-    for block in range(depth):
-        keep = stage.get(block, keep)
-        total += keep
-    return total / depth
-
-
 def scale_schedule(keep_ratios: Sequence[float], prune_layers: Sequence[int], depth: int,
                    target: float) -> Tuple[float, ...]:
     """The keep ratios ``base_i ** g`` of a schedule, ``g > 0`` such that
-    the pruned frame's PKR (:func:`nominal_pkr`) is ``target``; rounded to
+    the pruned frame's PKR (:func:`mmsparse.vpp.schedule_pkr`) is ``target``; rounded to
     4 decimals.
 
     The power keeps the stages' order, and a geometric schedule stays
@@ -182,12 +172,16 @@ def scale_schedule(keep_ratios: Sequence[float], prune_layers: Sequence[int], de
             f'--pkr-sweep: target PKR {target:g} must be in ({floor:.3f}, 1) for the schedule '
             f'{list(keep_ratios)} at blocks {list(prune_layers)} of {depth} (blocks before the '
             'first stage run all patches)')
+
+    def pkr(g: float) -> float:
+        return schedule_pkr([k ** g for k in keep_ratios], prune_layers, depth, PKR_GRID)
+
     low, high = 0.0, 1.0
-    while nominal_pkr([k ** high for k in keep_ratios], prune_layers, depth) > target:
+    while pkr(high) > target:
         low, high = high, 2 * high
     for _ in range(100):
         mid = (low + high) / 2
-        if nominal_pkr([k ** mid for k in keep_ratios], prune_layers, depth) > target:
+        if pkr(mid) > target:
             low = mid
         else:
             high = mid
